@@ -1,0 +1,4 @@
+"""Attribution methods: BBAM."""
+from .bbam import BBAM, BoxRecord
+
+__all__ = ["BBAM", "BoxRecord"]

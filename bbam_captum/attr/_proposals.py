@@ -1,0 +1,94 @@
+"""The positive proposals O+ of each box (Sec. 3.2 of the paper) and their target outputs."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..detectors.base import DetectorAdapter
+from ..ops import box_iou_pairwise, jitter_boxes
+
+
+@dataclass
+class PositiveProposals:
+    """O+ of one box, with the detector's outputs for it on the unperturbed image.
+
+    Attributes:
+        rois (Tensor[P, 4]): the positive proposals.
+        regressed (Tensor[P, 4]): the boxes the detector regresses from them (for the target class).
+        target: class index.
+        probs (Tensor[P]): p_c, the class probability of the target class.
+        deltas (Tensor[P, 4]): t_c, the target class's regression deltas.
+        iou_threshold: the threshold that admitted them (None with the fallback).
+        fallback: True when no proposal was positive and the box itself stands in.
+    """
+
+    rois: Tensor
+    regressed: Tensor
+    target: int
+    probs: Tensor
+    deltas: Tensor
+    iou_threshold: float | None
+    fallback: bool
+
+
+def box_generator(seed: int, box: Tensor) -> torch.Generator:
+    """A random stream that depends only on the seed and the box, not on the other boxes,
+    so that a box gets the same proposals alone or in a batch."""
+    key = hash((seed, *(round(float(v) * 8) for v in box)))
+    return torch.Generator().manual_seed(key & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def select_positives(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, targets: Tensor, num_proposals: int,
+                     max_shift: float, iou_thresholds: Sequence[float], max_positives: int,
+                     seed: int) -> list[PositiveProposals]:
+    """Jitters each box, runs the RoI head once on all proposals and keeps the positives.
+
+    A proposal is positive when the detector's top class (background excluded) is the
+    target and the box it regresses for that class has IoU with the box above the
+    threshold. Thresholds are tried in order; at most ``max_positives`` are kept, drawn
+    at random when there are more. Randomness comes from :func:`box_generator`.
+
+    Args:
+        image (Tensor[1, 3, H, W]), boxes (Tensor[K, 4]), targets (Tensor[K] long).
+
+    Returns:
+        One :class:`PositiveProposals` per box.
+    """
+    height, width = image.shape[-2:]
+    k = boxes.shape[0]
+    generators = [box_generator(seed, box) for box in boxes.cpu()]
+    props = torch.cat([jitter_boxes(box[None], num_proposals, max_shift, height, width, g)
+                       for box, g in zip(boxes.cpu(), generators)]).to(boxes.device)  # [K, N, 4]
+    flat = props.reshape(-1, 4)
+    outputs = adapter.roi_outputs(adapter.features(image), torch.cat([flat.new_zeros((flat.shape[0], 1)), flat], 1))
+    cls_of = targets.repeat_interleave(num_proposals)  # [K * N]
+    rows = torch.arange(flat.shape[0], device=flat.device)
+    deltas = outputs.deltas[rows, cls_of]  # [K * N, 4]
+    regressed = adapter.decode(flat, deltas, height, width)
+    top_class = outputs.probs[:, :-1].argmax(1)
+    iou = box_iou_pairwise(regressed.reshape(k, num_proposals, 4), boxes[:, None, :])  # [K, N]
+    correct = (top_class == cls_of).reshape(k, num_proposals)
+    probs = outputs.probs[rows, cls_of].reshape(k, num_proposals)
+    deltas = deltas.reshape(k, num_proposals, 4)
+    regressed = regressed.reshape(k, num_proposals, 4)
+
+    result = []
+    for i in range(k):
+        chosen, used = None, None
+        for thr in iou_thresholds:
+            hits = (correct[i] & (iou[i] > thr)).nonzero().flatten()
+            if hits.numel():
+                chosen, used = hits, float(thr)
+                break
+        if chosen is None:  # fallback: the box itself (index 0 of the jitter is the unjittered box)
+            chosen = torch.zeros(1, dtype=torch.long, device=boxes.device)
+        elif chosen.numel() > max_positives:
+            pick = torch.randperm(chosen.numel(), generator=generators[i])[:max_positives]
+            chosen = chosen[pick.to(chosen.device)]
+        result.append(PositiveProposals(
+            rois=props[i, chosen], regressed=regressed[i, chosen], target=int(targets[i]),
+            probs=probs[i, chosen], deltas=deltas[i, chosen], iou_threshold=used, fallback=used is None))
+    return result

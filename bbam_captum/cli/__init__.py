@@ -1,0 +1,1 @@
+"""The ``bbam-captum`` command line."""

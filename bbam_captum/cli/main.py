@@ -1,0 +1,34 @@
+"""Entry point of the ``bbam-captum`` console script: one sub-command per module."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import explain_cmd, synth_cmd
+
+# Each sub-command module offers ``add_parser(subparsers)`` and ``run(args) -> int``.
+_COMMANDS = (synth_cmd, explain_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bbam-captum",
+        description="BBAM attribution maps and pseudo masks for MMDetection two-stage detectors.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _COMMANDS:
+        module.add_parser(subparsers).set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"bbam-captum {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

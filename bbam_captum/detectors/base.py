@@ -1,0 +1,64 @@
+"""What BBAM needs from a detector: the interface every detector adapter offers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from torch import Tensor
+
+
+@dataclass
+class RoIOutputs:
+    """The second stage's outputs for a set of proposals.
+
+    Attributes:
+        probs (Tensor[R, C + 1]): softmax class probabilities; column C is background.
+        deltas (Tensor[R, C, 4]): class-specific box regression (raw deltas).
+    """
+
+    probs: Tensor
+    deltas: Tensor
+
+
+@dataclass
+class Detections:
+    """The detector's own detections on one image, in the image's pixels.
+
+    Attributes:
+        boxes (Tensor[D, 4]), scores (Tensor[D]), labels (Tensor[D] long).
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+
+
+class DetectorAdapter(Protocol):
+    """A two-stage detector seen as tensors in, tensors out.
+
+    Images are ``Tensor[N, 3, H, W]`` RGB with values 0..255; boxes are in the image's
+    pixels. Adapters apply the detector's own preprocessing (channel order, mean, std,
+    resizing, padding) so that gradients reach the raw pixels.
+    """
+
+    num_classes: int
+    class_names: tuple[str, ...]
+
+    def pixel_mean(self) -> Tensor:
+        """The default perturbation colour mu, Tensor[3, 1, 1] RGB 0..255."""
+
+    def features(self, images: Tensor) -> object:
+        """Backbone (and neck) features of a batch of images, opaque to the caller."""
+
+    def roi_outputs(self, features: object, rois: Tensor) -> RoIOutputs:
+        """Second-stage outputs for ``rois`` (Tensor[R, 5]: batch index, x1, y1, x2, y2)."""
+
+    def decode(self, proposals: Tensor, deltas: Tensor, height: int, width: int) -> Tensor:
+        """Boxes (Tensor[R, 4]) regressed from ``proposals`` (Tensor[R, 4]) by ``deltas`` (Tensor[R, 4])."""
+
+    def detect(self, image: Tensor, score_thr: float) -> Detections:
+        """The full detector (RPN included) on one image Tensor[3, H, W]."""
+
+    def frozen(self) -> AbstractContextManager[None]:
+        """A context in which the detector is in eval mode and its weights need no gradients."""

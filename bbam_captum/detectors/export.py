@@ -1,0 +1,70 @@
+"""Turns a training work dir into the bundled detector: slim checkpoint, config, log, metrics.
+
+``python -m bbam_captum.detectors.export --work-dir work_dirs/detector --out bbam_captum/assets/detector``
+
+The checkpoint keeps only ``meta`` and ``state_dict`` (no optimizer, no message hub), so
+it loads with torch's plain weights-only loading and is less than half the size.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+
+def slim_checkpoint(src: str | Path, dst: str | Path) -> dict:
+    """Writes ``meta`` + ``state_dict`` of the mmengine checkpoint ``src`` to ``dst``; returns meta."""
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    meta = {k: v for k, v in ckpt.get("meta", {}).items() if isinstance(v, (str, int, float, dict, list, tuple))}
+    torch.save({"meta": meta, "state_dict": ckpt["state_dict"]}, dst)
+    return meta
+
+
+
+
+def _val_history(work_dir: Path) -> list[dict]:
+    """Every validation record of every run in ``work_dir`` (a resumed run spans several folders)."""
+    rows = []
+    for scalars in sorted(work_dir.glob("*/vis_data/scalars.json")):
+        for line in scalars.read_text().splitlines():
+            record = json.loads(line)
+            if any(key.startswith("coco/") for key in record):
+                rows.append(record)
+    return rows
+
+
+def export(work_dir: str | Path, out: str | Path) -> Path:
+    work_dir, out = Path(work_dir), Path(out)
+    last = (work_dir / "last_checkpoint").read_text().strip()
+    checkpoint = Path(last) if Path(last).is_file() else work_dir / Path(last).name
+    out.mkdir(parents=True, exist_ok=True)
+    meta = slim_checkpoint(checkpoint, out / "checkpoint.pth")
+    config = sorted(work_dir.glob("*.py"))
+    if not config:
+        raise FileNotFoundError(f"no dumped config (*.py) in {work_dir}")
+    shutil.copy(config[0], out / "config.py")
+    history = _val_history(work_dir)
+    metrics = {"checkpoint": checkpoint.name, "iter": meta.get("iter"), "val_history": history,
+               "final": history[-1] if history else None}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    logs = sorted(work_dir.glob("*/*.log"))
+    with open(out / "train.log", "w") as f:
+        for log in logs:
+            f.write(log.read_text())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    out = export(args.work_dir, args.out)
+    print(f"bundled detector written to {out}")
+
+
+if __name__ == "__main__":
+    main()

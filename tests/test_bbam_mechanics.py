@@ -1,0 +1,126 @@
+"""BBAM's mechanics on a randomly initialised detector and on a controlled toy detector."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from bbam_captum import BBAM
+from bbam_captum.detectors.base import RoIOutputs
+
+FAST = dict(steps=4, num_proposals=16, max_positives=8)
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (3, 64, 80), generator=g, dtype=torch.uint8)
+
+
+BOXES = torch.tensor([[8.0, 6.0, 40.0, 44.0], [30.0, 20.0, 76.0, 60.0], [2.0, 2.0, 20.0, 18.0]])
+
+
+def test_shape_range_and_no_weight_grads(random_detector, image):
+    bbam = BBAM(random_detector)
+    maps, records = bbam.attribute(image, BOXES, target=[0, 1, 2], return_records=True, **FAST)
+    assert maps.shape == (3, 1, 64, 80)
+    assert maps.min() >= 0 and maps.max() <= 1
+    assert all(p.grad is None for p in random_detector.parameters())
+    assert all(p.requires_grad for p in random_detector.parameters())  # restored afterwards
+    assert [r.target for r in records] == [0, 1, 2] and all(r.steps == 4 for r in records)
+    # a random detector finds no positive: each box falls back to itself, and says so
+    assert all(r.fallback == (r.iou_threshold is None) for r in records)
+
+
+def test_batched_equals_single(random_detector, image):
+    bbam = BBAM(random_detector)
+    batched = bbam.attribute(image, BOXES, target=[0, 1, 2], **FAST)
+    singles = torch.cat([bbam.attribute(image, BOXES[i], target=[0, 1, 2][i], **FAST) for i in range(3)])
+    assert torch.allclose(batched, singles, atol=1e-4)
+
+
+def test_same_seed_same_maps(random_detector, image):
+    bbam = BBAM(random_detector)
+    a = bbam.attribute(image, BOXES, target=1, seed=3, **FAST)
+    b = bbam.attribute(image, BOXES, target=1, seed=3, **FAST)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("inputs, boxes, target, error, match", [
+    (torch.zeros(64, 80), BOXES, 0, ValueError, "shape"),
+    (torch.zeros(1, 4, 64, 80), BOXES, 0, ValueError, "shape"),
+    (torch.zeros(2, 3, 64, 80), BOXES, 0, ValueError, "one RGB image"),
+    ([[0.0]], BOXES, 0, TypeError, "torch.Tensor"),
+    (torch.zeros(3, 64, 80), torch.tensor([[10.0, 10.0, 5.0, 20.0]]), 0, ValueError, "degenerate"),
+    (torch.zeros(3, 64, 80), torch.tensor([[float("nan"), 1.0, 5.0, 20.0]]), 0, ValueError, "finite"),
+    (torch.zeros(3, 64, 80), torch.tensor([[100.0, 10.0, 120.0, 20.0]]), 0, ValueError, "outside"),
+    (torch.zeros(3, 64, 80), torch.zeros(2, 3), 0, ValueError, r"\(K, 4\)"),
+    (torch.zeros(3, 64, 80), BOXES, 7, ValueError, "0..6"),
+    (torch.zeros(3, 64, 80), BOXES, [0, 1], ValueError, "one per box"),
+    (torch.zeros(3, 64, 80), BOXES, 0.5, TypeError, "integer"),
+])
+def test_bad_input(random_detector, inputs, boxes, target, error, match):
+    with pytest.raises(error, match=match):
+        BBAM(random_detector).attribute(inputs, boxes, target=target, **FAST)
+
+
+def test_unsupported_model():
+    with pytest.raises(TypeError, match="two-stage"):
+        BBAM(torch.nn.Conv2d(3, 3, 1))
+
+
+def test_partly_outside_box_is_clipped(random_detector, image):
+    maps = BBAM(random_detector).attribute(image, torch.tensor([-10.0, -5.0, 30.0, 200.0]), target=0, **FAST)
+    assert maps.shape == (1, 1, 64, 80)
+
+
+class RegionDetector:
+    """A toy two-stage detector whose outputs depend only on the pixels of ``region``.
+
+    The class score rises with the mean brightness of the region, and the regression
+    deltas are functions of the region's per-channel means, whatever the proposal.
+    """
+
+    num_classes = 2
+    class_names = ("a", "b")
+    device = torch.device("cpu")
+
+    def __init__(self, region: tuple[int, int, int, int]):
+        self.region = region
+
+    def pixel_mean(self):
+        return torch.zeros(3, 1, 1)
+
+    def features(self, images):
+        x1, y1, x2, y2 = self.region
+        return images[:, :, y1:y2, x1:x2].mean(dim=(2, 3)) / 255.0  # [N, 3]
+
+    def roi_outputs(self, features, rois):
+        stats = features[rois[:, 0].long()]  # [R, 3]
+        logits = torch.stack([4 * stats.mean(1), torch.zeros_like(stats[:, 0]), -2 + 0 * stats[:, 0]], 1)
+        deltas = torch.cat([stats, stats.mean(1, keepdim=True)], 1)[:, None, :].expand(-1, 2, 4)
+        return RoIOutputs(probs=torch.softmax(logits, 1), deltas=deltas)
+
+    def decode(self, proposals, deltas, height, width):
+        return proposals.clone()
+
+    def detect(self, image, score_thr):
+        raise NotImplementedError
+
+    @contextmanager
+    def frozen(self):
+        yield
+
+
+def test_map_marks_the_region_the_detector_reads():
+    region = (40, 16, 64, 40)
+    image = torch.full((3, 64, 96), 200.0)
+    maps = BBAM(RegionDetector(region)).attribute(image, torch.tensor([8.0, 8.0, 88.0, 56.0]), target=0,
+                                                  stride=4, steps=150, l1_coef=0.02)
+    x1, y1, x2, y2 = region
+    inside = maps[0, 0, y1 + 4:y2 - 4, x1 + 4:x2 - 4].mean()
+    outside = maps[0, 0].clone()
+    outside[y1 - 4:y2 + 4, x1 - 4:x2 + 4] = float("nan")
+    assert inside > 0.7
+    assert outside.nanmean() < 0.2
