@@ -24,4 +24,4 @@ detector-data: setup
 
 detector: detector-data
 	$(MIM) train mmdet $(DETECTOR_CONFIG) --work-dir $(DETECTOR_WORK_DIR) --resume
-	$(PY) -m bbam_captum.detectors.export --work-dir $(DETECTOR_WORK_DIR) --out $(DETECTOR_ASSET)
+	$(PY) -m bbam_captum.detectors.export --work-dir $(DETECTOR_WORK_DIR) --out $(DETECTOR_ASSET) --val-ann data/synth/val/annotations.json

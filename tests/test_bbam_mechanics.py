@@ -99,7 +99,7 @@ class RegionDetector:
     def roi_outputs(self, features, rois):
         stats = features[rois[:, 0].long()]  # [R, 3]
         logits = torch.stack([4 * stats.mean(1), torch.zeros_like(stats[:, 0]), -2 + 0 * stats[:, 0]], 1)
-        deltas = torch.cat([stats, stats.mean(1, keepdim=True)], 1)[:, None, :].expand(-1, 2, 4)
+        deltas = 5 * torch.cat([stats, stats.mean(1, keepdim=True)], 1)[:, None, :].expand(-1, 2, 4)
         return RoIOutputs(probs=torch.softmax(logits, 1), deltas=deltas)
 
     def decode(self, proposals, deltas, height, width):

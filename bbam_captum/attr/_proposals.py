@@ -46,7 +46,7 @@ def select_positives(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, tar
                      seed: int) -> list[PositiveProposals]:
     """Jitters each box, runs the RoI head once on all proposals and keeps the positives.
 
-    A proposal is positive when the detector's top class (background excluded) is the
+    A proposal is positive when the detector's top class (background included) is the
     target and the box it regresses for that class has IoU with the box above the
     threshold. Thresholds are tried in order; at most ``max_positives`` are kept, drawn
     at random when there are more. Randomness comes from :func:`box_generator`.
@@ -68,7 +68,7 @@ def select_positives(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, tar
     rows = torch.arange(flat.shape[0], device=flat.device)
     deltas = outputs.deltas[rows, cls_of]  # [K * N, 4]
     regressed = adapter.decode(flat, deltas, height, width)
-    top_class = outputs.probs[:, :-1].argmax(1)
+    top_class = outputs.probs.argmax(1)  # a proposal the detector calls background is not positive
     iou = box_iou_pairwise(regressed.reshape(k, num_proposals, 4), boxes[:, None, :])  # [K, N]
     correct = (top_class == cls_of).reshape(k, num_proposals)
     probs = outputs.probs[rows, cls_of].reshape(k, num_proposals)

@@ -36,7 +36,16 @@ def _val_history(work_dir: Path) -> list[dict]:
     return rows
 
 
-def export(work_dir: str | Path, out: str | Path) -> Path:
+def box_fill_miou(ann_file: str | Path) -> float:
+    """Mean IoU of each box filled as a mask with the object's true mask (the trivial baseline).
+
+    The true mask lies inside its box, so the IoU is the mask's area over the box's area.
+    """
+    anns = json.loads(Path(ann_file).read_text())["annotations"]
+    return float(sum(a["area"] / (a["bbox"][2] * a["bbox"][3]) for a in anns) / len(anns))
+
+
+def export(work_dir: str | Path, out: str | Path, val_ann: str | Path | None = None) -> Path:
     work_dir, out = Path(work_dir), Path(out)
     last = (work_dir / "last_checkpoint").read_text().strip()
     checkpoint = Path(last) if Path(last).is_file() else work_dir / Path(last).name
@@ -49,6 +58,8 @@ def export(work_dir: str | Path, out: str | Path) -> Path:
     history = _val_history(work_dir)
     metrics = {"checkpoint": checkpoint.name, "iter": meta.get("iter"), "val_history": history,
                "final": history[-1] if history else None}
+    if val_ann is not None:
+        metrics["val_box_fill_instance_miou"] = box_fill_miou(val_ann)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logs = sorted(work_dir.glob("*/*.log"))
     with open(out / "train.log", "w") as f:
@@ -61,8 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--val-ann", default=None, help="val COCO file, to report the box-fill baseline")
     args = parser.parse_args()
-    out = export(args.work_dir, args.out)
+    out = export(args.work_dir, args.out, args.val_ann)
     print(f"bundled detector written to {out}")
 
 

@@ -45,6 +45,17 @@ def _test_resize_scale(cfg, height: int, width: int) -> tuple[float, float]:
     return 1.0, 1.0
 
 
+def _class_names(model: torch.nn.Module, num_classes: int) -> tuple[str, ...]:
+    """Class names from the checkpoint's meta, else the config's metainfo, else indices."""
+    cfg = getattr(model, "cfg", None)
+    candidates = [(getattr(model, "dataset_meta", None) or {}).get("classes"),
+                  (cfg.get("metainfo") or {}).get("classes") if cfg is not None else None]
+    for classes in candidates:
+        if classes and len(classes) == num_classes:  # mmdet falls back to COCO's 80 names without a checkpoint
+            return tuple(classes)
+    return tuple(str(i) for i in range(num_classes))
+
+
 class MMDetTwoStageAdapter:
     """BBAM's view of an MMDetection two-stage detector.
 
@@ -76,8 +87,7 @@ class MMDetTwoStageAdapter:
             raise TypeError(f"box heads with custom class channels are not supported ({type(self._bbox_head).__name__})")
         self.model = model
         self.num_classes: int = int(self._bbox_head.num_classes)
-        classes = (getattr(model, "dataset_meta", None) or {}).get("classes")
-        self.class_names: tuple[str, ...] = tuple(classes) if classes else tuple(str(i) for i in range(self.num_classes))
+        self.class_names = _class_names(model, self.num_classes)
 
     # ----------------------------------------------------------------- preprocessing
     def _preprocess(self, images: Tensor) -> tuple[Tensor, tuple[float, float]]:

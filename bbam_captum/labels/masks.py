@@ -1,0 +1,29 @@
+"""Instance pseudo masks from BBAM maps."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def instance_masks(maps: Tensor, boxes: Tensor, threshold: float) -> Tensor:
+    """Pixels of each map above ``threshold``, kept inside the map's box.
+
+    Args:
+        maps (Tensor[K, 1, H, W] or Tensor[K, H, W]): BBAM maps in [0, 1].
+        boxes (Tensor[K, 4]): ``(x1, y1, x2, y2)`` in pixels.
+        threshold: theta.
+
+    Returns:
+        Tensor[K, H, W] bool.
+    """
+    if maps.dim() == 4:
+        maps = maps[:, 0]
+    if maps.shape[0] != boxes.shape[0]:
+        raise ValueError(f"one box per map expected: {maps.shape[0]} maps, {boxes.shape[0]} boxes")
+    height, width = maps.shape[-2:]
+    ys = torch.arange(height, device=maps.device).view(1, -1, 1) + 0.5
+    xs = torch.arange(width, device=maps.device).view(1, 1, -1) + 0.5
+    b = boxes.to(maps.device).float()
+    inside = ((xs >= b[:, 0, None, None]) & (xs <= b[:, 2, None, None])
+              & (ys >= b[:, 1, None, None]) & (ys <= b[:, 3, None, None]))  # [K, H, W]
+    return (maps > threshold) & inside
