@@ -1,0 +1,101 @@
+"""``bbam-captum generate``: pseudo labels (maps, mmseg, COCO) for every box of a COCO file."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from ..pipeline.writers import LabelSettings
+from ._common import add_detector_args
+
+RUN_FILE = "run.json"
+
+
+def add_label_args(parser: argparse.ArgumentParser) -> None:
+    d = LabelSettings()
+    parser.add_argument("--theta-fg", type=float, default=d.theta_fg,
+                        help=f"semantic foreground above this map value (default: {d.theta_fg})")
+    parser.add_argument("--theta-bg", type=float, default=d.theta_bg,
+                        help=f"background below it; between the two is ignored (default: {d.theta_bg})")
+    parser.add_argument("--instance-thr", type=float, default=d.instance_threshold,
+                        help=f"instance mask above this map value (default: {d.instance_threshold})")
+    parser.add_argument("--refine", action="store_true", help="refine masks with mask proposals (Eq. 4)")
+
+
+def label_settings(args: argparse.Namespace) -> LabelSettings:
+    return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
+                         refine=args.refine)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "generate", help="BBAM pseudo labels for every box of a COCO file",
+        description="Reads boxes and classes from --ann (segmentations are ignored), runs BBAM on every "
+                    "image and writes OUT/maps/ (raw maps), OUT/mmseg/ and OUT/coco/ (labels with ready "
+                    "configs for mim train) and OUT/summary.json. Rerunning resumes; exit code 1 when any "
+                    "image or box failed.")
+    parser.add_argument("--ann", required=True, help="COCO instance file with boxes")
+    parser.add_argument("--img-dir", required=True, help="folder of the images named in --ann")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--steps", type=int, default=300, help="BBAM optimisation steps (default: 300)")
+    parser.add_argument("--l1-coef", type=float, default=0.007, help="BBAM's lambda (default: 0.007)")
+    parser.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
+                        help="stop a box after PATIENCE steps without improvement (default: off)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
+                        help="'pytorch' under torchrun: each rank takes a share of the images")
+    add_label_args(parser)
+    add_detector_args(parser)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmengine.dist import barrier, get_dist_info, init_dist
+
+    from .. import BBAM, load_detector
+    from ..pipeline import compute_maps, read_coco, write_labels
+
+    labels = label_settings(args)
+    img_dir, out = Path(args.img_dir), Path(args.out)
+    if not img_dir.is_dir():
+        raise FileNotFoundError(f"image folder not found: {img_dir}")
+    if args.launcher != "none":
+        init_dist(args.launcher, backend="gloo" if args.device == "cpu" else "nccl")
+    rank, world_size = get_dist_info()
+    model = load_detector(args.config, args.checkpoint, device=args.device)
+    bbam = BBAM(model)
+    coco = read_coco(args.ann, bbam.adapter.class_names)
+    settings = {"steps": args.steps, "l1_coef": args.l1_coef, "early_stop_patience": args.early_stop,
+                "seed": args.seed}
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    done = compute_maps(bbam, coco, img_dir, out, settings, rank, world_size)
+    if world_size > 1:
+        barrier()
+    if rank != 0:
+        return 0
+    run_info = {"ann": str(Path(args.ann).resolve()), "img_dir": str(img_dir.resolve()),
+                "config": args.config, "checkpoint": args.checkpoint, "bbam_settings": settings,
+                "class_names": list(bbam.adapter.class_names), "world_size": world_size}
+    tmp = out / (RUN_FILE + ".tmp")
+    tmp.write_text(json.dumps(run_info, indent=1))
+    os.replace(tmp, out / RUN_FILE)
+    summary = write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings)
+    summary["timings"]["wall_seconds_this_run"] = round(time.perf_counter() - start, 1)
+    summary["images_computed_this_run"] = done
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    _report(summary, out)
+    return 1 if summary["failures"] else 0
+
+
+def _report(summary: dict, out: Path) -> None:
+    print(f"labelled {summary['images_labelled']}/{summary['images']} images, "
+          f"{summary['boxes_labelled']}/{summary['boxes']} boxes "
+          f"({summary['boxes_without_positive_proposal']} without a positive proposal)")
+    for failure in summary["failures"][:10]:
+        print(f"  failed: {failure}")
+    if len(summary["failures"]) > 10:
+        print(f"  ... and {len(summary['failures']) - 10} more (see {out / 'summary.json'})")
+    print(f"wrote {out}/maps, {out}/mmseg (config.py), {out}/coco (instances.json, config.py), {out}/summary.json")

@@ -1,0 +1,186 @@
+"""Stage 2 of ``generate``: pseudo labels from the saved maps.
+
+Writes ``OUT/mmseg/`` (label PNGs, split file, classes and palette, a ready config),
+``OUT/coco/`` (``instances.json`` with RLE masks, a ready config) and
+``OUT/summary.json``. Reads only the maps, the input COCO file and (for refinement) the
+images, so it can be rerun with other thresholds in seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..labels import IGNORE, instance_masks, refine_mask, segment_pools, semantic_label
+from ..synth.coco import encode_mask, write_json_atomic
+from .coco_input import CocoInput
+from .generate import failure_path, map_path, read_image
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "mm_configs"
+SEG_BASE_CONFIG = CONFIG_DIR / "seg" / "fcn_r18-slim_pseudo-labels.py"
+INST_BASE_CONFIG = CONFIG_DIR / "inst" / "mask-rcnn_r18-slim_pseudo-labels.py"
+
+
+@dataclass
+class LabelSettings:
+    """Thresholds on BBAM maps (values in [0, 1]).
+
+    Attributes:
+        theta_fg: above it, semantic foreground of the box's class.
+        theta_bg: below it, background; between the two, ignore (255).
+        instance_threshold: above it, the instance mask (inside the box).
+        refine: apply the mask-proposal refinement of Eq. 4 to instance masks and to
+            the semantic foreground.
+    """
+
+    theta_fg: float = 0.5
+    theta_bg: float = 0.2
+    instance_threshold: float = 0.5
+    refine: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.theta_bg <= self.theta_fg <= 1.0:
+            raise ValueError(f"thresholds must satisfy 0 <= theta_bg <= theta_fg <= 1, got theta_bg={self.theta_bg}, "
+                             f"theta_fg={self.theta_fg}")
+        if not 0.0 <= self.instance_threshold <= 1.0:
+            raise ValueError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
+
+
+def _palette(n: int) -> list[list[int]]:
+    rng = np.random.default_rng(0)
+    return [[0, 0, 0]] + rng.integers(40, 256, (n, 3)).tolist()
+
+
+def _write_png_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.png")
+    Image.fromarray(array).save(tmp)
+    os.replace(tmp, path)
+
+
+def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
+                 image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Instance masks, foreground and uncertain claims of one image's boxes.
+
+    Args:
+        maps (np.ndarray[K, H, W]), boxes (np.ndarray[K, 4]); ``image`` (H, W, 3) uint8
+        is needed only with ``settings.refine``.
+
+    Returns:
+        instance, foreground, uncertain: each np.ndarray[K, H, W] bool (foreground above
+        theta_fg, uncertain between theta_bg and theta_fg).
+    """
+    maps_t, boxes_t = torch.from_numpy(maps.astype(np.float32)), torch.from_numpy(boxes)
+    instance = instance_masks(maps_t, boxes_t, settings.instance_threshold).numpy()
+    above_bg = instance_masks(maps_t, boxes_t, settings.theta_bg).numpy()
+    foreground = instance_masks(maps_t, boxes_t, settings.theta_fg).numpy()
+    if settings.refine and len(boxes):
+        pools = segment_pools(image)
+        instance = np.stack([refine_mask(m, b, pools) for m, b in zip(instance, boxes)])
+        foreground = np.stack([refine_mask(m, b, pools) for m, b in zip(foreground, boxes)])
+    return instance, foreground, above_bg & ~foreground
+
+
+def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSettings, class_names: tuple[str, ...],
+                 bbam_settings: dict) -> dict:
+    """Writes mmseg and COCO pseudo labels and the summary from ``out/maps``; returns the summary."""
+    seg_dir, coco_dir = out / "mmseg", out / "coco"
+    (seg_dir / "labels").mkdir(parents=True, exist_ok=True)
+    coco_dir.mkdir(parents=True, exist_ok=True)
+    category_of_class = {c: cat for cat, c in coco.class_of_category.items()}
+    annotations, stems, failures = [], [], []
+    seconds, records = 0.0, []
+    for item in coco.items:
+        failures += item.failures
+        path = map_path(out, item.image_id)
+        if not path.exists():
+            failed = failure_path(out, item.image_id)
+            reason = json.loads(failed.read_text())["reason"] if failed.exists() else "no maps: not computed yet"
+            failures.append({"image_id": item.image_id, "reason": reason})
+            continue
+        data = np.load(path)
+        seconds += float(data["seconds"])
+        records += json.loads(str(data["records"]))
+        image = read_image(img_dir / item.file_name).permute(1, 2, 0).numpy() if settings.refine else None
+        instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image)
+        label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
+        stem = Path(item.file_name).with_suffix("").as_posix()
+        (seg_dir / "labels" / stem).parent.mkdir(parents=True, exist_ok=True)
+        _write_png_atomic(seg_dir / "labels" / f"{stem}.png", label)
+        stems.append(stem)
+        for mask, box, cls, ann_id in zip(instance, data["boxes"], data["classes"], data["ann_ids"]):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            annotations.append({"id": int(ann_id), "image_id": item.image_id,
+                                "category_id": int(category_of_class[int(cls)]),
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
+                                "segmentation": encode_mask(mask)})
+
+    (seg_dir / "train.txt").write_text("".join(f"{s}\n" for s in stems))
+    seg_classes = ("background", *class_names)
+    (seg_dir / "classes.json").write_text(json.dumps({"classes": seg_classes, "palette": _palette(len(class_names)),
+                                                      "ignore_index": IGNORE}, indent=1))
+    suffixes = {Path(i.file_name).suffix for i in coco.items} or {".png"}
+    _write_seg_config(seg_dir, img_dir, seg_classes, suffixes.pop())
+    images = json.loads(coco.path.read_text())["images"]
+    write_json_atomic(coco_dir / "instances.json", {"images": images, "annotations": annotations,
+                                                    "categories": coco.categories})
+    _write_inst_config(coco_dir, img_dir, tuple(c["name"] for c in coco.categories))
+
+    n_boxes = sum(len(i.boxes) for i in coco.items)
+    summary = {
+        "images": len(coco.items),
+        "images_labelled": len(stems),
+        "images_failed": sum(1 for f in failures if "ann_id" not in f),
+        "boxes": n_boxes + sum(len(i.failures) for i in coco.items),
+        "boxes_labelled": len(annotations),
+        "boxes_failed": sum(1 for f in failures if "ann_id" in f),
+        "boxes_without_positive_proposal": sum(1 for r in records if r["fallback"]),
+        "bbam_settings": bbam_settings,
+        "label_settings": asdict(settings),
+        "timings": {"bbam_seconds": round(seconds, 2),
+                    "bbam_seconds_per_object": round(seconds / max(len(records), 1), 3)},
+        "failures": failures,
+    }
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def _write_seg_config(seg_dir: Path, img_dir: Path, classes: tuple[str, ...], img_suffix: str) -> None:
+    palette = json.loads((seg_dir / "classes.json").read_text())["palette"]
+    text = f"""# Train a semantic segmentation model on these pseudo labels:
+#   mim train mmseg {seg_dir.resolve() / 'config.py'}
+_base_ = {str(SEG_BASE_CONFIG)!r}
+
+metainfo = dict(classes={classes!r}, palette={palette!r})
+train_dataloader = dict(dataset=dict(
+    data_root='',
+    ann_file={str((seg_dir / 'train.txt').resolve())!r},
+    data_prefix=dict(img_path={str(img_dir.resolve())!r}, seg_map_path={str((seg_dir / 'labels').resolve())!r}),
+    img_suffix={img_suffix!r},
+    seg_map_suffix='.png',
+    metainfo=metainfo))
+model = dict(decode_head=dict(num_classes={len(classes)}))
+work_dir = {str((seg_dir / 'work_dir').resolve())!r}
+"""
+    (seg_dir / "config.py").write_text(text)
+
+
+def _write_inst_config(coco_dir: Path, img_dir: Path, classes: tuple[str, ...]) -> None:
+    text = f"""# Train an instance segmentation model on these pseudo masks:
+#   mim train mmdet {coco_dir.resolve() / 'config.py'}
+_base_ = {str(INST_BASE_CONFIG)!r}
+
+metainfo = dict(classes={classes!r})
+train_dataloader = dict(dataset=dict(
+    data_root='',
+    ann_file={str((coco_dir / 'instances.json').resolve())!r},
+    data_prefix=dict(img={str(img_dir.resolve()) + '/'!r}),
+    metainfo=metainfo))
+model = dict(roi_head=dict(bbox_head=dict(num_classes={len(classes)}), mask_head=dict(num_classes={len(classes)})))
+work_dir = {str((coco_dir / 'work_dir').resolve())!r}
+"""
+    (coco_dir / "config.py").write_text(text)

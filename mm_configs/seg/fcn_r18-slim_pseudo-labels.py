@@ -1,0 +1,51 @@
+# Semantic segmentation trained on pseudo labels: a dilated FCN (output stride 8) on a
+# half-width ResNet-18 (V1c stem), trained from scratch on CPU. `bbam-captum generate`
+# writes OUT/mmseg/config.py, which inherits this file and fills in the data paths:
+#   mim train mmseg OUT/mmseg/config.py
+_base_ = [
+    'mmseg::_base_/models/fcn_r50-d8.py',
+    'mmseg::_base_/default_runtime.py',
+]
+
+custom_imports = dict(imports=['bbam_captum'], allow_failed_imports=False)
+
+norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN needs a distributed GPU run
+crop_size = (192, 192)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    pretrained=None,
+    backbone=dict(depth=18, stem_channels=32, base_channels=32, norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=256, channels=128, num_convs=1, norm_cfg=norm_cfg, num_classes=8),
+    auxiliary_head=None)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(type='BaseSegDataset', reduce_zero_label=False, pipeline=train_pipeline))
+# Training only; benchmarks.pipeline adds a validation split with true masks.
+val_dataloader = val_evaluator = val_cfg = None
+test_dataloader = test_evaluator = test_cfg = None
+
+max_iters = 2000
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),
+                     clip_grad=dict(max_norm=10))
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=max_iters, by_epoch=False)]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
