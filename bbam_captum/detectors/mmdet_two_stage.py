@@ -90,11 +90,11 @@ class MMDetTwoStageAdapter:
         self.class_names = _class_names(model, self.num_classes)
 
     # ----------------------------------------------------------------- preprocessing
-    def _preprocess(self, images: Tensor) -> tuple[Tensor, tuple[float, float]]:
+    def preprocess(self, images: Tensor) -> tuple[Tensor, tuple[float, float]]:
         """RGB 0..255 ``Tensor[N, 3, H, W]`` -> the detector's normalised, resized, padded input."""
         pre = self.model.data_preprocessor
         height, width = images.shape[-2:]
-        sx, sy = _test_resize_scale(getattr(self.model, "cfg", None), height, width)
+        sx, sy = self.input_scale(height, width)
         x = images.float()
         if (sx, sy) != (1.0, 1.0):
             size = (int(round(height * sy)), int(round(width * sx)))
@@ -112,6 +112,10 @@ class MMDetTwoStageAdapter:
             x = F.pad(x, (0, pad_w, 0, pad_h), value=float(getattr(pre, "pad_value", 0)))
         return x, (sx, sy)
 
+    def input_scale(self, height: int, width: int) -> tuple[float, float]:
+        """The (x, y) factor by which the detector's test pipeline resizes an image of this size."""
+        return _test_resize_scale(getattr(self.model, "cfg", None), height, width)
+
     def pixel_mean(self) -> Tensor:
         """The detector's pixel mean as RGB 0..255, Tensor[3, 1, 1] (the default mu)."""
         pre = self.model.data_preprocessor
@@ -128,7 +132,7 @@ class MMDetTwoStageAdapter:
     # ----------------------------------------------------------------- forward parts
     def features(self, images: Tensor) -> MMDetFeatures:
         """FPN features of ``images`` (Tensor[N, 3, H, W], RGB 0..255)."""
-        x, scale = self._preprocess(images.to(self.device))
+        x, scale = self.preprocess(images.to(self.device))
         return MMDetFeatures(tuple(self.model.extract_feat(x)), scale, tuple(x.shape[-2:]))
 
     def roi_outputs(self, features: MMDetFeatures, rois: Tensor) -> RoIOutputs:

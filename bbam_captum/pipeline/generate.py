@@ -24,8 +24,6 @@ from tqdm import tqdm
 from ..attr import BBAM
 from .coco_input import CocoInput, ImageItem
 
-RUN_FILE = "run.json"
-
 
 def map_path(out: Path, image_id: int) -> Path:
     return out / "maps" / f"{image_id}.npz"
@@ -36,8 +34,9 @@ def failure_path(out: Path, image_id: int) -> Path:
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the temporary name
+        np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
 
 

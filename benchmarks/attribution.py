@@ -1,0 +1,222 @@
+"""Attribution benchmark: BBAM against Grad-CAM and peers, on data with true masks.
+
+    .venv/bin/python -m benchmarks.attribution [--quick] --out DIR
+
+Every method explains the bundled detector (or ``--config/--checkpoint``) for each true
+box of the synthetic val split (or ``--ann/--img-dir``) and its true class. The images
+are split in two: thresholds are calibrated on the first half, metrics reported on the
+second. Writes ``DIR/attribution.json`` (one row per method), ``DIR/attribution.md`` and
+``DIR/attribution.png``. Per-image results are cached under ``DIR/cache``, so a stopped
+run resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from bbam_captum import load_detector  # noqa: E402
+from bbam_captum.demo import load_coco_image  # noqa: E402
+from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
+
+from .methods import box_score, default_methods  # noqa: E402
+from .metrics import (calibrate_threshold, deletion_insertion_auc, energy_pointing_game,  # noqa: E402
+                      mask_ious, size_bucket, THRESHOLDS)
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_ANN = REPO / "data" / "synth" / "val" / "annotations.json"
+FIGURE_OBJECTS = 4
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+@contextmanager
+def peak_memory_mb(device: torch.device) -> Iterator[list[float]]:
+    """Peak memory added during the block, in MB: CUDA allocations, or sampled process RSS on CPU."""
+    result = [0.0]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
+        yield result
+        result[0] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
+        return
+    start, peak, stop = _rss_bytes(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            stop.wait(0.005)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        stop.set()
+        thread.join()
+        result[0] = max(0, max(peak[0], _rss_bytes()) - start) / 2**20
+
+
+def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, boxes: torch.Tensor,
+                   labels: torch.Tensor, true: torch.Tensor, keep_maps: bool) -> dict:
+    """One method on one image: per-object metrics, time and memory."""
+    start = time.perf_counter()
+    with peak_memory_mb(adapter.device) as peak:
+        maps = method(adapter, image, boxes, labels).float().cpu()
+    seconds = time.perf_counter() - start
+    ious = mask_ious(maps, boxes, true)  # [T, K]
+    epg = energy_pointing_game(maps, true)
+    del_ins = [deletion_insertion_auc(box_score(adapter, box, int(c)), image, m[0], adapter.pixel_mean())
+               for box, c, m in zip(boxes, labels, maps)]
+    return {"ious": ious, "epg": epg, "deletion": torch.tensor([d for d, _ in del_ins]),
+            "insertion": torch.tensor([i for _, i in del_ins]), "sizes": [size_bucket(b) for b in boxes],
+            "seconds": seconds, "peak_mem_mb": peak[0], "maps": maps if keep_maps else None}
+
+
+def summarise(name: str, calib: list[dict], test: list[dict]) -> dict:
+    cat = lambda key, rs: torch.cat([r[key] for r in rs], -1)  # noqa: E731
+    threshold = calibrate_threshold(cat("ious", calib)) if calib else 0.5
+    t = THRESHOLDS.index(threshold)
+    test_ious = cat("ious", test)[t]
+    sizes = [s for r in test for s in r["sizes"]]
+    everything = calib + test
+    objects = sum(len(r["sizes"]) for r in everything)
+    row = {
+        "method": name,
+        "mask_miou": float(test_ious.mean()),
+        "energy_pointing_game": float(cat("epg", test).mean()),
+        "deletion_auc": float(cat("deletion", test).mean()),
+        "insertion_auc": float(cat("insertion", test).mean()),
+        "sec_per_object": sum(r["seconds"] for r in everything) / max(objects, 1),
+        "peak_mem_mb": max(r["peak_mem_mb"] for r in everything),
+        "threshold": threshold,
+        "test_objects": len(sizes),
+    }
+    for bucket in ("small", "medium", "large"):
+        picked = [float(i) for i, s in zip(test_ious, sizes) if s == bucket]
+        row[f"mask_miou_{bucket}"] = float(np.mean(picked)) if picked else None
+        row[f"objects_{bucket}"] = len(picked)
+    return row
+
+
+def write_table(rows: list[dict], path: Path, header: str) -> None:
+    cols = ["method", "mask_miou", "mask_miou_small", "mask_miou_medium", "mask_miou_large", "energy_pointing_game",
+            "deletion_auc", "insertion_auc", "sec_per_object", "peak_mem_mb", "threshold"]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_figure(examples: list[tuple], names: list[str], maps_by_method: dict, path: Path) -> None:
+    """Rows: test objects; columns: image with box, true mask, each method's map."""
+    cols = 2 + len(names)
+    fig, axes = plt.subplots(len(examples), cols, figsize=(1.6 * cols, 1.7 * len(examples)), squeeze=False)
+    for row, (image, box, true, label, key) in enumerate(examples):
+        rgb = image.permute(1, 2, 0).numpy()
+        x1, y1, x2, y2 = box.tolist()
+        axes[row, 0].imshow(rgb)
+        axes[row, 0].add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color="yellow", lw=1.2))
+        axes[row, 1].imshow(true, cmap="gray")
+        for col, name in enumerate(names):
+            axes[row, 2 + col].imshow(rgb, alpha=0.35)
+            axes[row, 2 + col].imshow(maps_by_method[name][key][0], cmap="jet", alpha=0.65, vmin=0, vmax=1)
+        if row == 0:
+            for col, title in enumerate(["image", "true mask", *names]):
+                axes[0, col].set_title(title.replace("_", " "), fontsize=6)
+        axes[row, 0].set_ylabel(label, fontsize=6)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--quick", action="store_true", help="a few images and fewer BBAM steps")
+    parser.add_argument("--num-images", type=int, default=None, help="images used (default: 4 quick, 40 full)")
+    parser.add_argument("--ann", default=str(DEFAULT_ANN))
+    parser.add_argument("--img-dir", default=None, help="default: images/ beside --ann")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--methods", nargs="*", default=None, help="only these methods")
+    args = parser.parse_args(argv)
+
+    out = Path(args.out)
+    (out / "cache").mkdir(parents=True, exist_ok=True)
+    ann_path = Path(args.ann)
+    if not ann_path.is_file():
+        raise SystemExit(f"annotation file not found: {ann_path} (draw it with 'make detector-data' or give --ann)")
+    img_dir = Path(args.img_dir) if args.img_dir else ann_path.parent / "images"
+    ann = json.loads(ann_path.read_text())
+    num = args.num_images or (4 if args.quick else 40)
+    infos = [i for i in ann["images"] if any(a["image_id"] == i["id"] for a in ann["annotations"])][:num]
+    calib_ids = {i["id"] for i in infos[: len(infos) // 2]}
+    adapter = MMDetTwoStageAdapter(load_detector(args.config, args.checkpoint))
+    methods = [m for m in default_methods(args.quick) if not args.methods or m.name in args.methods]
+    data = {i["id"]: load_coco_image(ann, i, img_dir) for i in infos}
+    figure_keys = [(i["id"], k) for i in infos if i["id"] not in calib_ids
+                   for k in range(len(data[i["id"]][1]))][:FIGURE_OBJECTS]
+
+    start = time.perf_counter()
+    rows, maps_by_method = [], {}
+    for method in methods:
+        calib, test, kept = [], [], {}
+        for info in tqdm(infos, desc=method.name, unit="img"):
+            cache = out / "cache" / f"{method.name}_{info['id']}.pt"
+            image, boxes, labels, true = data[info["id"]]
+            if cache.exists():
+                result = torch.load(cache, weights_only=False)
+            else:
+                keep = any(key[0] == info["id"] for key in figure_keys)
+                result = evaluate_image(method, adapter, image, boxes, labels, true, keep)
+                torch.save(result, cache.with_suffix(".tmp"))
+                cache.with_suffix(".tmp").replace(cache)
+            (calib if info["id"] in calib_ids else test).append(result)
+            if result["maps"] is not None:
+                for (image_id, k) in figure_keys:
+                    if image_id == info["id"]:
+                        kept[(image_id, k)] = result["maps"][k].numpy()
+        rows.append(summarise(method.name, calib, test))
+        maps_by_method[method.name] = kept
+    elapsed = time.perf_counter() - start
+
+    meta = {"command": "python -m benchmarks.attribution " + ("--quick " if args.quick else "") + f"--out {out}",
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, device {adapter.device}",
+            "date": time.strftime("%Y-%m-%d"), "images": len(infos), "calibration_images": len(calib_ids),
+            "seconds": round(elapsed, 1)}
+    (out / "attribution.json").write_text(json.dumps(rows, indent=1))
+    (out / "attribution_meta.json").write_text(json.dumps(meta, indent=1))
+    header = (f"Attribution benchmark: {meta['images']} images ({meta['calibration_images']} for threshold calibration, "
+              f"the rest for the metrics), {meta['machine']}, {meta['date']}, {meta['seconds']} s.")
+    write_table(rows, out / "attribution.md", header)
+    examples = []
+    for image_id, k in figure_keys:
+        image, boxes, labels, true = data[image_id]
+        examples.append((image, boxes[k], true[k].numpy(), f"img {image_id} #{k}", (image_id, k)))
+    if examples:
+        write_figure(examples, [m.name for m in methods], maps_by_method, out / "attribution.png")
+    print((out / "attribution.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The attribution methods compared by the benchmarks, each a small callable.
+
+Every method explains the same thing: the detector's probability of class ``c`` for the
+RoI equal to the box (the second stage, proposals fixed), and returns one map per box,
+``Tensor[K, 1, H, W]`` with values in [0, 1].
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
+from torch import Tensor
+
+from bbam_captum import BBAM
+from bbam_captum.detectors import MMDetTwoStageAdapter
+from bbam_captum.labels import instance_masks
+from bbam_captum.ops import box_iou_pairwise
+
+
+def box_score(adapter: MMDetTwoStageAdapter, box: Tensor, target: int) -> Callable[[Tensor], Tensor]:
+    """``images (Tensor[N, 3, H, W], RGB 0..255) -> Tensor[N]``: the class-``target`` probability of the RoI ``box``."""
+
+    def score(images: Tensor) -> Tensor:
+        features = adapter.features(images)
+        rois = torch.cat([torch.arange(images.shape[0], dtype=box.dtype, device=box.device)[:, None],
+                          box.expand(images.shape[0], 4)], 1)
+        return adapter.roi_outputs(features, rois).probs[:, target]
+
+    return score
+
+
+def _normalise(maps: Tensor) -> Tensor:
+    """Scales each map of ``Tensor[K, 1, H, W]`` to [0, 1] by its maximum (zeros stay zeros)."""
+    peak = maps.flatten(1).amax(1).clamp(min=1e-12)[:, None, None, None]
+    return (maps.clamp(min=0) / peak).clamp(0, 1)
+
+
+@dataclass
+class BBAMMethod:
+    """BBAM with the given settings (see :meth:`bbam_captum.BBAM.attribute`)."""
+
+    name: str = "bbam"
+    settings: dict = field(default_factory=dict)
+
+    def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        return BBAM(adapter).attribute(image, boxes, target=targets, **self.settings)
+
+
+@dataclass
+class BoxMethod:
+    """The trivial baseline: the box filled with ones."""
+
+    name: str = "box"
+
+    def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        ones = torch.ones((boxes.shape[0], 1, *image.shape[-2:]))
+        return instance_masks(ones, boxes, 0.5).float()[:, None]
+
+
+def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width: int) -> torch.nn.Module:
+    """The FPN output that the RoI extractor pools ``box`` (in an image of this size) from: Grad-CAM's layer."""
+    model = adapter.model
+    extractor = model.roi_head.bbox_roi_extractor
+    if isinstance(extractor, torch.nn.ModuleList):  # cascade heads keep one per stage
+        extractor = extractor[-1]
+    sx, sy = adapter.input_scale(height, width)
+    roi = torch.cat([box.new_zeros(1), box * box.new_tensor([sx, sy, sx, sy])])[None]
+    level = int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])
+    return model.neck.fpn_convs[level]
+
+
+@dataclass
+class GradCAMMethod:
+    """Grad-CAM (Captum's ``LayerGradCam``) on the FPN level the box's RoI is pooled from."""
+
+    name: str = "gradcam"
+
+    def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        maps = []
+        with adapter.frozen(), torch.enable_grad():
+            for box, target in zip(boxes, targets):
+                cam = LayerGradCam(box_score(adapter, box, int(target)), gradcam_layer(adapter, box, *image.shape[-2:]))
+                attr = cam.attribute(image[None].float(), relu_attributions=True)  # [1, 1, h, w]
+                # the layer's grid covers the padded input: keep the part over the image
+                maps.append(_crop_to_image(attr, adapter, image))
+        return _normalise(torch.cat(maps)).detach()
+
+
+def _crop_to_image(attr: Tensor, adapter: MMDetTwoStageAdapter, image: Tensor) -> Tensor:
+    """A layer attribution over the detector's padded input -> Tensor[1, 1, H, W] over the image."""
+    height, width = image.shape[-2:]
+    x, (sx, sy) = adapter.preprocess(image[None].float())
+    up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    up = up[..., : round(height * sy), : round(width * sx)]
+    return F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)
+
+
+@dataclass
+class IntegratedGradientsMethod:
+    """Captum's Integrated Gradients from the mean-colour image, |attribution| summed over channels."""
+
+    name: str = "integrated_gradients"
+    n_steps: int = 16
+
+    def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        x = image[None].float()
+        baseline = adapter.pixel_mean().expand_as(x[0])[None]
+        maps = []
+        with adapter.frozen(), torch.enable_grad():
+            for box, target in zip(boxes, targets):
+                ig = IntegratedGradients(box_score(adapter, box, int(target)))
+                attr = ig.attribute(x, baselines=baseline, n_steps=self.n_steps, internal_batch_size=self.n_steps)
+                maps.append(attr.abs().sum(1, keepdim=True))
+        return _normalise(torch.cat(maps)).detach()
+
+
+@dataclass
+class OcclusionMethod:
+    """Captum's Occlusion: the score drop when a window is painted with the mean colour."""
+
+    name: str = "occlusion"
+    window: int = 24
+    stride: int = 12
+
+    def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        x = image[None].float()
+        baseline = adapter.pixel_mean().expand_as(x[0])[None]
+        maps = []
+        with adapter.frozen(), torch.no_grad():
+            for box, target in zip(boxes, targets):
+                occ = Occlusion(box_score(adapter, box, int(target)))
+                attr = occ.attribute(x, sliding_window_shapes=(3, self.window, self.window),
+                                     strides=(3, self.stride, self.stride), baselines=baseline,
+                                     perturbations_per_eval=32)
+                maps.append(attr.sum(1, keepdim=True))
+        return _normalise(torch.cat(maps))
+
+
+@dataclass
+class DRISEMethod:
+    """D-RISE-style randomised masking (Petsiuk et al., CVPR 2021) with the RoI fixed to the box.
+
+    Each random mask (coarse binary grid, bilinearly upsampled with a random shift) is
+    weighted by the detection similarity of the masked image: the class probability
+    times the IoU of the regressed box with the box.
+    """
+
+    name: str = "drise"
+    num_masks: int = 256
+    cells: int = 8
+    keep: float = 0.5
+    batch: int = 32
+    seed: int = 0
+
+    def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
+        height, width = image.shape[-2:]
+        g = torch.Generator().manual_seed(self.seed)
+        x = image[None].float()
+        mu = adapter.pixel_mean()
+        cell_h, cell_w = height / self.cells, width / self.cells
+        maps = torch.zeros(boxes.shape[0], 1, height, width)
+        with adapter.frozen(), torch.no_grad():
+            for start in range(0, self.num_masks, self.batch):
+                n = min(self.batch, self.num_masks - start)
+                grid = (torch.rand((n, 1, self.cells + 1, self.cells + 1), generator=g) < self.keep).float()
+                up = F.interpolate(grid, size=(int((self.cells + 1) * cell_h), int((self.cells + 1) * cell_w)),
+                                   mode="bilinear", align_corners=False)
+                dy = torch.randint(0, max(1, int(cell_h)), (n,), generator=g)
+                dx = torch.randint(0, max(1, int(cell_w)), (n,), generator=g)
+                masks = torch.stack([up[i, :, dy[i]:dy[i] + height, dx[i]:dx[i] + width] for i in range(n)])
+                features = adapter.features(x * masks + mu * (1 - masks))
+                for k, (box, target) in enumerate(zip(boxes, targets)):
+                    rois = torch.cat([torch.arange(n, dtype=torch.float32)[:, None], box.expand(n, 4)], 1)
+                    out = adapter.roi_outputs(features, rois)
+                    regressed = adapter.decode(rois[:, 1:], out.deltas[:, int(target)], height, width)
+                    weight = out.probs[:, int(target)] * box_iou_pairwise(regressed, box.expand(n, 4))
+                    maps[k] += (weight[:, None, None, None] * masks).sum(0)
+        return _normalise(maps)
+
+
+def default_methods(quick: bool) -> list:
+    """BBAM (defaults and the paper's ablations), Grad-CAM, Captum peers, D-RISE, box."""
+    steps = {"steps": 100} if quick else {}
+    methods: list = [
+        BBAMMethod("bbam", dict(steps)),
+        BBAMMethod("bbam_box_head_only", dict(steps, cls_head=False)),
+        BBAMMethod("bbam_cls_head_only", dict(steps, box_head=False)),
+    ]
+    for stride in (4, 8, 16) if not quick else (8,):
+        methods.append(BBAMMethod(f"bbam_stride_{stride}", dict(steps, stride=stride)))
+    methods += [GradCAMMethod(), IntegratedGradientsMethod(), OcclusionMethod(), DRISEMethod(), BoxMethod()]
+    return methods

@@ -1,0 +1,60 @@
+"""Pseudo-label rules on hand-made maps: thresholds, overlaps, refinement, scores."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bbam_captum.labels import IGNORE, instance_masks, refine_mask, semantic_label
+from bbam_captum.metrics import box_masks, mask_iou
+
+
+def test_instance_masks_stay_inside_their_box():
+    maps = torch.ones(1, 1, 10, 10)
+    masks = instance_masks(maps, torch.tensor([[2.0, 3.0, 6.0, 8.0]]), 0.5)
+    assert masks.sum() == 4 * 5 and masks[0, 3:8, 2:6].all()
+
+
+def test_semantic_label_thresholds_and_overlaps():
+    fg = np.zeros((3, 12, 12), bool)
+    un = np.zeros((3, 12, 12), bool)
+    boxes = np.array([[0, 0, 8, 8], [4, 4, 12, 12], [1, 1, 4, 4]], np.float32)
+    classes = np.array([0, 1, 2])
+    fg[0, 0:8, 0:8] = True   # class 0 over a large box
+    fg[1, 4:12, 4:12] = True  # class 1 overlapping it, neither inside the other
+    fg[2, 1:4, 1:4] = True   # class 2 wholly inside box 0: it wins there
+    un[1, 10:12, 0:4] = True  # uncertain, claimed by nobody
+    label = semantic_label(fg, un, boxes, classes)
+    assert (label[4:8, 4:8] == IGNORE).all()        # two classes, no containment: ignored
+    assert (label[1:4, 1:4] == 3).all()             # inner box wins
+    assert label[0, 6] == 1 and label[10, 10] == 2  # each class where it alone claims
+    assert (label[10:12, 0:4] == IGNORE).all()      # uncertain band ignored
+    assert label[9, 0] == 0                         # background elsewhere
+
+
+def test_same_class_overlap_is_kept():
+    fg = np.zeros((2, 6, 6), bool)
+    fg[0, :, :4] = fg[1, :, 2:] = True
+    label = semantic_label(fg, np.zeros_like(fg), np.array([[0, 0, 4, 6], [2, 0, 6, 6]], np.float32), np.array([1, 1]))
+    assert (label == 2).all()
+
+
+def test_refine_takes_contained_proposals_and_the_best_one():
+    pools = [np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])]
+    t = np.zeros((4, 4), bool)
+    t[0:2, 0:2] = True      # segment 0 exactly: contained
+    t[2, 2] = True          # a quarter of segment 3: neither contained nor best
+    refined = refine_mask(t, (0, 0, 4, 4), pools)
+    expected = np.zeros((4, 4), bool)
+    expected[0:2, 0:2] = True
+    assert np.array_equal(refined, expected)
+    # kept inside the box
+    assert not refine_mask(t, (0, 0, 1, 1), pools)[:, 1:].any()
+
+
+def test_mask_iou_and_box_baseline():
+    a = torch.zeros(2, 4, 4, dtype=torch.bool)
+    a[0, :2] = True
+    assert torch.allclose(mask_iou(a, a), torch.ones(2))
+    assert mask_iou(a[:1], ~a[:1]).item() == 0.0
+    boxes = box_masks(torch.tensor([[0.0, 0.0, 2.0, 4.0]]), 4, 4)
+    assert boxes.sum() == 8

@@ -1,0 +1,198 @@
+"""``bbam-captum generate / labels / evaluate`` end to end on a tiny synthetic set."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bbam_captum.cli.main import main
+
+CLI = [sys.executable, "-m", "bbam_captum.cli.main"]
+FAST = ["--steps", "4"]
+
+
+def _generate_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["generate", "--ann", str(data / "annotations.json"), "--img-dir", str(data / "images"),
+            "--out", str(out), *FAST, *extra]
+
+
+@pytest.fixture(scope="module")
+def generated(tiny_synth, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    assert main(_generate_args(tiny_synth, out)) == 0
+    return out
+
+
+def _maps(out: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.load(p)["maps"] for p in sorted((out / "maps").glob("*.npz"))}
+
+
+def test_generate_writes_every_output(generated, tiny_synth):
+    ann = json.loads((tiny_synth / "annotations.json").read_text())
+    maps = _maps(generated)
+    assert len(maps) == len(ann["images"])
+    assert sum(m.shape[0] for m in maps.values()) == len(ann["annotations"])
+    assert all(m.dtype == np.float16 and m.shape[1:] == (96, 96) for m in maps.values())
+    labels = sorted((generated / "mmseg" / "labels").glob("*.png"))
+    assert len(labels) == len(ann["images"])
+    values = np.unique(np.concatenate([np.unique(np.array(Image.open(p))) for p in labels]))
+    assert set(values.tolist()) <= set(range(8)) | {255}
+    summary = json.loads((generated / "summary.json").read_text())
+    assert summary["boxes_labelled"] == len(ann["annotations"]) and summary["failures"] == []
+    assert {"bbam_seconds", "bbam_seconds_per_object"} <= set(summary["timings"])
+
+
+def test_mmseg_and_mmdet_datasets_read_the_labels(generated):
+    from mmdet.datasets import CocoDataset
+    from mmengine.config import Config
+    from mmseg.datasets import BaseSegDataset
+    from pycocotools.coco import COCO
+
+    seg_cfg = Config.fromfile(generated / "mmseg" / "config.py").train_dataloader.dataset
+    seg = BaseSegDataset(ann_file=seg_cfg.ann_file, data_prefix=seg_cfg.data_prefix, img_suffix=".png",
+                         seg_map_suffix=".png", metainfo=seg_cfg.metainfo, pipeline=[], lazy_init=False)
+    assert len(seg) == 6 and Path(seg[0]["seg_map_path"]).exists()
+    det_cfg = Config.fromfile(generated / "coco" / "config.py").train_dataloader.dataset
+    det = CocoDataset(ann_file=det_cfg.ann_file, data_prefix=det_cfg.data_prefix, metainfo=det_cfg.metainfo,
+                      pipeline=[], filter_cfg=None)
+    assert len(det) == 6 and det[0]["instances"]
+    coco = COCO(str(generated / "coco" / "instances.json"))
+    ann = coco.loadAnns(coco.getAnnIds())[0]
+    assert coco.annToMask(ann).shape == (96, 96)
+
+
+@pytest.mark.parametrize("kind", ["mmseg", "mmdet"])
+def test_mim_train_runs_on_the_labels(generated, kind, tmp_path):
+    folder = "mmseg" if kind == "mmseg" else "coco"
+    cmd = [str(Path(sys.executable).parent / "mim"), "train", kind, str(generated / folder / "config.py"),
+           "--work-dir", str(tmp_path / "work"), "--cfg-options", "train_cfg.max_iters=2",
+           "train_dataloader.num_workers=0", "train_dataloader.persistent_workers=False",
+           "default_hooks.logger.interval=1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "work" / "iter_2.pth").exists()
+
+
+def test_labels_remakes_with_other_thresholds(generated, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(generated, copy)
+    assert main(["labels", "--out", str(copy), "--theta-fg", "0.9", "--theta-bg", "0.8", "--instance-thr", "0.9"]) == 0
+    before = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
+    after = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
+    assert sum(a["area"] for a in after) <= sum(a["area"] for a in before)
+    assert json.loads((copy / "summary.json").read_text())["label_settings"]["theta_fg"] == 0.9
+
+
+def test_evaluate_scores_against_true_masks(generated, tiny_synth, capsys):
+    assert main(["evaluate", "--pred", str(generated), "--gt", str(tiny_synth / "annotations.json")]) == 0
+    scores = json.loads((generated / "eval.json").read_text())
+    assert 0 <= scores["instance_miou"] <= 1 and 0 <= scores["semantic_miou"] <= 1
+    assert "instance_miou" in capsys.readouterr().out
+
+
+def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
+    """A 'prediction' made of the true masks scores 1: the metric can tell perfect from not."""
+    from bbam_captum.labels import semantic_label
+    from bbam_captum.metrics.pseudo_labels import _decode
+
+    ann = json.loads((tiny_synth / "annotations.json").read_text())
+    (tmp_path / "coco").mkdir()
+    (tmp_path / "mmseg" / "labels").mkdir(parents=True)
+    (tmp_path / "coco" / "instances.json").write_text(json.dumps(ann))
+    for img in ann["images"]:
+        objs = [a for a in ann["annotations"] if a["image_id"] == img["id"]]
+        masks = np.stack([_decode(a["segmentation"], 96, 96) for a in objs]) if objs else np.zeros((0, 96, 96), bool)
+        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                          for a in objs], np.float32).reshape(-1, 4)
+        label = semantic_label(masks, np.zeros_like(masks), boxes, np.array([a["category_id"] - 1 for a in objs]))
+        Image.fromarray(label).save(tmp_path / "mmseg" / "labels" / img["file_name"])
+    from bbam_captum.metrics.pseudo_labels import evaluate_pseudo_labels
+
+    scores = evaluate_pseudo_labels(tmp_path, tiny_synth / "annotations.json")
+    assert scores["instance_miou"] == pytest.approx(1.0)
+    assert scores["semantic_miou"] == pytest.approx(1.0)
+
+
+def test_killed_run_resumes_without_recomputing(tiny_synth, generated, tmp_path):
+    out = tmp_path / "out"
+    args = CLI + _generate_args(tiny_synth, out)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((out / "maps").glob("*.npz"))) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in (out / "maps").glob("*.npz")}
+    assert 2 <= len(done_before) < 6, "the run should be killed midway"
+    for path in (out / "maps").glob("*.npz"):  # a file under its final name is always whole
+        assert np.load(path)["maps"].ndim == 3
+    assert subprocess.run(args, capture_output=True).returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images_computed_this_run"] == 6 - len(done_before)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "maps").glob("*.npz") if p.name in done_before} == done_before
+    reference, resumed = _maps(generated), _maps(out)
+    assert reference.keys() == resumed.keys()
+    assert all(np.array_equal(reference[k], resumed[k]) for k in reference)
+
+
+def test_torchrun_two_processes_match_one(tiny_synth, generated, tmp_path):
+    out = tmp_path / "dist"
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    cmd = [torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "bbam_captum.cli.main",
+           *_generate_args(tiny_synth, out, "--launcher", "pytorch")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    reference, dist = _maps(generated), _maps(out)
+    assert reference.keys() == dist.keys()
+    for key in reference:
+        assert np.allclose(reference[key].astype(np.float32), dist[key].astype(np.float32), atol=2e-3)
+    ref_labels = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
+    dist_labels = json.loads((out / "coco" / "instances.json").read_text())["annotations"]
+    assert [a["id"] for a in ref_labels] == [a["id"] for a in dist_labels]
+
+
+def _copy_dataset(src: Path, dst: Path) -> dict:
+    shutil.copytree(src, dst)
+    return json.loads((dst / "annotations.json").read_text())
+
+
+def test_bad_items_are_recorded_and_the_run_goes_on(tiny_synth, tmp_path):
+    data = tmp_path / "data"
+    ann = _copy_dataset(tiny_synth, data)
+    (data / "images" / ann["images"][0]["file_name"]).unlink()                    # missing image
+    (data / "images" / ann["images"][1]["file_name"]).write_bytes(b"not a png")   # corrupt image
+    ann["annotations"][-1]["bbox"] = [10, 10, 0, 5]                                 # degenerate box
+    ann["annotations"][-2]["bbox"] = [500, 500, 10, 10]                             # outside its image
+    ann["annotations"][-3]["category_id"] = 99                                      # unknown category
+    (data / "annotations.json").write_text(json.dumps(ann))
+    out = tmp_path / "out"
+    assert main(_generate_args(data, out)) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    reasons = " | ".join(f["reason"] for f in summary["failures"])
+    for expected in ("image file not found", "cannot read image", "degenerate box", "outside", "unknown category id 99"):
+        assert expected in reasons
+    assert summary["images_labelled"] == 4 and summary["images_failed"] == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"images": [], "annotations": {}}), "'annotations' must be a list"),
+    (json.dumps({"images": [{"id": 1}], "annotations": [], "categories": []}), "each image needs"),
+])
+def test_malformed_coco_file(tiny_synth, tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    args = ["generate", "--ann", str(bad), "--img-dir", str(tiny_synth / "images"), "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
