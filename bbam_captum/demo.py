@@ -1,15 +1,14 @@
-"""The main job on the embedded default: BBAM pseudo masks for a few synthetic images.
+"""The main job on the embedded default (``make demo``).
 
-``python -m bbam_captum.demo --out outputs/demo`` draws a few images of the synthetic world
-(a seed the bundled detector never saw), explains every ground-truth box with BBAM on the
-bundled detector, thresholds the maps into instance masks, scores them against the true
-masks beside the box-filled baseline, and writes one figure per image.
+Draws a few images of the synthetic world (a seed the bundled detector never saw), runs
+``bbam-captum generate`` on their boxes with the bundled detector, scores the pseudo
+labels against the true masks with ``bbam-captum evaluate`` (beside the box-filled
+baseline), and writes ``OUT/demo.png``: each image's maps with its pseudo masks outlined.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,78 +16,59 @@ import pycocotools.mask as mask_utils
 import torch
 from PIL import Image
 
-from . import BBAM, load_detector
-from .labels import instance_masks
-from .metrics import box_masks, mask_iou
-from .synth import CLASSES, write_dataset
+from .cli.main import main as cli
+from .metrics.pseudo_labels import box_fill_miou
 from .visualization import explanation_figure
 
 DEMO_SEED = 2024
-DEFAULT_THRESHOLD = 0.5
 
 
-def load_coco_image(ann: dict, image_info: dict, img_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                                           torch.Tensor]:
-    """One image of a COCO file: image (3, H, W) uint8, boxes (K, 4) xyxy, labels (K,) 0-based, true masks (K, H, W)."""
-    image = torch.from_numpy(np.array(Image.open(img_dir / image_info["file_name"]).convert("RGB"))).permute(2, 0, 1)
-    cat_index = {c["id"]: i for i, c in enumerate(ann["categories"])}
-    objs = [a for a in ann["annotations"] if a["image_id"] == image_info["id"]]
-    boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                          for a in objs], dtype=torch.float32).reshape(-1, 4)
-    labels = torch.tensor([cat_index[a["category_id"]] for a in objs], dtype=torch.long)
-    masks = torch.from_numpy(np.stack([mask_utils.decode(a["segmentation"]) for a in objs]).astype(bool)) \
-        if objs else torch.zeros((0, *image.shape[-2:]), dtype=torch.bool)
-    return image, boxes, labels, masks
-
-
-def run_demo(out: Path, num_images: int, steps: int, threshold: float) -> dict:
-    data = out / "data"
-    if not (data / "annotations.json").exists():
-        write_dataset(data, num_images, DEMO_SEED)
+def demo_figure(out: Path, data: Path, path: Path) -> None:
+    """Stacks one explanation row per image: maps blended over the image, pseudo masks outlined."""
     ann = json.loads((data / "annotations.json").read_text())
-    model = load_detector()
-    bbam = BBAM(model)
-    rows, start = [], time.perf_counter()
-    for info in ann["images"][:num_images]:
-        image, boxes, labels, true = load_coco_image(ann, info, data / "images")
-        if boxes.shape[0] == 0:
+    pseudo = json.loads((out / "coco" / "instances.json").read_text())
+    names = {c["id"]: c["name"] for c in ann["categories"]}
+    rows = []
+    for info in ann["images"]:
+        maps_file = out / "maps" / f"{info['id']}.npz"
+        if not maps_file.exists():
             continue
-        maps = bbam.attribute(image, boxes, target=labels, steps=steps, show_progress=True)
-        pred = instance_masks(maps, boxes, threshold)
-        iou_bbam = mask_iou(pred, true)
-        iou_box = mask_iou(box_masks(boxes, *image.shape[-2:]), true)
-        names = [f"{CLASSES[int(c)]} IoU {float(i):.2f}" for c, i in zip(labels, iou_bbam)]
-        fig = explanation_figure(image, boxes, names, maps, masks=pred,
-                                 title=f"image {info['id']}: BBAM maps, pseudo masks outlined")
-        fig.savefig(out / f"demo_{info['id']:03d}.png", dpi=110)
-        rows += [{"image_id": info["id"], "class": CLASSES[int(c)], "iou_bbam": float(a), "iou_box": float(b)}
-                 for c, a, b in zip(labels, iou_bbam, iou_box)]
-    summary = {
-        "objects": len(rows),
-        "instance_miou_bbam": float(np.mean([r["iou_bbam"] for r in rows])),
-        "instance_miou_box": float(np.mean([r["iou_box"] for r in rows])),
-        "threshold": threshold, "steps": steps,
-        "seconds": round(time.perf_counter() - start, 1),
-        "objects_detail": rows,
-    }
-    (out / "demo.json").write_text(json.dumps(summary, indent=2))
-    return summary
+        saved = np.load(maps_file)
+        if not len(saved["boxes"]):
+            continue
+        by_id = {a["id"]: a for a in pseudo["annotations"] if a["image_id"] == info["id"]}
+        masks = torch.from_numpy(np.stack([mask_utils.decode(by_id[int(i)]["segmentation"]) for i in saved["ann_ids"]]))
+        image = torch.from_numpy(np.array(Image.open(data / "images" / info["file_name"]).convert("RGB")))
+        labels = [names[by_id[int(i)]["category_id"]] for i in saved["ann_ids"]]
+        fig = explanation_figure(image.permute(2, 0, 1), torch.from_numpy(saved["boxes"]), labels,
+                                 torch.from_numpy(saved["maps"].astype(np.float32))[:, None], masks.bool(),
+                                 title=f"image {info['id']}: BBAM maps, pseudo masks outlined in white")
+        fig.canvas.draw()
+        rows.append(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    Image.fromarray(np.concatenate(padded)).save(path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="BBAM pseudo masks on a few bundled synthetic images.")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="BBAM pseudo labels on a few bundled synthetic images.")
     parser.add_argument("--out", default="outputs/demo")
     parser.add_argument("--num-images", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    s = run_demo(out, args.num_images, args.steps, args.threshold)
-    print(f"\n{s['objects']} objects in {s['seconds']} s")
-    print(f"instance mIoU with the true masks: BBAM {s['instance_miou_bbam']:.3f}  |  box filled {s['instance_miou_box']:.3f}")
-    print(f"figures: {out}/demo_*.png   numbers: {out}/demo.json")
+    data = out / "data"
+    if not (data / "annotations.json").exists():
+        cli(["synth", str(data), "--num-images", str(args.num_images), "--seed", str(DEMO_SEED)])
+    code = cli(["generate", "--ann", str(data / "annotations.json"), "--img-dir", str(data / "images"),
+                "--out", str(out / "labels"), *extra])
+    cli(["evaluate", "--pred", str(out / "labels"), "--gt", str(data / "annotations.json")])
+    scores = json.loads((out / "labels" / "eval.json").read_text())
+    box = box_fill_miou(data / "annotations.json")
+    demo_figure(out / "labels", data, out / "demo.png")
+    print(f"\ninstance mIoU with the true masks: BBAM {scores['instance_miou']:.3f}, box filled {box:.3f}")
+    print(f"figure: {out / 'demo.png'}   labels: {out / 'labels'}")
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bbam_captum import load_detector  # noqa: E402
-from bbam_captum.demo import load_coco_image  # noqa: E402
+from bbam_captum.pipeline.coco_input import load_coco_image  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
 
 from .methods import box_score, default_methods  # noqa: E402
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=None)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--methods", nargs="*", default=None, help="only these methods")
+    parser.add_argument("--bbam-steps", type=int, default=None, help="override BBAM's steps (for smoke tests)")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     infos = [i for i in ann["images"] if any(a["image_id"] == i["id"] for a in ann["annotations"])][:num]
     calib_ids = {i["id"] for i in infos[: len(infos) // 2]}
     adapter = MMDetTwoStageAdapter(load_detector(args.config, args.checkpoint))
-    methods = [m for m in default_methods(args.quick) if not args.methods or m.name in args.methods]
+    methods = [m for m in default_methods(args.quick, args.bbam_steps) if not args.methods or m.name in args.methods]
     data = {i["id"]: load_coco_image(ann, i, img_dir) for i in infos}
     figure_keys = [(i["id"], k) for i in infos if i["id"] not in calib_ids
                    for k in range(len(data[i["id"]][1]))][:FIGURE_OBJECTS]

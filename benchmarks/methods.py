@@ -181,9 +181,9 @@ class DRISEMethod:
         return _normalise(maps)
 
 
-def default_methods(quick: bool) -> list:
+def default_methods(quick: bool, bbam_steps: int | None = None) -> list:
     """BBAM (defaults and the paper's ablations), Grad-CAM, Captum peers, D-RISE, box."""
-    steps = {"steps": 100} if quick else {}
+    steps = {"steps": bbam_steps} if bbam_steps else {"steps": 100} if quick else {}
     methods: list = [
         BBAMMethod("bbam", dict(steps)),
         BBAMMethod("bbam_box_head_only", dict(steps, cls_head=False)),

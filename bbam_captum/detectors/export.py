@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from ..metrics.pseudo_labels import box_fill_miou
+
 
 def slim_checkpoint(src: str | Path, dst: str | Path) -> dict:
     """Writes ``meta`` + ``state_dict`` of the mmengine checkpoint ``src`` to ``dst``; returns meta."""
@@ -34,15 +36,6 @@ def _val_history(work_dir: Path) -> list[dict]:
             if any(key.startswith("coco/") for key in record):
                 rows.append(record)
     return rows
-
-
-def box_fill_miou(ann_file: str | Path) -> float:
-    """Mean IoU of each box filled as a mask with the object's true mask (the trivial baseline).
-
-    The true mask lies inside its box, so the IoU is the mask's area over the box's area.
-    """
-    anns = json.loads(Path(ann_file).read_text())["annotations"]
-    return float(sum(a["area"] / (a["bbox"][2] * a["bbox"][3]) for a in anns) / len(anns))
 
 
 def export(work_dir: str | Path, out: str | Path, val_ann: str | Path | None = None) -> Path:

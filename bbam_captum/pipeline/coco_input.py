@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pycocotools.mask as mask_utils
+import torch
+from PIL import Image
 
 
 @dataclass
@@ -108,3 +111,22 @@ def read_coco(path: str | Path, class_names: tuple[str, ...]) -> CocoInput:
             boxes=np.asarray(boxes, np.float32).reshape(-1, 4), classes=np.asarray(classes, np.int64),
             ann_ids=np.asarray(ann_ids, np.int64), failures=failures))
     return CocoInput(path=path, categories=categories, class_of_category=class_of, items=items)
+
+
+def load_coco_image(ann: dict, image_info: dict, img_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                           torch.Tensor]:
+    """One image of a COCO file with masks.
+
+    Returns:
+        image (Tensor[3, H, W] uint8 RGB), boxes (Tensor[K, 4] xyxy), labels (Tensor[K]
+        0-based in category-id order), masks (Tensor[K, H, W] bool).
+    """
+    image = torch.from_numpy(np.array(Image.open(img_dir / image_info["file_name"]).convert("RGB"))).permute(2, 0, 1)
+    cat_index = {c["id"]: i for i, c in enumerate(sorted(ann["categories"], key=lambda c: c["id"]))}
+    objs = [a for a in ann["annotations"] if a["image_id"] == image_info["id"]]
+    boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                          for a in objs], dtype=torch.float32).reshape(-1, 4)
+    labels = torch.tensor([cat_index[a["category_id"]] for a in objs], dtype=torch.long)
+    masks = (torch.from_numpy(np.stack([mask_utils.decode(a["segmentation"]) for a in objs]).astype(bool)) if objs
+             else torch.zeros((0, *image.shape[-2:]), dtype=torch.bool))
+    return image, boxes, labels, masks
