@@ -25,11 +25,22 @@ def _generate_args(data: Path, out: Path, *extra: str) -> list[str]:
             "--out", str(out), *FAST, *extra]
 
 
+# Subprocess runs use one thread each, as torchrun's ranks do, so that outputs compare exactly.
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 @pytest.fixture(scope="module")
-def generated(tiny_synth, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("generated")
-    assert main(_generate_args(tiny_synth, out)) == 0
+def single_process(tiny_synth, tmp_path_factory) -> Path:
+    """An uninterrupted one-process run in a subprocess, the reference for resumed and distributed runs."""
+    out = tmp_path_factory.mktemp("single") / "out"
+    result = subprocess.run(CLI + _generate_args(tiny_synth, out), capture_output=True, text=True, env=ONE_THREAD)
+    assert result.returncode == 0, result.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="module")
+def generated(single_process) -> Path:
+    return single_process
 
 
 def _maps(out: Path) -> dict[str, np.ndarray]:
@@ -122,10 +133,12 @@ def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     assert scores["semantic_miou"] == pytest.approx(1.0)
 
 
-def test_killed_run_resumes_without_recomputing(tiny_synth, generated, tmp_path):
+def test_killed_run_resumes_without_recomputing(tiny_synth, single_process, tmp_path):
+    uninterrupted = single_process
     out = tmp_path / "out"
     args = CLI + _generate_args(tiny_synth, out)
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=ONE_THREAD)
     deadline = time.time() + 300
     while time.time() < deadline and len(list((out / "maps").glob("*.npz"))) < 2:
         time.sleep(0.2)
@@ -135,31 +148,30 @@ def test_killed_run_resumes_without_recomputing(tiny_synth, generated, tmp_path)
     assert 2 <= len(done_before) < 6, "the run should be killed midway"
     for path in (out / "maps").glob("*.npz"):  # a file under its final name is always whole
         assert np.load(path)["maps"].ndim == 3
-    assert subprocess.run(args, capture_output=True).returncode == 0
+    assert subprocess.run(args, capture_output=True, env=ONE_THREAD).returncode == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images_computed_this_run"] == 6 - len(done_before)
     assert {p.name: p.stat().st_mtime_ns for p in (out / "maps").glob("*.npz") if p.name in done_before} == done_before
-    reference, resumed = _maps(generated), _maps(out)
+    reference, resumed = _maps(uninterrupted), _maps(out)
     assert reference.keys() == resumed.keys()
     assert all(np.array_equal(reference[k], resumed[k]) for k in reference)
+    for name in ("coco/instances.json", "mmseg/train.txt"):
+        assert (out / name).read_text() == (uninterrupted / name).read_text()
 
 
-def test_torchrun_two_processes_match_one(tiny_synth, generated, tmp_path):
+def test_torchrun_two_processes_match_one(tiny_synth, single_process, tmp_path):
     out = tmp_path / "dist"
     torchrun = str(Path(sys.executable).parent / "torchrun")
     cmd = [torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "bbam_captum.cli.main",
            *_generate_args(tiny_synth, out, "--launcher", "pytorch")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=ONE_THREAD, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "run.json").read_text())["world_size"] == 2
-    reference, dist = _maps(generated), _maps(out)
+    reference, dist = _maps(single_process), _maps(out)
     assert reference.keys() == dist.keys()
-    for key in reference:
-        assert np.allclose(reference[key].astype(np.float32), dist[key].astype(np.float32), atol=2e-3)
-    ref_labels = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
-    dist_labels = json.loads((out / "coco" / "instances.json").read_text())["annotations"]
-    assert [a["id"] for a in ref_labels] == [a["id"] for a in dist_labels]
+    assert all(np.array_equal(reference[k], dist[k]) for k in reference)
+    for name in ("coco/instances.json", "mmseg/train.txt"):
+        assert (out / name).read_text() == (single_process / name).read_text()
 
 
 def _copy_dataset(src: Path, dst: Path) -> dict:

@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmengine.dist import barrier, get_dist_info, init_dist
+    from mmengine.dist import barrier, get_dist_info
 
     from .. import BBAM, load_detector
     from ..pipeline import compute_maps, read_coco, write_labels
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not img_dir.is_dir():
         raise FileNotFoundError(f"image folder not found: {img_dir}")
     if args.launcher != "none":
-        init_dist(args.launcher, backend="gloo" if args.device == "cpu" else "nccl")
+        _init_distributed(args.launcher, args.device)
     rank, world_size = get_dist_info()
     model = load_detector(args.config, args.checkpoint, device=args.device)
     bbam = BBAM(model)
@@ -88,6 +88,22 @@ def run(args: argparse.Namespace) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     _report(summary, out)
     return 1 if summary["failures"] else 0
+
+
+def _init_distributed(launcher: str, device: str) -> None:
+    """Joins the process group that torchrun describes in the environment.
+
+    mmengine's launcher always selects a CUDA device, so a CPU run joins with gloo
+    directly; mmengine's ``get_dist_info``/``barrier`` work on either group.
+    """
+    if device == "cpu":
+        import torch.distributed as dist
+
+        dist.init_process_group(backend="gloo")
+    else:
+        from mmengine.dist import init_dist
+
+        init_dist(launcher, backend="nccl")
 
 
 def _report(summary: dict, out: Path) -> None:
