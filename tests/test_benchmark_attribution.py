@@ -97,12 +97,16 @@ def test_gradcam_agrees_with_pytorch_grad_cam():
     ours = GradCAMMethod()(adapter, image, box[None], torch.tensor([target]))[0, 0].numpy()
 
     class Score(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.detector = adapter.model  # pytorch-grad-cam reads the device from the parameters
+
         def forward(self, images):
             return box_score(adapter, box, target)(images)[:, None]
 
-    with adapter.frozen():
-        cam = GradCAM(model=Score(), target_layers=[gradcam_layer(adapter, box, *image.shape[-2:])])
-        theirs = cam(image[None].float(), targets=[lambda out: out[0]])[0]
+    # pytorch-grad-cam needs a graph from weights that require gradients: not frozen here
+    cam = GradCAM(model=Score(), target_layers=[gradcam_layer(adapter, box, *image.shape[-2:])])
+    theirs = cam(image[None].float(), targets=[lambda out: out[0]])[0]
     assert ours.max() > 0 and theirs.max() > 0
     corr = np.corrcoef(ours.ravel(), theirs.ravel())[0, 1]
     assert corr >= 0.99, corr

@@ -90,6 +90,7 @@ class BBAM(PerturbationAttribution):
         tv_coef: float = 1e-4,
         tv_power: float = 3.0,
         stride: int | str = "adaptive",
+        stride_range: tuple[float, float] = (0.02, 0.08),
         steps: int = 300,
         lr: float = 0.02,
         num_proposals: int = 200,
@@ -124,6 +125,9 @@ class BBAM(PerturbationAttribution):
             stride (int or "adaptive", optional): image pixels per mask cell; "adaptive"
                 grows it with the box (``s = short_side * (0.02 + 0.06 sqrt(box area /
                 image area))``, the original's 16..64 px at 800 px). Default: "adaptive"
+            stride_range (tuple of 2 floats, optional): the adaptive stride's ends as
+                fractions of the shorter image side, for a vanishing box and for a box
+                filling the image. Default: (0.02, 0.08), the original's rule
             steps (int, optional): Adam steps. Default: 300
             lr (float, optional): Adam learning rate. Default: 0.02
             num_proposals (int, optional): jittered proposals drawn per box. Default: 200
@@ -160,7 +164,8 @@ class BBAM(PerturbationAttribution):
                 targets = format_target(target, boxes, image, self.adapter)  # [K]
                 positives = select_positives(self.adapter, image, boxes, targets, num_proposals, max_shift,
                                              iou_thresholds, max_positives, seed)
-            strides = [adaptive_stride(b, height, width) if stride == "adaptive" else int(stride) for b in boxes]
+            strides = [adaptive_stride(b, height, width, stride_range) if stride == "adaptive" else int(stride)
+                       for b in boxes]
             masks = [initial_mask(p.regressed, s, height, width).requires_grad_(True)
                      for p, s in zip(positives, strides)]
             losses, steps_run = self._optimise(image, mu, masks, positives, box_head, cls_head, l1_coef, tv_coef,

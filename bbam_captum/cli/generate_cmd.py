@@ -21,12 +21,14 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                         help=f"background below it; between the two is ignored (default: {d.theta_bg})")
     parser.add_argument("--instance-thr", type=float, default=d.instance_threshold,
                         help=f"instance mask above this map value (default: {d.instance_threshold})")
+    parser.add_argument("--blur", type=float, default=d.blur_sigma,
+                        help=f"Gaussian blur of the maps before thresholding, sigma in px (default: {d.blur_sigma})")
     parser.add_argument("--refine", action="store_true", help="refine masks with mask proposals (Eq. 4)")
 
 
 def label_settings(args: argparse.Namespace) -> LabelSettings:
     return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
-                         refine=args.refine)
+                         refine=args.refine, blur_sigma=args.blur)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchvision.transforms.functional import gaussian_blur
 
 
 def instance_masks(maps: Tensor, boxes: Tensor, threshold: float) -> Tensor:
@@ -27,3 +28,18 @@ def instance_masks(maps: Tensor, boxes: Tensor, threshold: float) -> Tensor:
     inside = ((xs >= b[:, 0, None, None]) & (xs <= b[:, 2, None, None])
               & (ys >= b[:, 1, None, None]) & (ys <= b[:, 3, None, None]))  # [K, H, W]
     return (maps > threshold) & inside
+
+
+def smooth_maps(maps: Tensor, sigma: float) -> Tensor:
+    """Gaussian blur of each map (the original blurred its maps before thresholding).
+
+    Args:
+        maps (Tensor[K, 1, H, W]): BBAM maps.
+        sigma: standard deviation in pixels; 0 returns the maps unchanged.
+
+    Returns:
+        Tensor[K, 1, H, W].
+    """
+    if sigma <= 0 or maps.shape[0] == 0:
+        return maps
+    return gaussian_blur(maps, kernel_size=2 * int(3 * sigma) + 1, sigma=sigma)

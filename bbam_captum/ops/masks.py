@@ -8,23 +8,27 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def adaptive_stride(box: Tensor, height: int, width: int) -> int:
+def adaptive_stride(box: Tensor, height: int, width: int, stride_range: tuple[float, float] = (0.02, 0.08)) -> int:
     """The mask stride for a box, growing with its size (the original implementation's rule).
 
     The original used ``s = 16 + 48 * sqrt(box_area / image_area)`` on images of about
     800 px; written relative to the image's shorter side this is
-    ``s = short_side * (0.02 + 0.06 * sqrt(box_area / image_area))``, identical at 800 px
-    and giving masks of the same resolution on any image size.
+    ``s = short_side * (lo + (hi - lo) * sqrt(box_area / image_area))`` with
+    ``(lo, hi) = (0.02, 0.08)``, identical at 800 px and giving masks of the same
+    resolution on any image size.
 
     Args:
         box (Tensor[4]): ``(x1, y1, x2, y2)``.
+        stride_range: ``(lo, hi)``, the stride as a fraction of the shorter image side
+            for a vanishing box and for a box filling the image.
 
     Returns:
         int: stride >= 1.
     """
+    lo, hi = stride_range
     area = float((box[2] - box[0]) * (box[3] - box[1]))
     ratio = min(max(area / float(height * width), 0.0), 1.0)
-    return max(1, round(min(height, width) * (0.02 + 0.06 * math.sqrt(ratio))))
+    return max(1, round(min(height, width) * (lo + (hi - lo) * math.sqrt(ratio))))
 
 
 def initial_mask(boxes: Tensor, stride: int, height: int, width: int) -> Tensor:
