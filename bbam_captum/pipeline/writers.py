@@ -40,7 +40,7 @@ class LabelSettings:
             original blurred its maps too); 0 disables.
     """
 
-    # Measured on val images 0-7 with the bundled detector (README, "Pseudo-label quality"):
+    # Measured on val image ids 1-8 with the bundled detector (README, "Measured so far"):
     # BBAM's maps are low-valued and patchy, so a blur and a low threshold work best.
     theta_fg: float = 0.1
     theta_bg: float = 0.05
