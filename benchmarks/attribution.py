@@ -30,6 +30,7 @@ from tqdm import tqdm  # noqa: E402
 
 from bbam_captum import load_detector  # noqa: E402
 from bbam_captum.pipeline.coco_input import load_coco_image  # noqa: E402
+from bbam_captum.utils.atomic import atomic_open  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
 
 from .methods import box_score, default_methods  # noqa: E402
@@ -190,8 +191,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 keep = any(key[0] == info["id"] for key in figure_keys)
                 result = evaluate_image(method, adapter, image, boxes, labels, true, keep)
-                torch.save(result, cache.with_suffix(".tmp"))
-                cache.with_suffix(".tmp").replace(cache)
+                with atomic_open(cache) as f:
+                    torch.save(result, f)
             (calib if info["id"] in calib_ids else test).append(result)
             if result["maps"] is not None:
                 for (image_id, k) in figure_keys:

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
 from ..pipeline.writers import LabelSettings
+from ..utils.atomic import write_json_atomic
 from ._common import add_detector_args
 
 RUN_FILE = "run.json"
@@ -81,13 +80,10 @@ def run(args: argparse.Namespace) -> int:
     run_info = {"ann": str(Path(args.ann).resolve()), "img_dir": str(img_dir.resolve()),
                 "config": args.config, "checkpoint": args.checkpoint, "bbam_settings": settings,
                 "class_names": list(bbam.adapter.class_names), "world_size": world_size}
-    tmp = out / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(run_info, indent=1))
-    os.replace(tmp, out / RUN_FILE)
-    summary = write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings)
-    summary["timings"]["wall_seconds_this_run"] = round(time.perf_counter() - start, 1)
-    summary["images_computed_this_run"] = done
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json_atomic(out / RUN_FILE, run_info, indent=1)
+    run_stats = {"images_computed_this_run": done,
+                 "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
+    summary = write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings, run_stats)
     _report(summary, out)
     return 1 if summary["failures"] else 0
 

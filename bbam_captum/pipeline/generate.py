@@ -11,7 +11,6 @@ Stage 2 (rank 0, after all ranks): labels are written from the maps alone
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..attr import BBAM
+from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
 
 
@@ -34,10 +34,8 @@ def failure_path(out: Path, image_id: int) -> Path:
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the temporary name
+    with atomic_open(path) as f:  # a file object: numpy adds no ".npz" to the temporary name
         np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
 
 
 def read_image(path: Path) -> torch.Tensor:
@@ -61,7 +59,7 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
             raise ValueError(f"image {item.file_name} is {image.shape[2]}x{image.shape[1]}, "
                              f"the COCO file says {item.width}x{item.height}")
     except (FileNotFoundError, ValueError) as err:
-        failure_path(out, item.image_id).write_text(json.dumps({"image_id": item.image_id, "reason": str(err)}))
+        write_json_atomic(failure_path(out, item.image_id), {"image_id": item.image_id, "reason": str(err)})
         return
     height, width = item.height, item.width
     if len(item.boxes):

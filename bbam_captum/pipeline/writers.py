@@ -8,7 +8,6 @@ images, so it can be rerun with other thresholds in seconds.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import torch
 from PIL import Image
 
 from ..labels import IGNORE, instance_masks, refine_mask, segment_pools, semantic_label, smooth_maps
-from ..synth.coco import encode_mask, write_json_atomic
+from ..synth.coco import encode_mask
+from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput
 from .generate import failure_path, map_path, read_image
 
@@ -62,9 +62,8 @@ def _palette(n: int) -> list[list[int]]:
 
 
 def _write_png_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(array).save(tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        Image.fromarray(array).save(f, format="PNG")
 
 
 def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
@@ -92,8 +91,11 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
 
 
 def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSettings, class_names: tuple[str, ...],
-                 bbam_settings: dict) -> dict:
-    """Writes mmseg and COCO pseudo labels and the summary from ``out/maps``; returns the summary."""
+                 bbam_settings: dict, run_stats: dict | None = None) -> dict:
+    """Writes mmseg and COCO pseudo labels and the summary from ``out/maps``; returns the summary.
+
+    ``run_stats`` (counts and timings of the run that made the maps) joins the summary.
+    """
     seg_dir, coco_dir = out / "mmseg", out / "coco"
     (seg_dir / "labels").mkdir(parents=True, exist_ok=True)
     coco_dir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +152,9 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
         "timings": {"bbam_seconds": round(seconds, 2),
                     "bbam_seconds_per_object": round(seconds / max(len(records), 1), 3)},
         "failures": failures,
+        **(run_stats or {}),
     }
-    write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(out / "summary.json", summary, indent=1)
     return summary
 
 

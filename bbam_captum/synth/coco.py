@@ -1,14 +1,14 @@
 """Writes synthetic images and their true masks as a COCO instance dataset."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pycocotools.mask as mask_utils
 from PIL import Image
 from tqdm import tqdm
+
+from ..utils.atomic import write_json_atomic
 
 from .world import CLASSES, WorldConfig, draw_image
 
@@ -18,14 +18,6 @@ def encode_mask(mask: np.ndarray) -> dict:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode("ascii")
     return rle
-
-
-def write_json_atomic(path: Path, payload: object) -> None:
-    """Writes JSON to a temporary name beside ``path`` and renames it, so no half file is left."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(payload, f)
-    os.replace(tmp, path)
 
 
 def write_dataset(out: str | Path, num_images: int, seed: int, config: WorldConfig = WorldConfig(),
