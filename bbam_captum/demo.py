@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 from PIL import Image
 
 from .cli.main import main as cli
 from .metrics.pseudo_labels import box_fill_miou
+from .synth.coco import decode_mask
 from .visualization import explanation_figure
 
 DEMO_SEED = 2024
@@ -37,7 +37,9 @@ def demo_figure(out: Path, data: Path, path: Path) -> None:
         if not len(saved["boxes"]):
             continue
         by_id = {a["id"]: a for a in pseudo["annotations"] if a["image_id"] == info["id"]}
-        masks = torch.from_numpy(np.stack([mask_utils.decode(by_id[int(i)]["segmentation"]) for i in saved["ann_ids"]]))
+        height, width = saved["maps"].shape[-2:]
+        masks = torch.from_numpy(np.stack([decode_mask(by_id[int(i)]["segmentation"], height, width)
+                                           for i in saved["ann_ids"]]))
         image = torch.from_numpy(np.array(Image.open(data / "images" / info["file_name"]).convert("RGB")))
         labels = [names[by_id[int(i)]["category_id"]] for i in saved["ann_ids"]]
         fig = explanation_figure(image.permute(2, 0, 1), torch.from_numpy(saved["boxes"]), labels,

@@ -113,7 +113,7 @@ def test_evaluate_scores_against_true_masks(generated, tiny_synth, capsys):
 def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     """A 'prediction' made of the true masks scores 1: the metric can tell perfect from not."""
     from bbam_captum.labels import semantic_label
-    from bbam_captum.metrics.pseudo_labels import _decode
+    from bbam_captum.synth.coco import decode_mask
 
     ann = json.loads((tiny_synth / "annotations.json").read_text())
     (tmp_path / "coco").mkdir()
@@ -121,7 +121,7 @@ def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     (tmp_path / "coco" / "instances.json").write_text(json.dumps(ann))
     for img in ann["images"]:
         objs = [a for a in ann["annotations"] if a["image_id"] == img["id"]]
-        masks = np.stack([_decode(a["segmentation"], 96, 96) for a in objs]) if objs else np.zeros((0, 96, 96), bool)
+        masks = np.stack([decode_mask(a["segmentation"], 96, 96) for a in objs]) if objs else np.zeros((0, 96, 96), bool)
         boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                           for a in objs], np.float32).reshape(-1, 4)
         label = semantic_label(masks, np.zeros_like(masks), boxes, np.array([a["category_id"] - 1 for a in objs]))

@@ -5,19 +5,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pycocotools.mask as mask_utils
 from PIL import Image
 
 from ..labels import IGNORE
-
-
-def _decode(segmentation: dict, height: int, width: int) -> np.ndarray:
-    if isinstance(segmentation, list):  # polygons
-        rles = mask_utils.frPyObjects(segmentation, height, width)
-        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-    if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
-        segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    return mask_utils.decode(segmentation).astype(bool)
+from ..synth.coco import decode_mask
 
 
 def box_fill_miou(ann_file: str | Path) -> float:
@@ -57,10 +48,10 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
     ious, truth_maps = [], {i: np.zeros((img["height"], img["width"]), np.uint8) for i, img in images.items()}
     for ann in gt["annotations"]:
         img = images[ann["image_id"]]
-        true = _decode(ann["segmentation"], img["height"], img["width"])
+        true = decode_mask(ann["segmentation"], img["height"], img["width"])
         truth_maps[ann["image_id"]][true] = class_of[ann["category_id"]]
         if ann["id"] in pseudo_by_id:
-            mask = _decode(pseudo_by_id[ann["id"]]["segmentation"], img["height"], img["width"])
+            mask = decode_mask(pseudo_by_id[ann["id"]]["segmentation"], img["height"], img["width"])
             union = (mask | true).sum()
             ious.append(float((mask & true).sum() / union) if union else 1.0)
         else:

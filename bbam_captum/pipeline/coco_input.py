@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pycocotools.mask as mask_utils
 import torch
 from PIL import Image
+
+from ..synth.coco import decode_mask
 
 
 @dataclass
@@ -127,6 +128,7 @@ def load_coco_image(ann: dict, image_info: dict, img_dir: Path) -> tuple[torch.T
     boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                           for a in objs], dtype=torch.float32).reshape(-1, 4)
     labels = torch.tensor([cat_index[a["category_id"]] for a in objs], dtype=torch.long)
-    masks = (torch.from_numpy(np.stack([mask_utils.decode(a["segmentation"]) for a in objs]).astype(bool)) if objs
+    height, width = image.shape[-2:]
+    masks = (torch.from_numpy(np.stack([decode_mask(a["segmentation"], height, width) for a in objs])) if objs
              else torch.zeros((0, *image.shape[-2:]), dtype=torch.bool))
     return image, boxes, labels, masks

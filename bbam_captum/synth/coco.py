@@ -20,6 +20,16 @@ def encode_mask(mask: np.ndarray) -> dict:
     return rle
 
 
+def decode_mask(segmentation: dict | list, height: int, width: int) -> np.ndarray:
+    """A COCO segmentation (compressed or uncompressed RLE, or polygons) as an (H, W) bool mask."""
+    if isinstance(segmentation, list):  # polygons
+        rles = mask_utils.frPyObjects(segmentation, height, width)
+        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
+        segmentation = mask_utils.frPyObjects(segmentation, height, width)
+    return mask_utils.decode(segmentation).astype(bool)
+
+
 def write_dataset(out: str | Path, num_images: int, seed: int, config: WorldConfig = WorldConfig(),
                   show_progress: bool = True) -> Path:
     """Draws ``num_images`` images of the world with ``seed`` into ``out``.
