@@ -72,6 +72,20 @@ def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width
     return model.neck.fpn_convs[level]
 
 
+def _per_box(adapter: MMDetTwoStageAdapter, boxes: Tensor, targets: Tensor, gradients: bool,
+             explain: Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]) -> Tensor:
+    """Runs ``explain(score, box) -> Tensor[1, 1, H, W]`` for each box's score with the
+    detector frozen, and normalises the maps: ``Tensor[K, 1, H, W]`` in [0, 1]."""
+    with adapter.frozen(), torch.set_grad_enabled(gradients):
+        maps = [explain(box_score(adapter, box, int(target)), box) for box, target in zip(boxes, targets)]
+    return _normalise(torch.cat(maps)).detach()
+
+
+def _mean_colour_image(adapter: MMDetTwoStageAdapter, x: Tensor) -> Tensor:
+    """The detector's pixel mean as an image shaped like ``x`` (Tensor[1, 3, H, W])."""
+    return adapter.pixel_mean().expand_as(x[0])[None]
+
+
 @dataclass
 class GradCAMMethod:
     """Grad-CAM (Captum's ``LayerGradCam``) on the FPN level the box's RoI is pooled from."""
@@ -79,14 +93,13 @@ class GradCAMMethod:
     name: str = "gradcam"
 
     def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
-        maps = []
-        with adapter.frozen(), torch.enable_grad():
-            for box, target in zip(boxes, targets):
-                cam = LayerGradCam(box_score(adapter, box, int(target)), gradcam_layer(adapter, box, *image.shape[-2:]))
-                attr = cam.attribute(image[None].float(), relu_attributions=True)  # [1, 1, h, w]
-                # the layer's grid covers the padded input: keep the part over the image
-                maps.append(_crop_to_image(attr, adapter, image))
-        return _normalise(torch.cat(maps)).detach()
+        def explain(score: Callable[[Tensor], Tensor], box: Tensor) -> Tensor:
+            cam = LayerGradCam(score, gradcam_layer(adapter, box, *image.shape[-2:]))
+            attr = cam.attribute(image[None].float(), relu_attributions=True)  # [1, 1, h, w]
+            # the layer's grid covers the padded input: keep the part over the image
+            return _crop_to_image(attr, adapter, image)
+
+        return _per_box(adapter, boxes, targets, True, explain)
 
 
 def _crop_to_image(attr: Tensor, adapter: MMDetTwoStageAdapter, image: Tensor) -> Tensor:
@@ -107,14 +120,14 @@ class IntegratedGradientsMethod:
 
     def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
         x = image[None].float()
-        baseline = adapter.pixel_mean().expand_as(x[0])[None]
-        maps = []
-        with adapter.frozen(), torch.enable_grad():
-            for box, target in zip(boxes, targets):
-                ig = IntegratedGradients(box_score(adapter, box, int(target)))
-                attr = ig.attribute(x, baselines=baseline, n_steps=self.n_steps, internal_batch_size=self.n_steps)
-                maps.append(attr.abs().sum(1, keepdim=True))
-        return _normalise(torch.cat(maps)).detach()
+        baseline = _mean_colour_image(adapter, x)
+
+        def explain(score: Callable[[Tensor], Tensor], box: Tensor) -> Tensor:
+            attr = IntegratedGradients(score).attribute(x, baselines=baseline, n_steps=self.n_steps,
+                                                        internal_batch_size=self.n_steps)
+            return attr.abs().sum(1, keepdim=True)
+
+        return _per_box(adapter, boxes, targets, True, explain)
 
 
 @dataclass
@@ -127,16 +140,15 @@ class OcclusionMethod:
 
     def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
         x = image[None].float()
-        baseline = adapter.pixel_mean().expand_as(x[0])[None]
-        maps = []
-        with adapter.frozen(), torch.no_grad():
-            for box, target in zip(boxes, targets):
-                occ = Occlusion(box_score(adapter, box, int(target)))
-                attr = occ.attribute(x, sliding_window_shapes=(3, self.window, self.window),
-                                     strides=(3, self.stride, self.stride), baselines=baseline,
-                                     perturbations_per_eval=32)
-                maps.append(attr.sum(1, keepdim=True))
-        return _normalise(torch.cat(maps))
+        baseline = _mean_colour_image(adapter, x)
+
+        def explain(score: Callable[[Tensor], Tensor], box: Tensor) -> Tensor:
+            attr = Occlusion(score).attribute(x, sliding_window_shapes=(3, self.window, self.window),
+                                              strides=(3, self.stride, self.stride), baselines=baseline,
+                                              perturbations_per_eval=32)
+            return attr.sum(1, keepdim=True)
+
+        return _per_box(adapter, boxes, targets, False, explain)
 
 
 @dataclass
