@@ -7,8 +7,16 @@
   up to 100 positive proposals, the RPN running on every step, no early stop. (The
   original also re-read and re-transformed the image from disk on every step; that is
   left out, so this reference is if anything faster than the original.)
-- ``bbam``: our defaults (all boxes of an image in one batch, frozen weights, no RPN).
+  The whole image is seen, as in the original.
+- ``bbam``: our defaults (all boxes of an image in one batch, frozen weights, no RPN,
+  fewer positives, a context window around each box, fewer steps at a larger rate).
 - ``gradcam``: Grad-CAM for the same boxes.
+- ablations (full run only): our default with one of its choices undone, to show what
+  each choice buys in time and in mask quality.
+
+Mask quality is the mean IoU of the pipeline's instance masks (default label settings:
+blur, threshold) with the true masks. Where our time goes is measured with
+torch.profiler; scaling is measured with boxes per image and with the image side.
 
 Writes ``DIR/speed.json`` (rows with ``method``, ``sec_per_object``, ``peak_mem_mb``,
 ``mask_miou`` and ``device``), ``DIR/speed.md`` with the ratios and where our time goes,
@@ -19,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -31,18 +40,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from bbam_captum import BBAM, load_detector  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
-from bbam_captum.labels import instance_masks  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
 from bbam_captum.pipeline.coco_input import load_coco_image  # noqa: E402
-from bbam_captum.pipeline.writers import LabelSettings  # noqa: E402
+from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks  # noqa: E402
+from bbam_captum.utils.atomic import write_json_atomic  # noqa: E402
 
-from .attribution import DEFAULT_ANN, peak_memory_mb  # noqa: E402
+from .attribution import DEFAULT_ANN, ensure_val_split, peak_memory_mb  # noqa: E402
 from .methods import GradCAMMethod  # noqa: E402
 
-REFERENCE = dict(steps=300, lr=0.02, max_positives=100, early_stop_patience=None)
+REFERENCE = dict(steps=300, lr=0.02, max_positives=100, early_stop_patience=None, context=None)
 
 
 class ReferenceAdapter(MMDetTwoStageAdapter):
@@ -59,8 +69,8 @@ class ReferenceAdapter(MMDetTwoStageAdapter):
             self.model.zero_grad(set_to_none=True)
             self.model.train(was_training)
 
-    def features(self, images):
-        features = super().features(images)
+    def features(self, images, crops=None):
+        features = super().features(images, crops)
         self.model.rpn_head(features.maps)  # computed and discarded, as the original did
         return features
 
@@ -73,9 +83,9 @@ class TimedAdapter(MMDetTwoStageAdapter):
         super().__init__(model)
         self.seconds: dict[str, float] = defaultdict(float)
 
-    def features(self, images):
+    def features(self, images, crops=None):
         start = time.perf_counter()
-        out = super().features(images)
+        out = super().features(images, crops)
         self.seconds["backbone_forward"] += time.perf_counter() - start
         return out
 
@@ -86,38 +96,82 @@ class TimedAdapter(MMDetTwoStageAdapter):
         return out
 
 
-def run_method(name: str, adapter, images: list, threshold: float) -> dict:
-    ious, seconds, peak, objects = [], 0.0, 0.0, 0
-    for image, boxes, labels, true in images:
+def _instance_ious(maps: torch.Tensor, boxes: torch.Tensor, true: torch.Tensor) -> list[float]:
+    """IoU of the pipeline's own instance masks (default label settings) with the true masks."""
+    instance, _, _ = pseudo_masks(maps[:, 0].float().cpu().numpy(), boxes.numpy(), LabelSettings(), None)
+    return mask_iou(torch.from_numpy(instance), true).tolist()
+
+
+def run_method(name: str, adapter, images: list, settings: dict | None, one_at_a_time: bool) -> dict:
+    """Seconds per object, peak memory and mask mIoU of BBAM with ``settings`` (None: Grad-CAM)."""
+    ious, seconds, peak, objects, steps = [], 0.0, 0.0, 0, []
+    for image, boxes, labels, true in tqdm(images, desc=name, unit="img"):
         start = time.perf_counter()
         with peak_memory_mb(adapter.device) as mem:
-            if name == "reference":  # one object at a time
-                maps = torch.cat([BBAM(adapter).attribute(image, b, target=int(c), **REFERENCE)
-                                  for b, c in zip(boxes, labels)])
-            elif name == "bbam":
-                maps = BBAM(adapter).attribute(image, boxes, target=labels)
-            else:
+            if settings is None:
                 maps = GradCAMMethod()(adapter, image, boxes, labels)
+            elif one_at_a_time:
+                runs = [BBAM(adapter).attribute(image, b, target=int(c), return_records=True, **settings)
+                        for b, c in zip(boxes, labels)]
+                maps, records = torch.cat([m for m, _ in runs]), [r for _, rs in runs for r in rs]
+            else:
+                maps, records = BBAM(adapter).attribute(image, boxes, target=labels, return_records=True, **settings)
         seconds += time.perf_counter() - start
         peak = max(peak, mem[0])
         objects += len(boxes)
-        ious += mask_iou(instance_masks(maps, boxes, threshold), true).tolist()
+        steps += [r.steps for r in records] if settings is not None else []
+        ious += _instance_ious(maps, boxes, true)
     return {"method": name, "sec_per_object": seconds / objects, "peak_mem_mb": peak,
-            "mask_miou": float(np.mean(ious)), "objects": objects}
+            "mask_miou": float(np.mean(ious)), "objects": objects,
+            "mean_steps": float(np.mean(steps)) if steps else None, "settings": settings}
 
 
-def scaling(adapter, image, boxes, labels, steps: int) -> dict:
-    """Seconds per object for 1..K boxes of one image, and per image size (one box)."""
+def where_time_goes(adapter: MMDetTwoStageAdapter, image, boxes, labels) -> dict:
+    """Shares of our default's CPU time by kind of operation, from torch.profiler (forward and
+    backward together): convolutions (backbone + FPN), RoIAlign, fully connected layers
+    (RoI head), batch norm, and the rest (mask upsampling, perturbation, loss, Adam, Python)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        BBAM(adapter).attribute(image, boxes, target=labels)
+    kinds = {"convolution (backbone, FPN)": ("conv",), "RoIAlign (RoI head)": ("roialign",),
+             "fully connected (RoI head)": ("addmm", "aten::mm"), "batch norm": ("batch_norm",)}
+    shares = dict.fromkeys([*kinds, "rest (masks, loss, Adam, Python)"], 0.0)
+    total = 0.0
+    for event in prof.key_averages():
+        if event.key.startswith(("autograd::engine", "aten::to", "aten::copy")) and event.self_cpu_time_total == 0:
+            continue
+        total += event.self_cpu_time_total
+        name = event.key.lower()
+        kind = next((k for k, words in kinds.items() if any(w in name for w in words)),
+                    "rest (masks, loss, Adam, Python)")
+        shares[kind] += event.self_cpu_time_total
+    return {k: v / total for k, v in shares.items()}
+
+
+class NativeSizeAdapter(MMDetTwoStageAdapter):
+    """Runs the detector at the image's own size (no test-pipeline resize), to see how the
+    cost grows with the image side."""
+
+    def input_scale(self, height: int, width: int) -> tuple[float, float]:
+        return 1.0, 1.0
+
+
+def scaling(model, image, boxes, labels, steps: int | None) -> dict:
+    """Seconds per object for 1..K boxes of one image, and for one box on the image resized
+    to several sides (detector at that resolution); our defaults, or ``steps`` steps."""
+    settings = {} if steps is None else {"steps": steps}
+    adapter, native = MMDetTwoStageAdapter(model), NativeSizeAdapter(model)
     by_boxes, by_size = {}, {}
     for k in sorted({1, 2, min(4, len(boxes)), len(boxes)}):
         start = time.perf_counter()
-        BBAM(adapter).attribute(image, boxes[:k], target=labels[:k], steps=steps)
+        BBAM(adapter).attribute(image, boxes[:k], target=labels[:k], **settings)
         by_boxes[k] = (time.perf_counter() - start) / k
-    for size in (128, 192, 256, 320):
+    for size in (128, 192, 256, 384):
         scale = size / image.shape[-1]
         resized = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", align_corners=False)[0]
         start = time.perf_counter()
-        BBAM(adapter).attribute(resized, boxes[:1] * scale, target=labels[:1], steps=steps)
+        BBAM(native).attribute(resized, boxes[:1] * scale, target=labels[:1], **settings)
         by_size[size] = time.perf_counter() - start
     return {"sec_per_object_by_boxes": by_boxes, "sec_per_object_by_image_size": by_size}
 
@@ -125,60 +179,102 @@ def scaling(adapter, image, boxes, labels, steps: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--num-images", type=int, default=None, help="default: 2 quick, 8 full")
+    parser.add_argument("--quick", action="store_true", help="2 images, no ablations, short scaling runs")
+    parser.add_argument("--num-images", type=int, default=None, help="default: 2 quick, 12 full")
+    parser.add_argument("--skip", type=int, default=24,
+                        help="leave out the first images of the split (default: 24, the val images BBAM's defaults "
+                             "and label thresholds were chosen on or are tested on)")
     parser.add_argument("--ann", default=str(DEFAULT_ANN))
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ann = json.loads(Path(args.ann).read_text())
-    num = args.num_images or (2 if args.quick else 8)
-    infos = [i for i in ann["images"] if any(a["image_id"] == i["id"] for a in ann["annotations"])][:num]
-    images = [load_coco_image(ann, i, Path(args.ann).parent / "images") for i in infos]
+    ann_path = ensure_val_split(Path(args.ann))
+    ann = json.loads(ann_path.read_text())
+    num = args.num_images or (2 if args.quick else 12)
+    infos = [i for i in ann["images"] if any(a["image_id"] == i["id"] for a in ann["annotations"])]
+    infos = infos[args.skip:args.skip + num]
+    images = [load_coco_image(ann, i, ann_path.parent / "images") for i in infos]
     model = load_detector(device=args.device)
-    threshold = LabelSettings().instance_threshold
     device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if args.device == "cpu" \
         else torch.cuda.get_device_name(torch.device(args.device))
+    plain, reference = MMDetTwoStageAdapter(model), ReferenceAdapter(model)
+    start = time.perf_counter()
+    BBAM(plain).attribute(*images[0][:2], target=images[0][2], steps=2)  # warm-up: one-off allocations
 
-    timed = TimedAdapter(model)
-    rows = [run_method("reference", ReferenceAdapter(model), images, threshold),
-            run_method("bbam", timed, images, threshold),
-            run_method("gradcam", MMDetTwoStageAdapter(model), images, threshold)]
+    rows = [run_method("reference", reference, images, REFERENCE, one_at_a_time=True),
+            run_method("bbam", plain, images, {}, one_at_a_time=False),
+            run_method("gradcam", plain, images, None, one_at_a_time=False)]
+    if not args.quick:  # our default with one choice undone at a time: what each choice buys
+        rows += [run_method(name, adapter, images, settings, one_at_a_time=single)
+                 for name, adapter, settings, single in ABLATIONS(plain, reference)]
     for row in rows:
         row["device"] = device
-    ours, ref, cam = rows[1], rows[0], rows[2]
-    bbam_total = ours["sec_per_object"] * ours["objects"]
-    profile = {k: v / bbam_total for k, v in timed.seconds.items()}
-    profile["loss_backward_optimiser_and_overhead"] = 1 - sum(profile.values())
+    ref, ours, cam = rows[0], rows[1], rows[2]
     image, boxes, labels, _ = max(images, key=lambda x: len(x[1]))
-    scale = scaling(MMDetTwoStageAdapter(model), image, boxes, labels, steps=30 if args.quick else 100)
+    profile = where_time_goes(plain, image, boxes, labels)
+    scale = scaling(model, image, boxes, labels, steps=10 if args.quick else None)
     summary = {"rows": rows, "reference_over_ours": ref["sec_per_object"] / ours["sec_per_object"],
                "ours_over_gradcam": ours["sec_per_object"] / cam["sec_per_object"],
                "miou_ours_minus_reference": ours["mask_miou"] - ref["mask_miou"],
                "profile_share_of_our_time": profile, "scaling": scale, "device": device,
-               "date": time.strftime("%Y-%m-%d"), "images": len(images)}
-    (out / "speed.json").write_text(json.dumps(rows, indent=1))
-    (out / "speed_summary.json").write_text(json.dumps(summary, indent=1))
-    lines = [f"Speed benchmark, {device}, {summary['date']}, {len(images)} images, {ours['objects']} objects.", "",
-             "| method | sec/object | peak mem (MB) | mask mIoU |", "|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['sec_per_object']:.2f} | {r['peak_mem_mb']:.0f} | {r['mask_miou']:.3f} |"
-              for r in rows]
-    lines += ["", f"reference / ours: {summary['reference_over_ours']:.1f}x; ours / Grad-CAM: "
-              f"{summary['ours_over_gradcam']:.1f}x; mIoU ours - reference: {summary['miou_ours_minus_reference']:+.3f}",
-              "", "Where our time goes: " + ", ".join(f"{k} {v:.0%}" for k, v in profile.items())]
-    (out / "speed.md").write_text("\n".join(lines) + "\n")
+               "date": time.strftime("%Y-%m-%d"), "images": len(images), "objects": ours["objects"],
+               "seconds": round(time.perf_counter() - start, 1),
+               "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:])}
+    write_json_atomic(out / "speed.json", rows, indent=1)
+    write_json_atomic(out / "speed_summary.json", summary, indent=1)
+    write_report(summary, out / "speed.md")
+    plot_scaling(scale, device, out / "speed_scaling.png")
+    print((out / "speed.md").read_text())
+
+
+def ABLATIONS(plain: MMDetTwoStageAdapter, reference: ReferenceAdapter) -> list[tuple]:  # noqa: N802
+    """(name, adapter, settings, one box at a time): our default with one choice undone."""
+    return [
+        ("bbam_whole_image", plain, {"context": None}, False),
+        ("bbam_100_positives", plain, {"max_positives": 100}, False),
+        ("bbam_300_steps_lr_0.02", plain, {"steps": 300, "lr": 0.02}, False),
+        ("bbam_weight_grads_and_rpn", reference, {}, False),
+        ("bbam_one_box_at_a_time", plain, {}, True),
+    ]
+
+
+def write_report(summary: dict, path: Path) -> None:
+    rows = summary["rows"]
+    lines = [f"Speed benchmark, {summary['device']}, {summary['date']}: {summary['images']} synthetic val images, "
+             f"{summary['objects']} objects, {summary['seconds'] / 60:.0f} min in all.", "",
+             f"Command: `{summary['command']}`.", "",
+             "| method | sec/object | peak mem (MB) | mask mIoU | mean steps |", "|---|---|---|---|---|"]
+    steps = ["-" if r["mean_steps"] is None else f"{r['mean_steps']:.0f}" for r in rows]
+    lines += [f"| {r['method']} | {r['sec_per_object']:.2f} | {r['peak_mem_mb']:.0f} | {r['mask_miou']:.3f} | {n} |"
+              for r, n in zip(rows, steps)]
+    lines += ["", f"- reference / ours: **{summary['reference_over_ours']:.1f}x** faster per object; "
+              f"mask mIoU ours - reference: {summary['miou_ours_minus_reference']:+.3f}",
+              f"- ours / Grad-CAM: {summary['ours_over_gradcam']:.1f}x the time per object",
+              "- where our time goes (CPU time, forward + backward): "
+              + ", ".join(f"{k} {v:.0%}" for k, v in summary["profile_share_of_our_time"].items()),
+              "- scaling (seconds per object): by boxes per image "
+              + ", ".join(f"{k}: {v:.2f}" for k, v in summary["scaling"]["sec_per_object_by_boxes"].items())
+              + "; one box by image side " + ", ".join(f"{k} px: {v:.2f}" for k, v in
+                                                     summary["scaling"]["sec_per_object_by_image_size"].items())]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot_scaling(scale: dict, device: str, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(7, 2.8))
-    a.plot(list(scale["sec_per_object_by_boxes"]), list(scale["sec_per_object_by_boxes"].values()), "o-")
+    by_boxes, by_size = scale["sec_per_object_by_boxes"], scale["sec_per_object_by_image_size"]
+    a.plot(list(by_boxes), list(by_boxes.values()), "o-")
     a.set_xlabel("boxes per image")
     a.set_ylabel("seconds per object")
-    b.plot(list(scale["sec_per_object_by_image_size"]), list(scale["sec_per_object_by_image_size"].values()), "o-")
+    a.set_ylim(bottom=0)
+    b.plot(list(by_size), list(by_size.values()), "o-")
     b.set_xlabel("image side (px), one box")
     b.set_ylabel("seconds")
-    fig.suptitle(f"BBAM cost ({'30' if args.quick else '100'} steps), {device}", fontsize=9)
+    b.set_ylim(bottom=0)
+    fig.suptitle(f"BBAM defaults, {device}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / "speed_scaling.png", dpi=120)
-    print("\n".join(lines))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from bbam_captum import BBAM
-from bbam_captum.detectors.base import RoIOutputs
+from bbam_captum.detectors import MMDetTwoStageAdapter
+from bbam_captum.detectors.base import Crop, RoIOutputs
 
 FAST = dict(steps=4, num_proposals=16, max_positives=8)
 
@@ -70,6 +71,45 @@ def test_unsupported_model():
         BBAM(torch.nn.Conv2d(3, 3, 1))
 
 
+def test_crop_lies_on_the_feature_grid_and_covers_the_window(random_detector):
+    adapter = MMDetTwoStageAdapter(random_detector)  # coarsest RoI level: stride 32; test Resize to 192
+    crop = adapter.crop(torch.tensor([33.5, 10.0, 70.0, 41.0]), 192, 192)
+    assert crop == Crop(left=32, top=0, width=64, height=64)
+    assert adapter.crop(torch.tensor([-50.0, -50.0, 500.0, 500.0]), 192, 192) == Crop(0, 0, 192, 192)
+    assert adapter.crop(torch.tensor([150.0, 170.0, 151.0, 171.0]), 192, 192) == Crop(128, 160, 32, 32)
+    # a 96 px image is resized to 192 px first: crops are in the detector's input pixels
+    assert adapter.crop(torch.tensor([10.0, 40.0, 20.0, 50.0]), 96, 96) == Crop(0, 64, 64, 64)
+
+
+def test_cropped_forward_matches_the_full_image_outside_masked_out():
+    """A window's features are the full image's, shifted: for each object's box, the RoI
+    head says the same on the crop (RoIs still in image pixels) as on the full image
+    painted with mu outside the window; only padding at the window's border differs."""
+    from bbam_captum import load_detector
+    from bbam_captum.synth import draw_image
+
+    adapter = MMDetTwoStageAdapter(load_detector())
+    cropped_somewhere = False
+    for index in (3, 5):
+        rgb, objects = draw_image(1, index)
+        image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+        for obj in objects:
+            box = torch.tensor(obj.bbox_xyxy, dtype=torch.float32)
+            side = box[2:] - box[:2]
+            crop = adapter.crop(torch.cat([box[:2] - side / 2, box[2:] + side / 2]), 192, 192)
+            cropped_somewhere |= crop.width * crop.height < 192 * 192
+            window = (..., slice(crop.top, crop.top + crop.height), slice(crop.left, crop.left + crop.width))
+            painted = adapter.pixel_mean().expand_as(image).clone()
+            painted[window] = image[window]
+            rois = torch.cat([box.new_zeros(1), box])[None]
+            with torch.no_grad(), adapter.frozen():
+                full = adapter.roi_outputs(adapter.features(painted), rois)
+                cropped = adapter.roi_outputs(adapter.features(image, [crop]), rois)
+            assert abs(full.probs[0, obj.label] - cropped.probs[0, obj.label]) < 0.02
+            assert (full.deltas[0, obj.label] - cropped.deltas[0, obj.label]).abs().max() < 0.1
+    assert cropped_somewhere
+
+
 def test_partly_outside_box_is_clipped(random_detector, image):
     maps = BBAM(random_detector).attribute(image, torch.tensor([-10.0, -5.0, 30.0, 200.0]), target=0, **FAST)
     assert maps.shape == (1, 1, 64, 80)
@@ -92,7 +132,10 @@ class RegionDetector:
     def pixel_mean(self):
         return torch.zeros(3, 1, 1)
 
-    def features(self, images):
+    def crop(self, window, height, width):  # cannot crop: the whole input
+        return Crop(0, 0, width, height)
+
+    def features(self, images, crops=None):
         x1, y1, x2, y2 = self.region
         return images[:, :, y1:y2, x1:x2].mean(dim=(2, 3)) / 255.0  # [N, 3]
 

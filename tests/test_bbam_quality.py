@@ -9,16 +9,14 @@ from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks
 from bbam_captum.synth import draw_image
 
 VAL_SEED = 1  # the bundled detector's validation split (never trained on)
-TUNED_ON = range(8)  # val images the label thresholds were chosen on; the test uses others
+TUNED_ON = range(16)  # val images BBAM's defaults and the label thresholds were chosen on
 
 
-def test_bbam_masks_beat_the_filled_box_on_objects_of_32px_and_more():
-    """Small objects (< 32x32 px) are left out: there BBAM measured level with the filled box
-    (the detector's finest features have a stride of 4 px)."""
+def test_bbam_masks_beat_the_filled_box_by_five_points():
     bbam = BBAM(load_detector())
     settings = LabelSettings()  # the pipeline's defaults: blur, then the instance threshold
     ours, boxes_iou = [], []
-    for index in range(8, 14):
+    for index in range(16, 24):
         assert index not in TUNED_ON
         rgb, objects = draw_image(VAL_SEED, index)
         image = torch.from_numpy(rgb).permute(2, 0, 1)
@@ -26,9 +24,8 @@ def test_bbam_masks_beat_the_filled_box_on_objects_of_32px_and_more():
         true = torch.stack([torch.from_numpy(o.mask) for o in objects])
         maps = bbam.attribute(image, boxes, target=[o.label for o in objects])
         instance, _, _ = pseudo_masks(maps[:, 0].numpy(), boxes.numpy(), settings, rgb)
-        big = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])) >= 32**2
-        ours += mask_iou(torch.from_numpy(instance), true)[big].tolist()
-        boxes_iou += mask_iou(box_masks(boxes, *image.shape[-2:]), true)[big].tolist()
-    assert len(ours) >= 5
+        ours += mask_iou(torch.from_numpy(instance), true).tolist()
+        boxes_iou += mask_iou(box_masks(boxes, *image.shape[-2:]), true).tolist()
+    assert len(ours) >= 15
     mean_ours, mean_box = sum(ours) / len(ours), sum(boxes_iou) / len(boxes_iou)
-    assert mean_ours >= mean_box + 0.03, f"BBAM {mean_ours:.3f} vs box {mean_box:.3f} over {len(ours)} objects"
+    assert mean_ours >= mean_box + 0.05, f"BBAM {mean_ours:.3f} vs box {mean_box:.3f} over {len(ours)} objects"

@@ -70,7 +70,7 @@ def test_quick_harness_on_two_images(tmp_path):
           "--bbam-steps", "3"])
     rows = json.loads((out / "attribution.json").read_text())
     names = {r["method"] for r in rows}
-    assert {"bbam", "gradcam", "box"} <= names
+    assert {"bbam", "bbam_refined", "gradcam", "box"} <= names
     for row in rows:
         for key in ("mask_miou", "energy_pointing_game", "deletion_auc", "insertion_auc", "sec_per_object",
                     "peak_mem_mb"):

@@ -10,7 +10,7 @@ from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
-from ..detectors.base import DetectorAdapter
+from ..detectors.base import Crop, DetectorAdapter
 from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, total_variation, upsample_mask
 from ._proposals import PositiveProposals, select_positives
 from ._utils import format_baseline, format_image, format_target
@@ -91,14 +91,15 @@ class BBAM(PerturbationAttribution):
         tv_power: float = 3.0,
         stride: int | str = "adaptive",
         stride_range: tuple[float, float] = (0.02, 0.08),
-        steps: int = 300,
-        lr: float = 0.02,
+        steps: int = 40,
+        lr: float = 0.1,
         num_proposals: int = 200,
         max_shift: float = 0.3,
         iou_thresholds: Sequence[float] = (0.9, 0.85, 0.8),
-        max_positives: int = 100,
+        max_positives: int = 20,
         early_stop_patience: int | None = None,
         early_stop_tol: float = 1e-3,
+        context: float | None = 0.25,
         seed: int = 0,
         show_progress: bool = False,
         return_records: bool = False,
@@ -128,18 +129,28 @@ class BBAM(PerturbationAttribution):
             stride_range (tuple of 2 floats, optional): the adaptive stride's ends as
                 fractions of the shorter image side, for a vanishing box and for a box
                 filling the image. Default: (0.02, 0.08), the original's rule
-            steps (int, optional): Adam steps. Default: 300
-            lr (float, optional): Adam learning rate. Default: 0.02
+            steps (int, optional): Adam steps. Default: 40 (the original ran 300 at lr 0.02;
+                fewer, larger steps reach masks as good in the speed benchmark)
+            lr (float, optional): Adam learning rate. Default: 0.1
             num_proposals (int, optional): jittered proposals drawn per box. Default: 200
             max_shift (float, optional): largest jitter per coordinate, as a fraction of
                 the box side. Default: 0.3
             iou_thresholds (sequence of float, optional): IoU thresholds tried in order
                 for O+; the first that admits a proposal is used. Default: (0.9, 0.85, 0.8)
-            max_positives (int, optional): most proposals kept in O+. Default: 100
+            max_positives (int, optional): most proposals kept in O+ (the original kept
+                up to 100; the RoI head's cost grows with them). Default: 20
             early_stop_patience (int or None, optional): stop a box once its loss has not
                 improved by ``early_stop_tol`` (relative) for this many steps. None runs
                 all steps. Default: None
             early_stop_tol (float, optional): see above. Default: 1e-3
+            context (float or None, optional): the detector sees, for each box, only a
+                window around it: the union of its positive proposals and their
+                regressed boxes, grown on each side by ``context`` times the box's side
+                (aligned to the detector's coarsest RoI feature grid); the rest of the
+                image counts as masked out (mu), so only the L1 term reaches its mask
+                cells, which stay at 0. Small boxes then cost a fraction of a
+                full-image forward. None: the whole image, as the original.
+                Default: 0.25
             seed (int, optional): seed of the proposal jitter and subsampling. Default: 0
             show_progress (bool, optional): show a progress bar over steps. Default: False
             return_records (bool, optional): also return a :class:`BoxRecord` per box.
@@ -156,7 +167,7 @@ class BBAM(PerturbationAttribution):
         image = format_image(inputs, self.adapter.device)  # [1, 3, H, W] float
         height, width = image.shape[-2:]
         boxes = check_boxes(boxes, height, width).to(image.device)  # [K, 4]
-        _check_settings(box_head, cls_head, stride, steps, num_proposals, max_positives, iou_thresholds)
+        _check_settings(box_head, cls_head, stride, steps, num_proposals, max_positives, iou_thresholds, context)
         mu = format_baseline(baseline, self.adapter.pixel_mean(), image)
 
         with self.adapter.frozen():
@@ -168,7 +179,9 @@ class BBAM(PerturbationAttribution):
                        for b in boxes]
             masks = [initial_mask(p.regressed, s, height, width).requires_grad_(True)
                      for p, s in zip(positives, strides)]
-            losses, steps_run = self._optimise(image, mu, masks, positives, box_head, cls_head, l1_coef, tv_coef,
+            crops = None if context is None else [
+                self.adapter.crop(context_window(p, b, context), height, width) for p, b in zip(positives, boxes)]
+            losses, steps_run = self._optimise(image, mu, masks, positives, crops, box_head, cls_head, l1_coef, tv_coef,
                                                tv_power, steps, lr, early_stop_patience, early_stop_tol,
                                                show_progress)
         maps = torch.cat([upsample_mask(m.detach(), height, width) for m in masks]).clamp(0, 1)
@@ -180,6 +193,7 @@ class BBAM(PerturbationAttribution):
         return maps, records
 
     def _optimise(self, image: Tensor, mu: Tensor, masks: list[Tensor], positives: list[PositiveProposals],
+                  crops: list[Crop] | None,
                   box_head: bool, cls_head: bool, l1_coef: float, tv_coef: float, tv_power: float, steps: int,
                   lr: float, patience: int | None, tol: float, show_progress: bool) -> tuple[list[float], list[int]]:
         """Adam on all masks at once; boxes that have converged leave the batch."""
@@ -195,23 +209,24 @@ class BBAM(PerturbationAttribution):
         for _ in bar:
             if not active:
                 break
-            upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in active])  # [A, 1, H, W]
-            perturbed = perturb(image, upsampled, mu)  # [A, 3, H, W]
-            features = self.adapter.features(perturbed)
-            rois = torch.cat([_with_batch_index(positives[k].rois, i) for i, k in enumerate(active)])  # [P, 5]
-            outputs = self.adapter.roi_outputs(features, rois)
+            outputs = {}
+            for group in _group_by_crop(active, crops):
+                upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in group])  # [G, 1, H, W]
+                perturbed = perturb(image, upsampled, mu)  # [G, 3, H, W]
+                features = self.adapter.features(perturbed, None if crops is None else [crops[k] for k in group])
+                rois = torch.cat([_with_batch_index(positives[k].rois, i) for i, k in enumerate(group)])  # [P, 5]
+                out = self.adapter.roi_outputs(features, rois)
+                sizes = [len(positives[k].rois) for k in group]
+                outputs.update(zip(group, zip(out.probs.split(sizes), out.deltas.split(sizes))))
             per_box = []
-            start = 0
             for k in active:
                 pos = positives[k]
-                n = len(pos.rois)
-                idx = torch.arange(start, start + n, device=rois.device)
-                start += n
-                term = torch.zeros((), device=rois.device)
+                probs, deltas = outputs[k]
+                term = torch.zeros((), device=image.device)
                 if cls_head:
-                    term = term + (outputs.probs[idx, pos.target] - pos.probs).abs().mean() / 2
+                    term = term + (probs[:, pos.target] - pos.probs).abs().mean() / 2
                 if box_head:
-                    term = term + (outputs.deltas[idx, pos.target] - pos.deltas).abs().mean() / 2
+                    term = term + (deltas[:, pos.target] - pos.deltas).abs().mean() / 2
                 term = term + l1_coef * masks[k].sum()
                 if tv_coef:
                     term = term + tv_coef * total_variation(masks[k], tv_power).sum()
@@ -239,13 +254,32 @@ class BBAM(PerturbationAttribution):
         return last_loss, steps_run
 
 
+def _group_by_crop(active: list[int], crops: list[Crop] | None) -> list[list[int]]:
+    """Boxes whose crops have one size share a batched forward; without crops, all do."""
+    if crops is None:
+        return [active]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k in active:
+        groups.setdefault((crops[k].width, crops[k].height), []).append(k)
+    return list(groups.values())
+
+
+def context_window(positives: PositiveProposals, box: Tensor, context: float) -> Tensor:
+    """Tensor[4]: the union of a box's positive proposals and their regressed boxes, grown
+    on each side by ``context`` times the box's width (x) or height (y)."""
+    corners = torch.cat([positives.rois, positives.regressed, box[None]])
+    lo, hi = corners[:, :2].min(0).values, corners[:, 2:].max(0).values
+    margin = context * (box[2:] - box[:2])
+    return torch.cat([lo - margin, hi + margin])
+
+
 def _with_batch_index(boxes: Tensor, index: int) -> Tensor:
     """Tensor[P, 4] -> Tensor[P, 5] with ``index`` as the first column (RoI format)."""
     return torch.cat([boxes.new_full((boxes.shape[0], 1), float(index)), boxes], dim=1)
 
 
 def _check_settings(box_head: bool, cls_head: bool, stride: int | str, steps: int, num_proposals: int,
-                    max_positives: int, iou_thresholds: Sequence[float]) -> None:
+                    max_positives: int, iou_thresholds: Sequence[float], context: float | None) -> None:
     if not (box_head or cls_head):
         raise ValueError("at least one of box_head and cls_head must be True")
     if stride != "adaptive" and not (isinstance(stride, int) and stride >= 1):
@@ -255,3 +289,5 @@ def _check_settings(box_head: bool, cls_head: bool, stride: int | str, steps: in
                          f"{max_positives}")
     if not iou_thresholds or not all(0.0 < t <= 1.0 for t in iou_thresholds):
         raise ValueError(f"iou_thresholds must be a non-empty sequence of values in (0, 1], got {iou_thresholds!r}")
+    if context is not None and not context >= 0:
+        raise ValueError(f"context must be None or >= 0, got {context!r}")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ._common import add_detector_args
+from ._common import add_detector_args, bbam_default
 
 
 def _parse_box(text: str) -> list[float]:
@@ -32,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="boxes to explain instead of the detections")
     parser.add_argument("--score-thr", type=float, default=0.5, help="detection score threshold (default: 0.5)")
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
-    parser.add_argument("--steps", type=int, default=300, help="BBAM optimisation steps (default: 300)")
+    parser.add_argument("--steps", type=int, default=bbam_default("steps"),
+                        help=f"BBAM optimisation steps (default: {bbam_default('steps')})")
     parser.add_argument("--l1-coef", type=float, default=0.007, help="BBAM's lambda (default: 0.007)")
     parser.add_argument("--seed", type=int, default=0)
     add_detector_args(parser)

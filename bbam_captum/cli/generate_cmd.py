@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..pipeline.writers import LabelSettings
 from ..utils.atomic import write_json_atomic
-from ._common import add_detector_args
+from ._common import add_detector_args, bbam_default
 
 RUN_FILE = "run.json"
 
@@ -40,8 +40,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--ann", required=True, help="COCO instance file with boxes")
     parser.add_argument("--img-dir", required=True, help="folder of the images named in --ann")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--steps", type=int, default=300, help="BBAM optimisation steps (default: 300)")
-    parser.add_argument("--l1-coef", type=float, default=0.007, help="BBAM's lambda (default: 0.007)")
+    parser.add_argument("--steps", type=int, default=bbam_default("steps"),
+                        help=f"BBAM optimisation steps (default: {bbam_default('steps')})")
+    parser.add_argument("--l1-coef", type=float, default=bbam_default("l1_coef"),
+                        help=f"BBAM's lambda (default: {bbam_default('l1_coef')})")
+    parser.add_argument("--context", type=float, default=bbam_default("context"),
+                        help="the window the detector sees around each box, as a fraction of the box side "
+                             f"(default: {bbam_default('context')}); a negative value: the whole image")
     parser.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
                         help="stop a box after PATIENCE steps without improvement (default: off)")
     parser.add_argument("--seed", type=int, default=0)
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     bbam = BBAM(model)
     coco = read_coco(args.ann, bbam.adapter.class_names)
     settings = {"steps": args.steps, "l1_coef": args.l1_coef, "early_stop_patience": args.early_stop,
-                "seed": args.seed}
+                "context": None if args.context < 0 else args.context, "seed": args.seed}
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done = compute_maps(bbam, coco, img_dir, out, settings, rank, world_size)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from typing import Protocol
 
 from torch import Tensor
@@ -19,6 +20,16 @@ class RoIOutputs:
 
     probs: Tensor
     deltas: Tensor
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A window of the detector's input (after its resizing), in input pixels."""
+
+    left: int
+    top: int
+    width: int
+    height: int
 
 
 @dataclass
@@ -48,8 +59,15 @@ class DetectorAdapter(Protocol):
     def pixel_mean(self) -> Tensor:
         """The default perturbation colour mu, Tensor[3, 1, 1] RGB 0..255."""
 
-    def features(self, images: Tensor) -> object:
-        """Backbone (and neck) features of a batch of images, opaque to the caller."""
+    def crop(self, window: Tensor, height: int, width: int) -> Crop:
+        """The crop of the detector's input that covers ``window`` (Tensor[4], image pixels)
+        of an image of ``height`` x ``width``, aligned so that cropping does not shift the
+        features. An adapter that cannot crop returns the whole input."""
+
+    def features(self, images: Tensor, crops: Sequence[Crop] | None = None) -> object:
+        """Backbone (and neck) features of a batch of images, opaque to the caller; with
+        ``crops`` (one per image, all of one size) each image is cropped first, and
+        :meth:`roi_outputs` still takes RoIs in the full image's pixels."""
 
     def roi_outputs(self, features: object, rois: Tensor) -> RoIOutputs:
         """Second-stage outputs for ``rois`` (Tensor[R, 5]: batch index, x1, y1, x2, y2)."""

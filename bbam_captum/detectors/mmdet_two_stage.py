@@ -6,7 +6,8 @@ The RPN never runs here, except in :meth:`MMDetTwoStageAdapter.detect`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -15,16 +16,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Detections, RoIOutputs
+from .base import Crop, Detections, RoIOutputs
 
 
 @dataclass
 class MMDetFeatures:
-    """Features of a batch and the factor (x, y) that maps image pixels to the model's input."""
+    """Features of a batch, the factor (x, y) that maps image pixels to the model's input,
+    and, per image of the batch, where its crop of the model's input starts (Tensor[N, 2],
+    x and y in input pixels; zeros without windows)."""
 
     maps: tuple[Tensor, ...]
     scale: tuple[float, float]
     input_shape: tuple[int, int]
+    offsets: Tensor
 
 
 def _test_resize_scale(cfg, height: int, width: int) -> tuple[float, float]:
@@ -86,6 +90,9 @@ class MMDetTwoStageAdapter:
         if getattr(self._bbox_head, "custom_cls_channels", False):
             raise TypeError(f"box heads with custom class channels are not supported ({type(self._bbox_head).__name__})")
         self.model = model
+        extractor = roi_head.bbox_roi_extractor
+        extractor = extractor[self._stage] if self._stage is not None else extractor
+        self._crop_grid = int(max(extractor.featmap_strides))
         self.num_classes: int = int(self._bbox_head.num_classes)
         self.class_names = _class_names(model, self.num_classes)
 
@@ -130,15 +137,42 @@ class MMDetTwoStageAdapter:
         return next(self.model.parameters()).device
 
     # ----------------------------------------------------------------- forward parts
-    def features(self, images: Tensor) -> MMDetFeatures:
-        """FPN features of ``images`` (Tensor[N, 3, H, W], RGB 0..255)."""
+    def crop(self, window: Tensor, height: int, width: int) -> Crop:
+        """The crop of the detector's input that covers ``window`` (Tensor[4], image pixels)
+        of an image of this size, its corners on the grid of the coarsest RoI feature map so
+        that the cropped features are the full image's features, shifted."""
+        sx, sy = self.input_scale(height, width)
+        grid = self._crop_grid
+        input_h = math.ceil(round(height * sy) / grid) * grid
+        input_w = math.ceil(round(width * sx) / grid) * grid
+        x1, y1, x2, y2 = window.tolist()
+        left = min(max(math.floor(x1 * sx / grid) * grid, 0), input_w - grid)
+        top = min(max(math.floor(y1 * sy / grid) * grid, 0), input_h - grid)
+        right = min(max(math.ceil(x2 * sx / grid) * grid, left + grid), input_w)
+        bottom = min(max(math.ceil(y2 * sy / grid) * grid, top + grid), input_h)
+        return Crop(left, top, right - left, bottom - top)
+
+    def features(self, images: Tensor, crops: Sequence[Crop] | None = None) -> MMDetFeatures:
+        """FPN features of ``images`` (Tensor[N, 3, H, W], RGB 0..255), each cropped to its
+        entry of ``crops`` (from :meth:`crop`, all of one size) when given."""
         x, scale = self.preprocess(images.to(self.device))
-        return MMDetFeatures(tuple(self.model.extract_feat(x)), scale, tuple(x.shape[-2:]))
+        offsets = x.new_zeros((x.shape[0], 2))
+        if crops is not None:
+            if len(crops) != x.shape[0] or len({(c.width, c.height) for c in crops}) != 1:
+                raise ValueError(f"expected one crop per image ({x.shape[0]}), all of one size, got {list(crops)}")
+            grid = self._crop_grid
+            x = F.pad(x, (0, (-x.shape[-1]) % grid, 0, (-x.shape[-2]) % grid),
+                      value=float(getattr(self.model.data_preprocessor, "pad_value", 0)))
+            x = torch.stack([x[i, :, c.top:c.top + c.height, c.left:c.left + c.width] for i, c in enumerate(crops)])
+            offsets = x.new_tensor([[c.left, c.top] for c in crops])
+        return MMDetFeatures(tuple(self.model.extract_feat(x)), scale, tuple(x.shape[-2:]), offsets)
 
     def roi_outputs(self, features: MMDetFeatures, rois: Tensor) -> RoIOutputs:
         """Class probabilities and class-specific deltas for ``rois`` (Tensor[R, 5], image pixels)."""
         sx, sy = features.scale
         scaled = rois * rois.new_tensor([1.0, sx, sy, sx, sy])
+        shift = features.offsets[rois[:, 0].long()].repeat(1, 2)  # crops move the input's origin
+        scaled = torch.cat([scaled[:, :1], scaled[:, 1:] - shift], dim=1)
         roi_head = self.model.roi_head
         if self._stage is None:
             out = roi_head._bbox_forward(features.maps, scaled)
