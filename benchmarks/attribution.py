@@ -12,6 +12,8 @@ run resumes.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import platform
 import threading
@@ -57,6 +59,32 @@ def ensure_val_split(ann: Path) -> Path:
     return write_dataset(ann.parent, VAL_IMAGES, VAL_SEED)
 
 
+def _release_freed_memory() -> None:
+    """Gives memory that Python and glibc keep after frees back to the system, so that the
+    process's resident size measures what is in use."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the measure then includes retained memory
+        pass
+
+
+def _reset_peak_rss() -> bool:
+    """Resets the kernel's record of the process's peak resident size (Linux); False if it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
@@ -64,7 +92,9 @@ def _rss_bytes() -> int:
 
 @contextmanager
 def peak_memory_mb(device: torch.device) -> Iterator[list[float]]:
-    """Peak memory added during the block, in MB: CUDA allocations, or sampled process RSS on CPU."""
+    """Peak memory added during the block, in MB: CUDA allocations, or on CPU the process's
+    peak resident size (the kernel's record, reset at the start; else sampled every 5 ms),
+    from a start where freed memory went back to the system."""
     result = [0.0]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -72,7 +102,13 @@ def peak_memory_mb(device: torch.device) -> Iterator[list[float]]:
         yield result
         result[0] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
         return
-    start, peak, stop = _rss_bytes(), [0], threading.Event()
+    _release_freed_memory()  # otherwise memory freed by an earlier method hides this one's peak
+    start = _rss_bytes()
+    if _reset_peak_rss():  # the kernel keeps the peak: exact
+        yield result
+        result[0] = max(0, _peak_rss_bytes() - start) / 2**20
+        return
+    peak, stop = [start], threading.Event()
 
     def sample() -> None:
         while not stop.is_set():

@@ -19,8 +19,9 @@ Label sources, all thresholded by the same writer:
 - ``box``: the box filled; ``gt``: the true masks (the full-supervision reference).
 
 Writes ``DIR/pipeline.json`` (rows: ``label_source``, ``semantic_miou``, ``mask_ap``,
-``mask_ap50``, ``train_minutes``, ...) and ``DIR/pipeline.md``. Everything resumes: maps
-per image, each training run once its result file exists.
+``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_meta.json`` and ``DIR/pipeline.md``;
+data, labels and training runs go to ``DIR/work``. Everything resumes: maps per image, each
+training run once its result file exists.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class Scale:
     inst_iters: int
 
 
-FULL = Scale(num_train=240, num_val=100, seg_iters=600, inst_iters=600)
+FULL = Scale(num_train=200, num_val=100, seg_iters=500, inst_iters=500)
 QUICK = Scale(num_train=24, num_val=20, seg_iters=40, inst_iters=40)
 
 
@@ -258,20 +259,21 @@ def main(argv: list[str] | None = None) -> None:
     scale = Scale(args.num_train or base.num_train, args.num_val or base.num_val,
                   args.iters or base.seg_iters, args.iters or base.inst_iters)
     out = Path(args.out)
+    work = out / "work"  # data, labels and training runs; the tables stay in OUT
     start = time.perf_counter()
-    train_ann = make_split(out / "data" / "train", scale.num_train, TRAIN_SEED)
-    val_ann = make_split(out / "data" / "val", scale.num_val, VAL_SEED)
+    train_ann = make_split(work / "data" / "train", scale.num_train, TRAIN_SEED)
+    val_ann = make_split(work / "data" / "val", scale.num_val, VAL_SEED)
     model = load_detector()
     bbam_settings = {"steps": args.bbam_steps} if args.bbam_steps else {}
-    val_labels = out / "labels" / "val_gt"
+    val_labels = work / "labels" / "val_gt"
     make_labels("gt", val_labels, val_ann, model, bbam_settings)
     rows = []
     for source in sources:
-        labels = out / "labels" / source
+        labels = work / "labels" / source
         if source == "bbam_refined":
             labels.mkdir(parents=True, exist_ok=True)
             if not (labels / "maps").exists():
-                (labels / "maps").symlink_to((out / "labels" / "bbam" / "maps").resolve())
+                (labels / "maps").symlink_to((work / "labels" / "bbam" / "maps").resolve())
         print(f"[{source}] labels", flush=True)
         summary = make_labels(source, labels, train_ann, model, bbam_settings)
         if summary["failures"]:
@@ -279,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         row = {"label_source": source, "label_instance_miou": _label_quality(labels, train_ann)}
         for kind, iters in (("seg", scale.seg_iters), ("inst", scale.inst_iters)):
             print(f"[{source}] mim train {'mmseg' if kind == 'seg' else 'mmdet'} ({iters} iterations)", flush=True)
-            row.update(train(kind, labels, val_ann.parent, val_labels, iters, out / "runs" / f"{source}_{kind}"))
+            row.update(train(kind, labels, val_ann.parent, val_labels, iters, work / "runs" / f"{source}_{kind}"))
         row["train_minutes"] = row["seg_train_minutes"] + row["inst_train_minutes"]
         rows.append(row)
         print(f"[{source}] {row}", flush=True)

@@ -22,14 +22,14 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
             assert 0.0 <= row[key] <= 1.0, (key, row)
         assert row["train_minutes"] > 0
     for run in ("bbam_seg", "bbam_inst", "gt_seg", "gt_inst"):
-        assert (tmp_path / "runs" / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
+        assert (tmp_path / "work" / "runs" / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
     table = (tmp_path / "pipeline.md").read_text()
     assert "| bbam |" in table and "| gt |" in table
 
     # a rerun finds every result and trains nothing
-    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/result.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/runs/*/result.json")}
     main(args)
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/result.json")} == stamps
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/runs/*/result.json")} == stamps
 
 
 def test_unknown_label_source_is_refused(tmp_path):
