@@ -5,10 +5,10 @@
 For each label source (``bbam``, ``bbam_refined``, ``box``, ``gradcam``, ``gt``) the same
 pseudo-label writer (``bbam_captum.pipeline.write_labels``) turns per-box maps of the first
 images of the synthetic train split into MMSegmentation and COCO labels; then the same
-semantic model (the shipped FCN config) and the same Mask R-CNN (the shipped config) are
+semantic model (the shipped Semantic FPN config) and the same Mask R-CNN (the shipped config) are
 trained on them with ``mim train`` and scored on a val split with true masks (mmseg
 ``IoUMetric``, mmdet ``CocoMetric`` segm). Both models start from the bundled detector's
-weights (the FCN its backbone, Mask R-CNN everything but the mask head), as a user with
+weights (Semantic FPN its backbone and FPN, Mask R-CNN everything but the mask head), as a user with
 only boxes would: the detector BBAM explains was trained on those boxes.
 
 Label sources, all thresholded by the same writer:
@@ -64,7 +64,7 @@ class Scale:
     inst_iters: int
 
 
-FULL = Scale(num_train=200, num_val=100, seg_iters=500, inst_iters=500)
+FULL = Scale(num_train=200, num_val=100, seg_iters=600, inst_iters=300)
 QUICK = Scale(num_train=24, num_val=20, seg_iters=40, inst_iters=40)
 
 
@@ -137,9 +137,9 @@ def _train_config(kind: str, labels: Path, val: Path, val_labels: Path, iters: i
     if kind == "seg":
         meta = json.loads((val_labels / "mmseg" / "classes.json").read_text())
         return f"""_base_ = {str(labels / 'mmseg' / 'config.py')!r}
-# the bundled detector's backbone (plain stem) as initialisation
-model = dict(backbone=dict(type='ResNet', deep_stem=False, stem_channels=32,
-                           init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='backbone.')))
+# the bundled detector's backbone and FPN as initialisation
+model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='backbone.')),
+             neck=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='neck.')))
 val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='BaseSegDataset', data_root='', reduce_zero_label=False, img_suffix='.png',
@@ -149,6 +149,8 @@ val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_wor
         pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=False),
                   dict(type='PackSegInputs')]))
 val_evaluator = dict(_delete_=True, type='IoUMetric', iou_metrics=['mIoU'])
+# a short schedule from the detector's weights: a larger rate than the shipped config's 0.01
+optim_wrapper = dict(optimizer=dict(lr=0.02))
 val_cfg = dict(_delete_=True, type='ValLoop')
 train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={iters})
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end={iters}, by_epoch=False)]
@@ -217,7 +219,7 @@ def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_
 
 def write_table(rows: list[dict], meta: dict, path: Path) -> None:
     lines = [f"End-to-end pipeline benchmark, {meta['device']}, {meta['date']}: {meta['num_train']} train images, "
-             f"{meta['num_val']} val images, {meta['seg_iters']} FCN / {meta['inst_iters']} Mask R-CNN iterations, "
+             f"{meta['num_val']} val images, {meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, "
              f"{meta['wall_minutes']:.0f} min in all.", "",
              "| label source | label mIoU (train) | semantic mIoU | mask AP | mask AP50 | train minutes |",
              "|---|---|---|---|---|---|"]
@@ -246,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of " + ",".join(SOURCES))
     parser.add_argument("--num-train", type=int)
     parser.add_argument("--num-val", type=int)
-    parser.add_argument("--iters", type=int, help="training iterations of both models")
+    parser.add_argument("--iters", type=int, help="training iterations of both models (default: "
+                        f"{FULL.seg_iters} Semantic FPN, {FULL.inst_iters} Mask R-CNN; quick: {QUICK.seg_iters})")
     parser.add_argument("--bbam-steps", type=int, help="BBAM steps (default: BBAM's default)")
     args = parser.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]

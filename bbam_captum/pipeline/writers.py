@@ -22,7 +22,7 @@ from .coco_input import CocoInput
 from .generate import failure_path, map_path, read_image
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "mm_configs"
-SEG_BASE_CONFIG = CONFIG_DIR / "seg" / "fcn_r18-slim_pseudo-labels.py"
+SEG_BASE_CONFIG = CONFIG_DIR / "seg" / "fpn_r18-slim_pseudo-labels.py"
 INST_BASE_CONFIG = CONFIG_DIR / "inst" / "mask-rcnn_r18-slim_pseudo-labels.py"
 
 

@@ -1,9 +1,11 @@
-# Semantic segmentation trained on pseudo labels: a dilated FCN (output stride 8) on a
-# half-width ResNet-18 (V1c stem), trained from scratch on CPU. `bbam-captum generate`
-# writes OUT/mmseg/config.py, which inherits this file and fills in the data paths:
+# Semantic segmentation trained on pseudo labels: Semantic FPN (an FCN over FPN levels) on a
+# half-width ResNet-18 and a 64-channel FPN, the bundled detector's backbone and neck, so a
+# detector's weights can initialise it (benchmarks.pipeline does). Trains from scratch on CPU
+# as shipped. `bbam-captum generate` writes OUT/mmseg/config.py, which inherits this file and
+# fills in the data paths:
 #   mim train mmseg OUT/mmseg/config.py
 _base_ = [
-    'mmseg::_base_/models/fcn_r50-d8.py',
+    'mmseg::_base_/models/fpn_r50.py',
     'mmseg::_base_/default_runtime.py',
 ]
 
@@ -14,9 +16,10 @@ crop_size = (192, 192)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     pretrained=None,
-    backbone=dict(depth=18, stem_channels=32, base_channels=32, norm_cfg=norm_cfg),
-    decode_head=dict(in_channels=256, channels=128, num_convs=1, norm_cfg=norm_cfg, num_classes=8),
-    auxiliary_head=None)
+    backbone=dict(type='ResNet', depth=18, stem_channels=32, base_channels=32, deep_stem=False,
+                  norm_cfg=norm_cfg),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
+    decode_head=dict(in_channels=[64, 64, 64, 64], channels=64, norm_cfg=norm_cfg, num_classes=8))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
