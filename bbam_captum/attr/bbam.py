@@ -55,8 +55,9 @@ class BBAM(PerturbationAttribution):
 
     where O+ holds the jittered proposals of the box that the detector classifies as the
     target class with a regressed box of IoU above a threshold with the box (Eq. 3).
-    All boxes of an image are optimised together in one batched forward per step; the
-    detector's weights get no gradients and its RPN never runs.
+    All boxes of an image are optimised together: each step runs one batched forward per
+    size of context window (one in all with ``context=None``); the detector's weights get
+    no gradients and its RPN never runs.
 
     Paper: https://arxiv.org/abs/2103.08907
 
