@@ -64,14 +64,11 @@ class BoxMethod:
 
 def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width: int) -> torch.nn.Module:
     """The FPN output that the RoI extractor pools ``box`` (in an image of this size) from: Grad-CAM's layer."""
-    model = adapter.model
-    extractor = model.roi_head.bbox_roi_extractor
-    if isinstance(extractor, torch.nn.ModuleList):  # cascade heads keep one per stage
-        extractor = extractor[-1]
+    extractor = adapter.roi_extractor
     sx, sy = adapter.input_scale(height, width)
     roi = torch.cat([box.new_zeros(1), box * box.new_tensor([sx, sy, sx, sy])])[None]
     level = int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])
-    return model.neck.fpn_convs[level]
+    return adapter.model.neck.fpn_convs[level]
 
 
 def _per_box(adapter: MMDetTwoStageAdapter, boxes: Tensor, targets: Tensor, gradients: bool,

@@ -43,7 +43,7 @@ from bbam_captum import BBAM, load_detector
 from bbam_captum.detectors import MMDetTwoStageAdapter, bundled_detector_files
 from bbam_captum.pipeline import compute_maps, read_coco, write_labels
 from bbam_captum.pipeline.coco_input import CocoInput, load_coco_image
-from bbam_captum.pipeline.generate import map_path, save_npz_atomic
+from bbam_captum.pipeline.generate import map_path, read_image, save_maps
 from bbam_captum.pipeline.writers import LabelSettings
 from bbam_captum.synth import write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
@@ -76,8 +76,10 @@ def make_split(root: Path, num: int, seed: int) -> Path:
     return write_dataset(root, num, seed, show_progress=False)
 
 
-def _write_binary_maps(out: Path, coco: CocoInput, ann: dict, img_dir: Path, source: str) -> None:
+def _write_binary_maps(out: Path, coco: CocoInput, ann_file: Path, source: str) -> None:
     """Maps files (the format ``generate`` writes) holding the true masks or filled boxes."""
+    ann = json.loads(ann_file.read_text())
+    img_dir = ann_file.parent / "images"
     infos = {i["id"]: i for i in ann["images"]}
     for item in coco.items:
         if map_path(out, item.image_id).exists():
@@ -89,13 +91,10 @@ def _write_binary_maps(out: Path, coco: CocoInput, ann: dict, img_dir: Path, sou
             maps = np.zeros((len(item.boxes), item.height, item.width), bool)
             for k, (x1, y1, x2, y2) in enumerate(np.round(item.boxes).astype(int)):
                 maps[k, y1:y2, x1:x2] = True
-        save_npz_atomic(map_path(out, item.image_id), maps=maps.astype(np.float16), boxes=item.boxes,
-                        classes=item.classes, ann_ids=item.ann_ids, records=np.array("[]"), seconds=np.array(0.0))
+        save_maps(out, item, maps, "[]", 0.0)
 
 
 def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDetTwoStageAdapter) -> None:
-    from bbam_captum.pipeline.generate import read_image
-
     method = GradCAMMethod()
     for item in coco.items:
         if map_path(out, item.image_id).exists():
@@ -103,15 +102,12 @@ def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDe
         start = time.perf_counter()
         image = read_image(img_dir / item.file_name)
         maps = method(adapter, image, torch.from_numpy(item.boxes), torch.from_numpy(item.classes))
-        save_npz_atomic(map_path(out, item.image_id), maps=maps[:, 0].numpy().astype(np.float16), boxes=item.boxes,
-                        classes=item.classes, ann_ids=item.ann_ids, records=np.array("[]"),
-                        seconds=np.array(time.perf_counter() - start))
+        save_maps(out, item, maps[:, 0].numpy(), "[]", time.perf_counter() - start)
 
 
 def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: dict) -> dict:
     """Maps (resumable) and then mmseg + COCO labels of ``source`` in ``out``; returns the summary."""
     img_dir = ann_file.parent / "images"
-    ann = json.loads(ann_file.read_text())
     adapter = MMDetTwoStageAdapter(model)
     coco = read_coco(ann_file, adapter.class_names)
     (out / "maps").mkdir(parents=True, exist_ok=True)
@@ -124,7 +120,7 @@ def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: di
     elif source == "gradcam":
         _write_gradcam_maps(out, coco, img_dir, adapter)
     else:
-        _write_binary_maps(out, coco, ann, img_dir, source)
+        _write_binary_maps(out, coco, ann_file, source)
         settings = BINARY
     stats = {"maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
     return write_labels(out, coco, img_dir, settings, adapter.class_names, bbam_settings, stats)

@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--out", required=True, help="the figure to write (PNG)")
     parser.add_argument("--steps", type=int, default=bbam_default("steps"),
                         help=f"BBAM optimisation steps (default: {bbam_default('steps')})")
-    parser.add_argument("--l1-coef", type=float, default=0.007, help="BBAM's lambda (default: 0.007)")
+    parser.add_argument("--l1-coef", type=float, default=bbam_default("l1_coef"),
+                        help=f"BBAM's lambda (default: {bbam_default('l1_coef')})")
     parser.add_argument("--seed", type=int, default=0)
     add_detector_args(parser)
     return parser

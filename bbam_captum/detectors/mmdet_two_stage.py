@@ -91,8 +91,9 @@ class MMDetTwoStageAdapter:
             raise TypeError(f"box heads with custom class channels are not supported ({type(self._bbox_head).__name__})")
         self.model = model
         extractor = roi_head.bbox_roi_extractor
-        extractor = extractor[self._stage] if self._stage is not None else extractor
-        self._crop_grid = int(max(extractor.featmap_strides))
+        # the RoI extractor of the stage explained (cascade heads keep one per stage)
+        self.roi_extractor = extractor[self._stage] if self._stage is not None else extractor
+        self._crop_grid = int(max(self.roi_extractor.featmap_strides))
         self.num_classes: int = int(self._bbox_head.num_classes)
         self.class_names = _class_names(model, self.num_classes)
 

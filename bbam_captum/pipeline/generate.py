@@ -38,6 +38,14 @@ def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
         np.savez_compressed(f, **arrays)
 
 
+def save_maps(out: Path, item: ImageItem, maps: np.ndarray, records_json: str, seconds: float) -> None:
+    """Writes one image's maps file: maps (np.ndarray[K, H, W], stored float16) with the item's
+    boxes, classes and annotation ids, per-box records (JSON) and the seconds they took."""
+    save_npz_atomic(map_path(out, item.image_id), maps=maps.astype(np.float16), boxes=item.boxes,
+                    classes=item.classes, ann_ids=item.ann_ids, records=np.array(records_json),
+                    seconds=np.array(seconds))
+
+
 def read_image(path: Path) -> torch.Tensor:
     """An RGB image file as Tensor[3, H, W] uint8; clear errors for missing or unreadable files."""
     if not path.is_file():
@@ -65,13 +73,11 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
     if len(item.boxes):
         maps, records = bbam.attribute(image, torch.from_numpy(item.boxes), target=torch.from_numpy(item.classes),
                                        return_records=True, **settings)
-        maps_np = maps[:, 0].cpu().numpy().astype(np.float16)
+        maps_np = maps[:, 0].cpu().numpy()
         record_json = json.dumps([asdict(r) for r in records])
     else:
         maps_np, record_json = np.zeros((0, height, width), np.float16), "[]"
-    save_npz_atomic(map_path(out, item.image_id), maps=maps_np, boxes=item.boxes, classes=item.classes,
-                    ann_ids=item.ann_ids, records=np.array(record_json),
-                    seconds=np.array(time.perf_counter() - start))
+    save_maps(out, item, maps_np, record_json, time.perf_counter() - start)
     failure_path(out, item.image_id).unlink(missing_ok=True)
 
 
