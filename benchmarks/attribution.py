@@ -5,7 +5,9 @@
 Every method explains the bundled detector (or ``--config/--checkpoint``) for each true
 box of the synthetic val split (or ``--ann/--img-dir``) and its true class. The images
 are split in two: thresholds are calibrated on the first half, metrics reported on the
-second. Writes ``DIR/attribution.json`` (one row per method), ``DIR/attribution.md`` and
+second. Every method's maps become masks as the label pipeline makes them (blur, threshold
+inside the box, and the mask-proposal refinement of Eq. 4 where it is the default), and are
+scored with and without the refinement. Writes ``DIR/attribution.json`` (one row per method), ``DIR/attribution.md`` and
 ``DIR/attribution.png``. Per-image results are cached under ``DIR/cache``, so a stopped
 run resumes.
 """
@@ -126,70 +128,82 @@ def peak_memory_mb(device: torch.device) -> Iterator[list[float]]:
 
 
 def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, boxes: torch.Tensor,
-                   labels: torch.Tensor, true: torch.Tensor, keep_maps: bool) -> dict:
+                   labels: torch.Tensor, true: torch.Tensor, pools: list[np.ndarray], keep_maps: bool) -> dict:
     """One method on one image: per-object metrics, time and memory.
 
-    Maps are blurred as the pseudo-label pipeline does (``LabelSettings.blur_sigma``) before
-    they are thresholded, for every method alike. For methods with ``refine``, masks are
-    also scored after the mask-proposal refinement (Eq. 4), as ``ious_refined``.
+    Maps are post-processed as the pseudo-label pipeline does, for every method alike:
+    blurred (``LabelSettings.blur_sigma``), thresholded inside the box (``ious``, one row per
+    threshold) and then refined with the mask proposals ``pools`` (Eq. 4, ``ious_refined``).
     """
     start = time.perf_counter()
     with peak_memory_mb(adapter.device) as peak:
         maps = method(adapter, image, boxes, labels).float().cpu()
     seconds = time.perf_counter() - start
     smoothed = smooth_maps(maps, LabelSettings().blur_sigma)
-    result = {"ious": mask_ious(smoothed, boxes, true)}  # [T, K]
-    if getattr(method, "refine", False):
-        start = time.perf_counter()
-        pools = segment_pools(image.permute(1, 2, 0).numpy())
-        refined = [[refine_mask(m, b, pools) for m, b in zip(instance_masks(smoothed, boxes, t).numpy(), boxes.tolist())]
-                   for t in THRESHOLDS]
-        result["ious_refined"] = torch.stack([mask_iou(torch.from_numpy(np.stack(r)), true) for r in refined])
-        result["refine_seconds"] = time.perf_counter() - start
+    start = time.perf_counter()
+    refined = [[refine_mask(m, b, pools) for m, b in zip(instance_masks(smoothed, boxes, t).numpy(), boxes.tolist())]
+               for t in THRESHOLDS]
+    refine_seconds = time.perf_counter() - start
     epg = energy_pointing_game(maps, true)
     del_ins = [deletion_insertion_auc(box_score(adapter, box, int(c)), image, m[0], adapter.pixel_mean())
                for box, c, m in zip(boxes, labels, maps)]
-    return {**result, "epg": epg, "deletion": torch.tensor([d for d, _ in del_ins]),
+    return {"ious": mask_ious(smoothed, boxes, true),  # [T, K]
+            "ious_refined": torch.stack([mask_iou(torch.from_numpy(np.stack(r)), true) for r in refined]),
+            "epg": epg, "deletion": torch.tensor([d for d, _ in del_ins]),
             "insertion": torch.tensor([i for _, i in del_ins]), "sizes": [size_bucket(b) for b in boxes],
-            "seconds": seconds, "peak_mem_mb": peak[0], "maps": maps if keep_maps else None}
+            "seconds": seconds, "refine_seconds": refine_seconds, "peak_mem_mb": peak[0],
+            "maps": maps if keep_maps else None}
 
 
-def refined_results(results: list[dict]) -> list[dict]:
-    """The results of a method with ``refine`` as if refinement were the method: its refined
-    IoUs, its time plus the refinement's; maps, and so the map metrics, stay the method's."""
-    return [{**r, "ious": r["ious_refined"], "seconds": r["seconds"] + r["refine_seconds"]} for r in results]
+def _calibrated_mious(key: str, calib: list[dict], test: list[dict]) -> tuple[float, torch.Tensor]:
+    """The threshold with the best mean IoU on the calibration images, and the test objects' IoUs at it."""
+    cat = lambda rs: torch.cat([r[key] for r in rs], -1)  # noqa: E731
+    threshold = calibrate_threshold(cat(calib)) if calib else 0.5
+    return threshold, cat(test)[THRESHOLDS.index(threshold)]
 
 
 def summarise(name: str, calib: list[dict], test: list[dict]) -> dict:
+    """One table row. ``mask_miou`` scores the masks the label pipeline makes by default
+    (``LabelSettings().refine``: with or without Eq. 4); the other variant is reported beside it."""
     cat = lambda key, rs: torch.cat([r[key] for r in rs], -1)  # noqa: E731
-    threshold = calibrate_threshold(cat("ious", calib)) if calib else 0.5
-    t = THRESHOLDS.index(threshold)
-    test_ious = cat("ious", test)[t]
+    default, other = ("refined", "unrefined") if LabelSettings().refine else ("unrefined", "refined")
+    key = {"refined": "ious_refined", "unrefined": "ious"}
+    threshold, test_ious = _calibrated_mious(key[default], calib, test)
+    other_threshold, other_ious = _calibrated_mious(key[other], calib, test)
     sizes = [s for r in test for s in r["sizes"]]
     everything = calib + test
     objects = sum(len(r["sizes"]) for r in everything)
     row = {
         "method": name,
         "mask_miou": float(test_ious.mean()),
+        f"mask_miou_{other}": float(other_ious.mean()),
         "energy_pointing_game": float(cat("epg", test).mean()),
         "deletion_auc": float(cat("deletion", test).mean()),
         "insertion_auc": float(cat("insertion", test).mean()),
         "sec_per_object": sum(r["seconds"] for r in everything) / max(objects, 1),
+        "refine_sec_per_object": sum(r["refine_seconds"] for r in everything) / max(objects, 1),
         "peak_mem_mb": max(r["peak_mem_mb"] for r in everything),
+        "masks": default,
         "threshold": threshold,
+        f"threshold_{other}": other_threshold,
         "test_objects": len(sizes),
         "objects": objects,
     }
-    for bucket in ("small", "medium", "large"):
-        picked = [float(i) for i, s in zip(test_ious, sizes) if s == bucket]
-        row[f"mask_miou_{bucket}"] = float(np.mean(picked)) if picked else None
-        row[f"objects_{bucket}"] = len(picked)
+    for variant, ious in ((None, test_ious), (other, other_ious)):
+        for bucket in ("small", "medium", "large"):
+            picked = [float(i) for i, s in zip(ious, sizes) if s == bucket]
+            suffix = f"_{variant}" if variant else ""
+            row[f"mask_miou_{bucket}{suffix}"] = float(np.mean(picked)) if picked else None
+            if variant is None:
+                row[f"objects_{bucket}"] = len(picked)
     return row
 
 
 def write_table(rows: list[dict], path: Path, header: str) -> None:
-    cols = ["method", "mask_miou", "mask_miou_small", "mask_miou_medium", "mask_miou_large", "energy_pointing_game",
-            "deletion_auc", "insertion_auc", "sec_per_object", "peak_mem_mb", "threshold"]
+    other = "unrefined" if LabelSettings().refine else "refined"
+    cols = ["method", "mask_miou", "mask_miou_small", "mask_miou_medium", "mask_miou_large", f"mask_miou_{other}",
+            "energy_pointing_game", "deletion_auc", "insertion_auc", "sec_per_object", "peak_mem_mb", "threshold",
+            f"threshold_{other}"]
     fmt = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
@@ -249,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                    for k in range(len(data[i["id"]][1]))][:FIGURE_OBJECTS]
 
     start = time.perf_counter()
-    rows, maps_by_method = [], {}
+    rows, maps_by_method, pools = [], {}, {}
     for method in methods:
         calib, test, kept = [], [], {}
         for info in tqdm(infos, desc=method.name, unit="img"):
@@ -259,7 +273,9 @@ def main(argv: list[str] | None = None) -> None:
                 result = torch.load(cache, weights_only=False)
             else:
                 keep = any(key[0] == info["id"] for key in figure_keys)
-                result = evaluate_image(method, adapter, image, boxes, labels, true, keep)
+                if info["id"] not in pools:  # mask proposals for the refinement, shared by all methods
+                    pools[info["id"]] = segment_pools(image.permute(1, 2, 0).numpy())
+                result = evaluate_image(method, adapter, image, boxes, labels, true, pools[info["id"]], keep)
                 with atomic_open(cache) as f:
                     torch.save(result, f)
             (calib if info["id"] in calib_ids else test).append(result)
@@ -269,8 +285,6 @@ def main(argv: list[str] | None = None) -> None:
                         kept[(image_id, k)] = result["maps"][k].numpy()
         rows.append(summarise(method.name, calib, test))
         maps_by_method[method.name] = kept
-        if getattr(method, "refine", False):
-            rows.append(summarise(f"{method.name}_refined", refined_results(calib), refined_results(test)))
     elapsed = time.perf_counter() - start
 
     meta = {"command": "python -m benchmarks.attribution " + ("--quick " if args.quick else "") + f"--out {out}",
@@ -279,12 +293,12 @@ def main(argv: list[str] | None = None) -> None:
             "seconds_this_invocation": round(elapsed, 1),
             # per-image results are cached, so a resumed run's wall time says little: this is the
             # methods' own time (maps only, metrics left out) summed over all images
-            "method_seconds": round(sum(r["sec_per_object"] * r["objects"] for r in rows
-                                        if not r["method"].endswith("_refined")), 1)}
+            "method_seconds": round(sum(r["sec_per_object"] * r["objects"] for r in rows), 1)}
     (out / "attribution.json").write_text(json.dumps(rows, indent=1))
     (out / "attribution_meta.json").write_text(json.dumps(meta, indent=1))
     header = (f"Attribution benchmark: {meta['images']} images ({meta['calibration_images']} for threshold calibration, "
-              f"the rest for the metrics), {meta['machine']}, {meta['date']}; the methods' own time "
+              f"the rest for the metrics), {meta['machine']}, {meta['date']}; mask_miou: the label pipeline's default "
+              f"masks ({rows[0]['masks'] if rows else ''}); the methods' own time "
               f"{meta['method_seconds'] / 60:.0f} min, this invocation {meta['seconds_this_invocation'] / 60:.0f} min "
               "(per-image results cached).")
     write_table(rows, out / "attribution.md", header)

@@ -40,12 +40,10 @@ def _normalise(maps: Tensor) -> Tensor:
 
 @dataclass
 class BBAMMethod:
-    """BBAM with the given settings (see :meth:`bbam_captum.BBAM.attribute`); with ``refine``
-    the harness also scores its masks after the mask-proposal refinement (Eq. 4)."""
+    """BBAM with the given settings (see :meth:`bbam_captum.BBAM.attribute`)."""
 
     name: str = "bbam"
     settings: dict = field(default_factory=dict)
-    refine: bool = False
 
     def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
         return BBAM(adapter).attribute(image, boxes, target=targets, **self.settings)
@@ -193,10 +191,10 @@ class DRISEMethod:
 
 
 def default_methods(quick: bool, bbam_steps: int | None = None) -> list:
-    """BBAM (defaults, refined, and the paper's ablations), Grad-CAM, Captum peers, D-RISE, box."""
+    """BBAM (defaults and the paper's ablations), Grad-CAM, Captum peers, D-RISE, box."""
     steps = {"steps": bbam_steps} if bbam_steps else {}
     methods: list = [
-        BBAMMethod("bbam", dict(steps), refine=True),
+        BBAMMethod("bbam", dict(steps)),
         BBAMMethod("bbam_box_head_only", dict(steps, cls_head=False)),
         BBAMMethod("bbam_cls_head_only", dict(steps, box_head=False)),
     ]

@@ -14,8 +14,8 @@ only boxes would: the detector BBAM explains was trained on those boxes.
 Label sources, all thresholded by the same writer:
 
 - ``bbam``, ``bbam_refined``: BBAM maps with the pipeline's default label settings,
-  without and with the mask-proposal refinement (Eq. 4);
-- ``gradcam``: Grad-CAM maps of the same boxes, same settings;
+  without and with the mask-proposal refinement (Eq. 4, on by default);
+- ``gradcam``: Grad-CAM maps of the same boxes, the pipeline's default settings (refined);
 - ``box``: the box filled; ``gt``: the true masks (the full-supervision reference).
 
 Writes ``DIR/pipeline.json`` (rows: ``label_source``, ``semantic_miou``, ``mask_ap``,
@@ -53,6 +53,7 @@ from .methods import GradCAMMethod
 SOURCES = ("bbam", "bbam_refined", "box", "gradcam", "gt")
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
+VAL_POINTS = 4  # validations per training run (the last one is the reported score)
 BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0)
 
 
@@ -64,7 +65,7 @@ class Scale:
     inst_iters: int
 
 
-FULL = Scale(num_train=200, num_val=100, seg_iters=600, inst_iters=300)
+FULL = Scale(num_train=200, num_val=100, seg_iters=2000, inst_iters=600)
 QUICK = Scale(num_train=24, num_val=20, seg_iters=40, inst_iters=40)
 
 
@@ -115,9 +116,10 @@ def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: di
     settings = LabelSettings()
     if source == "bbam":
         compute_maps(BBAM(adapter), coco, img_dir, out, bbam_settings)
+        settings = LabelSettings(refine=False)
     elif source == "bbam_refined":  # the same maps as bbam, refined when thresholded
         settings = LabelSettings(refine=True)
-    elif source == "gradcam":
+    elif source == "gradcam":  # the pipeline's default settings, as BBAM's labels get by default
         _write_gradcam_maps(out, coco, img_dir, adapter)
     else:
         _write_binary_maps(out, coco, ann_file, source)
@@ -148,7 +150,7 @@ val_evaluator = dict(_delete_=True, type='IoUMetric', iou_metrics=['mIoU'])
 # a short schedule from the detector's weights: a larger rate than the shipped config's 0.01
 optim_wrapper = dict(optimizer=dict(lr=0.02))
 val_cfg = dict(_delete_=True, type='ValLoop')
-train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={iters})
+train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={_val_interval(iters)})
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end={iters}, by_epoch=False)]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={iters}, max_keep_ckpts=1),
                      logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False))
@@ -164,25 +166,30 @@ val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_wor
         pipeline={{{{_base_.test_pipeline}}}}))
 val_evaluator = dict(_delete_=True, type='CocoMetric', ann_file={str(val / 'annotations.json')!r}, metric=['segm'])
 val_cfg = dict(_delete_=True, type='ValLoop')
-train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={iters})
+train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={_val_interval(iters)})
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end={max(1, iters // 10)}),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end={iters}, milestones=[{max(1, iters * 4 // 5)}], gamma=0.1),
 ]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={iters}, max_keep_ckpts=1),
-                     logger=dict(type='LoggerHook', interval=20))
+                     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False))
 work_dir = {str(work_dir)!r}
 """
 
 
-def _last_scalars(work_dir: Path) -> dict:
-    """The last validation record mmengine logged under ``work_dir``."""
+def _val_interval(iters: int) -> int:
+    """Validation runs ``VAL_POINTS`` times per training run, so the table can show whether it converged."""
+    return max(1, iters // VAL_POINTS)
+
+
+def _val_records(work_dir: Path) -> list[dict]:
+    """The validation records mmengine logged under ``work_dir``, in order of iteration."""
     files = sorted(work_dir.glob("*/vis_data/scalars.json"))
     records = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
     val = [r for r in records if any(k in r for k in ("mIoU", "coco/segm_mAP"))]
     if not val:
         raise RuntimeError(f"no validation result under {work_dir}: see its log")
-    return val[-1]
+    return sorted(val, key=lambda r: r.get("step", 0))
 
 
 def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_dir: Path) -> dict:
@@ -203,11 +210,14 @@ def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_
     minutes = (time.perf_counter() - start) / 60
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {run_dir / 'train.log'}")
-    scalars = _last_scalars(work_dir)
+    records = _val_records(work_dir)
+    scalars = records[-1]
     if kind == "seg":
-        result = {"semantic_miou": scalars["mIoU"] / 100, "seg_train_minutes": round(minutes, 2)}
+        result = {"semantic_miou": scalars["mIoU"] / 100, "seg_train_minutes": round(minutes, 2),
+                  "semantic_miou_curve": [[r.get("step"), r["mIoU"] / 100] for r in records]}
     else:
         result = {"mask_ap": scalars["coco/segm_mAP"], "mask_ap50": scalars["coco/segm_mAP_50"],
+                  "mask_ap50_curve": [[r.get("step"), r["coco/segm_mAP_50"]] for r in records],
                   "inst_train_minutes": round(minutes, 2)}
     write_json_atomic(result_file, result)
     return result
@@ -217,11 +227,14 @@ def write_table(rows: list[dict], meta: dict, path: Path) -> None:
     lines = [f"End-to-end pipeline benchmark, {meta['device']}, {meta['date']}: {meta['num_train']} train images, "
              f"{meta['num_val']} val images, {meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, "
              f"{meta['wall_minutes']:.0f} min in all.", "",
-             "| label source | label mIoU (train) | semantic mIoU | mask AP | mask AP50 | train minutes |",
-             "|---|---|---|---|---|---|"]
+             "| label source | label mIoU (train) | semantic mIoU | mask AP | mask AP50 | train minutes "
+             "| semantic mIoU during training | mask AP50 during training |",
+             "|---|---|---|---|---|---|---|---|"]
+    curve = lambda points: " / ".join(f"{v:.3f}" for _, v in points)  # noqa: E731
     for r in rows:
         lines.append(f"| {r['label_source']} | {r['label_instance_miou']:.3f} | {r['semantic_miou']:.3f} | "
-                     f"{r['mask_ap']:.3f} | {r['mask_ap50']:.3f} | {r['train_minutes']:.1f} |")
+                     f"{r['mask_ap']:.3f} | {r['mask_ap50']:.3f} | {r['train_minutes']:.1f} | "
+                     f"{curve(r.get('semantic_miou_curve', []))} | {curve(r.get('mask_ap50_curve', []))} |")
     gt = next((r for r in rows if r["label_source"] == "gt"), None)
     if gt:
         lines += ["", "Share of the true-mask models' scores: " + "; ".join(

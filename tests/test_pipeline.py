@@ -103,6 +103,17 @@ def test_labels_remakes_with_other_thresholds(generated, tmp_path):
     assert json.loads((copy / "summary.json").read_text())["label_settings"]["theta_fg"] == 0.9
 
 
+def test_refinement_is_on_by_default_and_can_be_turned_off(generated, tmp_path):
+    assert json.loads((generated / "summary.json").read_text())["label_settings"]["refine"] is True
+    copy = tmp_path / "copy"
+    shutil.copytree(generated, copy)
+    assert main(["labels", "--out", str(copy), "--no-refine"]) == 0
+    assert json.loads((copy / "summary.json").read_text())["label_settings"]["refine"] is False
+    refined = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
+    plain = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
+    assert [a["segmentation"] for a in plain] != [a["segmentation"] for a in refined]
+
+
 def test_evaluate_scores_against_true_masks(generated, tiny_synth, capsys):
     assert main(["evaluate", "--pred", str(generated), "--gt", str(tiny_synth / "annotations.json")]) == 0
     scores = json.loads((generated / "eval.json").read_text())

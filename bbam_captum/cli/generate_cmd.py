@@ -22,7 +22,8 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                         help=f"instance mask above this map value (default: {d.instance_threshold})")
     parser.add_argument("--blur", type=float, default=d.blur_sigma,
                         help=f"Gaussian blur of the maps before thresholding, sigma in px (default: {d.blur_sigma})")
-    parser.add_argument("--refine", action="store_true", help="refine masks with mask proposals (Eq. 4)")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=d.refine,
+                        help=f"refine masks with mask proposals (Eq. 4 of the paper; default: {d.refine})")
 
 
 def label_settings(args: argparse.Namespace) -> LabelSettings:

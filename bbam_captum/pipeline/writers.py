@@ -35,7 +35,7 @@ class LabelSettings:
         theta_bg: below it, background; between the two, ignore (255).
         instance_threshold: above it, the instance mask (inside the box).
         refine: apply the mask-proposal refinement of Eq. 4 to instance masks and to
-            the semantic foreground.
+            the semantic foreground (the paper refines its pseudo labels too).
         blur_sigma: Gaussian blur of the maps before thresholding, in pixels (the
             original blurred its maps too); 0 disables.
     """
@@ -45,7 +45,8 @@ class LabelSettings:
     theta_fg: float = 0.1
     theta_bg: float = 0.05
     instance_threshold: float = 0.1
-    refine: bool = False
+    # +0.1 instance and semantic mIoU on the whole val split (README, "Pseudo labels of the val split")
+    refine: bool = True
     blur_sigma: float = 3.0
 
     def __post_init__(self) -> None:
