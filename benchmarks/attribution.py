@@ -7,9 +7,9 @@ box of the synthetic val split (or ``--ann/--img-dir``) and its true class. The 
 are split in two: thresholds are calibrated on the first half, metrics reported on the
 second. Every method's maps become masks as the label pipeline makes them (blur, threshold
 inside the box, and the mask-proposal refinement of Eq. 4 where it is the default), and are
-scored with and without the refinement. Writes ``DIR/attribution.json`` (one row per method), ``DIR/attribution.md`` and
-``DIR/attribution.png``. Per-image results are cached under ``DIR/cache``, so a stopped
-run resumes.
+scored with and without the refinement. Writes ``DIR/attribution.json`` (one row per
+method), ``DIR/attribution.md`` and ``DIR/attribution.png``. Per-image results are cached
+under ``DIR/cache``, so a stopped run resumes.
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ SOURCES = ("bbam", "bbam_refined", "box", "gradcam", "gt")
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
 VAL_POINTS = 4  # validations per training run (the last one is the reported score)
-BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0)
+BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0, refine=False)
 
 
 @dataclass(frozen=True)

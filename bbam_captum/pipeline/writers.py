@@ -79,6 +79,8 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
         instance, foreground, uncertain: each np.ndarray[K, H, W] bool (foreground above
         theta_fg, uncertain between theta_bg and theta_fg).
     """
+    if settings.refine and image is None:
+        raise ValueError("the refinement (settings.refine) needs the image; pass it, or use refine=False")
     maps_t = smooth_maps(torch.from_numpy(maps.astype(np.float32))[:, None], settings.blur_sigma)
     boxes_t = torch.from_numpy(boxes)
     instance = instance_masks(maps_t, boxes_t, settings.instance_threshold).numpy()
