@@ -127,6 +127,22 @@ def peak_memory_mb(device: torch.device) -> Iterator[list[float]]:
         result[0] = max(0, max(peak[0], _rss_bytes()) - start) / 2**20
 
 
+def refined_masks(smoothed: torch.Tensor, boxes: torch.Tensor, threshold: float,
+                  pools: list[np.ndarray]) -> np.ndarray:
+    """Blurred maps ``Tensor[K, 1, H, W]`` thresholded inside their boxes and refined (Eq. 4):
+    ``np.ndarray[K, H, W]`` bool."""
+    return np.stack([refine_mask(m, b, pools)
+                     for m, b in zip(instance_masks(smoothed, boxes, threshold).numpy(), boxes.tolist())])
+
+
+def scored_mask(map_: np.ndarray, box: torch.Tensor, row: dict, pools: list[np.ndarray]) -> np.ndarray:
+    """The mask a table row scores for one map ``np.ndarray[1, H, W]``: its variant at its threshold."""
+    smoothed = smooth_maps(torch.from_numpy(map_)[None], LabelSettings().blur_sigma)
+    if row["masks"] == "refined":
+        return refined_masks(smoothed, box[None], row["threshold"], pools)[0]
+    return instance_masks(smoothed, box[None], row["threshold"])[0].numpy()
+
+
 def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, boxes: torch.Tensor,
                    labels: torch.Tensor, true: torch.Tensor, pools: list[np.ndarray], keep_maps: bool) -> dict:
     """One method on one image: per-object metrics, time and memory.
@@ -141,14 +157,13 @@ def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, b
     seconds = time.perf_counter() - start
     smoothed = smooth_maps(maps, LabelSettings().blur_sigma)
     start = time.perf_counter()
-    refined = [[refine_mask(m, b, pools) for m, b in zip(instance_masks(smoothed, boxes, t).numpy(), boxes.tolist())]
-               for t in THRESHOLDS]
+    refined = [refined_masks(smoothed, boxes, t, pools) for t in THRESHOLDS]
     refine_seconds = time.perf_counter() - start
     epg = energy_pointing_game(maps, true)
     del_ins = [deletion_insertion_auc(box_score(adapter, box, int(c)), image, m[0], adapter.pixel_mean())
                for box, c, m in zip(boxes, labels, maps)]
     return {"ious": mask_ious(smoothed, boxes, true),  # [T, K]
-            "ious_refined": torch.stack([mask_iou(torch.from_numpy(np.stack(r)), true) for r in refined]),
+            "ious_refined": torch.stack([mask_iou(torch.from_numpy(r), true) for r in refined]),
             "epg": epg, "deletion": torch.tensor([d for d, _ in del_ins]),
             "insertion": torch.tensor([i for _, i in del_ins]), "sizes": [size_bucket(b) for b in boxes],
             "seconds": seconds, "refine_seconds": refine_seconds, "peak_mem_mb": peak[0],
@@ -210,8 +225,10 @@ def write_table(rows: list[dict], path: Path, header: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_figure(examples: list[tuple], names: list[str], maps_by_method: dict, path: Path) -> None:
-    """Rows: test objects; columns: image with box, true mask, each method's map."""
+def write_figure(examples: list[tuple], names: list[str], maps_by_method: dict, masks_by_method: dict,
+                 path: Path) -> None:
+    """Rows: test objects; columns: image with box, true mask, each method's map with the mask
+    it is scored on outlined in white."""
     cols = 2 + len(names)
     fig, axes = plt.subplots(len(examples), cols, figsize=(1.6 * cols, 1.7 * len(examples)), squeeze=False)
     for row, (image, box, true, label, key) in enumerate(examples):
@@ -223,6 +240,8 @@ def write_figure(examples: list[tuple], names: list[str], maps_by_method: dict, 
         for col, name in enumerate(names):
             axes[row, 2 + col].imshow(rgb, alpha=0.35)
             axes[row, 2 + col].imshow(maps_by_method[name][key][0], cmap="jet", alpha=0.65, vmin=0, vmax=1)
+            if masks_by_method[name][key].any():
+                axes[row, 2 + col].contour(masks_by_method[name][key], levels=[0.5], colors="white", linewidths=0.6)
         if row == 0:
             for col, title in enumerate(["image", "true mask", *names]):
                 axes[0, col].set_title(title.replace("_", " "), fontsize=6)
@@ -302,12 +321,17 @@ def main(argv: list[str] | None = None) -> None:
               f"{meta['method_seconds'] / 60:.0f} min, this invocation {meta['seconds_this_invocation'] / 60:.0f} min "
               "(per-image results cached).")
     write_table(rows, out / "attribution.md", header)
-    examples = []
+    examples, masks_by_method = [], {row["method"]: {} for row in rows}
     for image_id, k in figure_keys:
         image, boxes, labels, true = data[image_id]
         examples.append((image, boxes[k], true[k].numpy(), f"img {image_id} #{k}", (image_id, k)))
+        if image_id not in pools:
+            pools[image_id] = segment_pools(image.permute(1, 2, 0).numpy())
+        for row in rows:
+            masks_by_method[row["method"]][(image_id, k)] = scored_mask(
+                maps_by_method[row["method"]][(image_id, k)], boxes[k], row, pools[image_id])
     if examples:
-        write_figure(examples, [m.name for m in methods], maps_by_method, out / "attribution.png")
+        write_figure(examples, [m.name for m in methods], maps_by_method, masks_by_method, out / "attribution.png")
     print((out / "attribution.md").read_text())
 
 

@@ -16,7 +16,9 @@ Label sources, all thresholded by the same writer:
 - ``bbam``, ``bbam_refined``: BBAM maps with the pipeline's default label settings,
   without and with the mask-proposal refinement (Eq. 4, on by default);
 - ``gradcam``: Grad-CAM maps of the same boxes, the pipeline's default settings (refined);
-- ``box``: the box filled; ``gt``: the true masks (the full-supervision reference).
+- ``box``: the box filled, and ``box_refined``: the filled box refined (Eq. 4), so that the
+  refinement's share and BBAM's can be told apart;
+- ``gt``: the true masks (the full-supervision reference).
 
 Writes ``DIR/pipeline.json`` (rows: ``label_source``, ``semantic_miou``, ``mask_ap``,
 ``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_meta.json`` and ``DIR/pipeline.md``;
@@ -33,7 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,7 @@ from bbam_captum.utils.atomic import write_json_atomic
 
 from .methods import GradCAMMethod
 
-SOURCES = ("bbam", "bbam_refined", "box", "gradcam", "gt")
+SOURCES = ("bbam", "bbam_refined", "box", "box_refined", "gradcam", "gt")
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
 VAL_POINTS = 4  # validations per training run (the last one is the reported score)
@@ -121,6 +123,9 @@ def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: di
         settings = LabelSettings(refine=True)
     elif source == "gradcam":  # the pipeline's default settings, as BBAM's labels get by default
         _write_gradcam_maps(out, coco, img_dir, adapter)
+    elif source == "box_refined":  # the refinement alone, from the filled box: what BBAM's maps add to it
+        _write_binary_maps(out, coco, ann_file, "box")
+        settings = replace(BINARY, refine=True)
     else:
         _write_binary_maps(out, coco, ann_file, source)
         settings = BINARY
