@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bbam_captum import load_detector  # noqa: E402
-from bbam_captum.labels import instance_masks, refine_mask, segment_pools, smooth_maps  # noqa: E402
+from bbam_captum.labels import instance_masks, refine_masks, segment_pools, smooth_maps  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
 from bbam_captum.pipeline.coco_input import load_coco_image  # noqa: E402
 from bbam_captum.pipeline.writers import LabelSettings  # noqa: E402
@@ -131,8 +131,7 @@ def refined_masks(smoothed: torch.Tensor, boxes: torch.Tensor, threshold: float,
                   pools: list[np.ndarray]) -> np.ndarray:
     """Blurred maps ``Tensor[K, 1, H, W]`` thresholded inside their boxes and refined (Eq. 4):
     ``np.ndarray[K, H, W]`` bool."""
-    return np.stack([refine_mask(m, b, pools)
-                     for m, b in zip(instance_masks(smoothed, boxes, threshold).numpy(), boxes.tolist())])
+    return refine_masks(instance_masks(smoothed, boxes, threshold).numpy(), boxes.tolist(), pools)
 
 
 def scored_mask(map_: np.ndarray, box: torch.Tensor, row: dict, pools: list[np.ndarray]) -> np.ndarray:
@@ -177,11 +176,16 @@ def _calibrated_mious(key: str, calib: list[dict], test: list[dict]) -> tuple[fl
     return threshold, cat(test)[THRESHOLDS.index(threshold)]
 
 
+def mask_variants() -> tuple[str, str]:
+    """``(default, other)``: the masks ``mask_miou`` scores (the label pipeline's default) and the variant beside it."""
+    return ("refined", "unrefined") if LabelSettings().refine else ("unrefined", "refined")
+
+
 def summarise(name: str, calib: list[dict], test: list[dict]) -> dict:
     """One table row. ``mask_miou`` scores the masks the label pipeline makes by default
     (``LabelSettings().refine``: with or without Eq. 4); the other variant is reported beside it."""
     cat = lambda key, rs: torch.cat([r[key] for r in rs], -1)  # noqa: E731
-    default, other = ("refined", "unrefined") if LabelSettings().refine else ("unrefined", "refined")
+    default, other = mask_variants()
     key = {"refined": "ious_refined", "unrefined": "ious"}
     threshold, test_ious = _calibrated_mious(key[default], calib, test)
     other_threshold, other_ious = _calibrated_mious(key[other], calib, test)
@@ -215,7 +219,7 @@ def summarise(name: str, calib: list[dict], test: list[dict]) -> dict:
 
 
 def write_table(rows: list[dict], path: Path, header: str) -> None:
-    other = "unrefined" if LabelSettings().refine else "refined"
+    _, other = mask_variants()
     cols = ["method", "mask_miou", "mask_miou_small", "mask_miou_medium", "mask_miou_large", f"mask_miou_{other}",
             "energy_pointing_game", "deletion_auc", "insertion_auc", "sec_per_object", "peak_mem_mb", "threshold",
             f"threshold_{other}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bbam_captum.labels import IGNORE, instance_masks, refine_mask, semantic_label
+from bbam_captum.labels import IGNORE, instance_masks, refine_mask, refine_masks, semantic_label
 from bbam_captum.metrics import box_masks, mask_iou
 
 
@@ -49,6 +49,18 @@ def test_refine_takes_contained_proposals_and_the_best_one():
     assert np.array_equal(refined, expected)
     # kept inside the box
     assert not refine_mask(t, (0, 0, 1, 1), pools)[:, 1:].any()
+
+
+def test_refine_masks_refines_each_box_and_accepts_none():
+    pools = [np.array([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])]
+    masks = np.zeros((2, 4, 4), bool)
+    masks[0, 0, 0] = True  # one pixel of segment 0: refined to the whole segment
+    masks[1, 2:, 2:] = True
+    boxes = [(0, 0, 4, 4), (2, 2, 4, 4)]
+    out = refine_masks(masks, boxes, pools)
+    assert all(np.array_equal(o, refine_mask(m, b, pools)) for o, m, b in zip(out, masks, boxes))
+    assert out[0, :2, :2].all() and not out[0, 2:].any()
+    assert refine_masks(np.zeros((0, 4, 4), bool), [], pools).shape == (0, 4, 4)
 
 
 def test_mask_iou_and_box_baseline():

@@ -57,3 +57,18 @@ def refine_mask(mask: np.ndarray, box: Sequence[float], pools: Sequence[np.ndarr
     out = np.zeros_like(mask)
     out[y1:y2, x1:x2] = refined
     return out
+
+
+def refine_masks(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]],
+                 pools: Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`refine_mask` on each box's mask.
+
+    Args:
+        masks (np.ndarray[K, H, W] bool), boxes (K boxes ``(x1, y1, x2, y2)``), pools as above.
+
+    Returns:
+        np.ndarray[K, H, W] bool.
+    """
+    if len(masks) == 0:
+        return masks.copy()
+    return np.stack([refine_mask(m, b, pools) for m, b in zip(masks, boxes)])

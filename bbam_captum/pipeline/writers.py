@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..labels import IGNORE, instance_masks, refine_mask, segment_pools, semantic_label, smooth_maps
+from ..labels import IGNORE, instance_masks, refine_masks, segment_pools, semantic_label, smooth_maps
 from ..synth.coco import encode_mask
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput
@@ -88,8 +88,8 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
     foreground = instance_masks(maps_t, boxes_t, settings.theta_fg).numpy()
     if settings.refine and len(boxes):
         pools = segment_pools(image)
-        instance = np.stack([refine_mask(m, b, pools) for m, b in zip(instance, boxes)])
-        foreground = np.stack([refine_mask(m, b, pools) for m, b in zip(foreground, boxes)])
+        instance = refine_masks(instance, boxes, pools)
+        foreground = refine_masks(foreground, boxes, pools)
     return instance, foreground, above_bg & ~foreground
 
 
