@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from bbam_captum.labels import IGNORE, instance_masks, refine_mask, refine_masks, semantic_label
@@ -47,8 +48,26 @@ def test_refine_takes_contained_proposals_and_the_best_one():
     expected = np.zeros((4, 4), bool)
     expected[0:2, 0:2] = True
     assert np.array_equal(refined, expected)
-    # kept inside the box
-    assert not refine_mask(t, (0, 0, 1, 1), pools)[:, 1:].any()
+    # no proposal lies inside a one-pixel box: T is kept as it is
+    assert np.array_equal(refine_mask(t, (0, 0, 1, 1), pools), t)
+
+
+def test_refine_judges_a_proposal_on_its_whole_extent():
+    # segment 0 spans the top rows, half of it outside the box (columns 0-1)
+    pools = [np.array([[0, 0, 0, 0], [0, 0, 0, 0], [1, 1, 2, 2], [1, 1, 2, 2]])]
+    t = np.zeros((4, 4), bool)
+    t[0:2, 0:2] = True      # all of segment 0 that lies in the box
+    t[2, 0] = True          # a quarter of segment 1
+    refined = refine_mask(t, (0, 0, 2, 4), pools)
+    # segment 0 is no candidate (cut to the box it would be contained); segment 1 is the best
+    expected = np.zeros((4, 4), bool)
+    expected[2:, 0:2] = True
+    assert np.array_equal(refined, expected)
+    # a looser overlap admits segment 0, half inside the box, and keeps only its part in the box
+    assert refine_mask(t, (0, 0, 2, 4), pools, overlap=0.5)[0:2, 0:2].all()
+    assert not refine_mask(t, (0, 0, 2, 4), pools, overlap=0.5)[:, 2:].any()
+    with pytest.raises(ValueError, match="overlap"):
+        refine_mask(t, (0, 0, 2, 4), pools, overlap=0.0)
 
 
 def test_refine_masks_refines_each_box_and_accepts_none():

@@ -4,6 +4,10 @@
 MCG played the proposals' part in the paper; here scikit-image's Felzenszwalb segments at
 several scales do (segments of all scales form one pool, so merges of fine segments are
 there as coarser segments).
+
+As in the original implementation, a proposal takes part only when (nearly) all of it lies
+inside the box, judged on its whole extent: a background segment that runs out of the box
+is left out rather than cut to the box and kept.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 from skimage.segmentation import felzenszwalb
 
 DEFAULT_SCALES = (30.0, 100.0, 300.0)
+DEFAULT_OVERLAP = 0.95  # the original's share of a proposal that must lie inside the box, and inside T
 
 
 def segment_pools(image: np.ndarray, scales: Sequence[float] = DEFAULT_SCALES) -> list[np.ndarray]:
@@ -20,55 +25,61 @@ def segment_pools(image: np.ndarray, scales: Sequence[float] = DEFAULT_SCALES) -
     return [felzenszwalb(image, scale=s, sigma=0.5, min_size=max(8, int(s / 4))) for s in scales]
 
 
-def refine_mask(mask: np.ndarray, box: Sequence[float], pools: Sequence[np.ndarray]) -> np.ndarray:
+def refine_mask(mask: np.ndarray, box: Sequence[float], pools: Sequence[np.ndarray],
+                overlap: float = DEFAULT_OVERLAP) -> np.ndarray:
     """Eq. 4 on one pseudo mask.
 
     Args:
         mask (np.ndarray[H, W] bool): T, the BBAM mask.
-        box: ``(x1, y1, x2, y2)``; proposals are cut to it.
-        pools: label maps from :func:`segment_pools`.
+        box: ``(x1, y1, x2, y2)``.
+        pools: label maps ``(H, W)`` from :func:`segment_pools`.
+        overlap: a proposal is a candidate when more than this share of it lies inside the
+            box; a candidate is contained in T when more than this share of it lies in T.
 
     Returns:
-        np.ndarray[H, W] bool, T_r; T itself when it is empty.
+        np.ndarray[H, W] bool, T_r inside the box; T itself when it is empty or no
+        proposal lies inside the box.
     """
+    if not 0.0 < overlap <= 1.0:
+        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
     if not mask.any():
         return mask.copy()
     h, w = mask.shape
     x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
     x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
-    t = mask[y1:y2, x1:x2]
-    refined = np.zeros_like(t)
-    best_iou, best = -1.0, None
-    t_area = int(t.sum())
+    in_box = np.zeros_like(mask)
+    in_box[y1:y2, x1:x2] = True
+    t_area = int(mask.sum())
+    refined = np.zeros_like(mask)
+    best_iou, best = 0.0, None
     for pool in pools:
-        seg = pool[y1:y2, x1:x2]
-        ids, inverse = np.unique(seg, return_inverse=True)
-        inverse = inverse.reshape(seg.shape)
+        ids, inverse = np.unique(pool, return_inverse=True)
+        inverse = inverse.reshape(pool.shape)
         size = np.bincount(inverse.ravel(), minlength=len(ids))
-        inside = np.bincount(inverse.ravel(), weights=t.ravel(), minlength=len(ids)).astype(np.int64)
-        contained = (inside == size) & (size > 0)
-        refined |= contained[inverse]
-        iou = inside / (size + t_area - inside)
+        inside_box = np.bincount(inverse.ravel(), weights=in_box.ravel(), minlength=len(ids))
+        inside_t = np.bincount(inverse.ravel(), weights=mask.ravel(), minlength=len(ids))
+        candidate = inside_box > overlap * size - 1e-9  # the whole proposal share (1.0: all of it)
+        refined |= (candidate & (inside_t > overlap * size - 1e-9))[inverse]
+        iou = np.where(candidate, inside_t / (size + t_area - inside_t), -1.0)
         i = int(np.argmax(iou))
         if iou[i] > best_iou:
             best_iou, best = float(iou[i]), inverse == i
-    if best is not None:
-        refined |= best
-    out = np.zeros_like(mask)
-    out[y1:y2, x1:x2] = refined
-    return out
+    if best is None:  # no proposal lies inside the box: nothing to refine with
+        return mask.copy()
+    return (refined | best) & in_box
 
 
 def refine_masks(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]],
-                 pools: Sequence[np.ndarray]) -> np.ndarray:
+                 pools: Sequence[np.ndarray], overlap: float = DEFAULT_OVERLAP) -> np.ndarray:
     """:func:`refine_mask` on each box's mask.
 
     Args:
-        masks (np.ndarray[K, H, W] bool), boxes (K boxes ``(x1, y1, x2, y2)``), pools as above.
+        masks (np.ndarray[K, H, W] bool), boxes (K boxes ``(x1, y1, x2, y2)``), pools and
+        overlap as above.
 
     Returns:
         np.ndarray[K, H, W] bool.
     """
     if len(masks) == 0:
         return masks.copy()
-    return np.stack([refine_mask(m, b, pools) for m, b in zip(masks, boxes)])
+    return np.stack([refine_mask(m, b, pools, overlap) for m, b in zip(masks, boxes)])
