@@ -30,7 +30,7 @@ def refine_mask(mask: np.ndarray, box: Sequence[float], pools: Sequence[np.ndarr
     """Eq. 4 on one pseudo mask.
 
     Args:
-        mask (np.ndarray[H, W] bool): T, the BBAM mask.
+        mask (np.ndarray[H, W] bool): T, the BBAM mask (only its part inside the box counts).
         box: ``(x1, y1, x2, y2)``.
         pools: label maps ``(H, W)`` from :func:`segment_pools`.
         overlap: a proposal is a candidate when more than this share of it lies inside the
@@ -40,38 +40,12 @@ def refine_mask(mask: np.ndarray, box: Sequence[float], pools: Sequence[np.ndarr
         np.ndarray[H, W] bool, T_r inside the box; T itself when it is empty or no
         proposal lies inside the box.
     """
-    if not 0.0 < overlap <= 1.0:
-        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
-    if not mask.any():
-        return mask.copy()
-    h, w = mask.shape
-    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
-    x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
-    in_box = np.zeros_like(mask)
-    in_box[y1:y2, x1:x2] = True
-    t_area = int(mask.sum())
-    refined = np.zeros_like(mask)
-    best_iou, best = 0.0, None
-    for pool in pools:
-        ids, inverse = np.unique(pool, return_inverse=True)
-        inverse = inverse.reshape(pool.shape)
-        size = np.bincount(inverse.ravel(), minlength=len(ids))
-        inside_box = np.bincount(inverse.ravel(), weights=in_box.ravel(), minlength=len(ids))
-        inside_t = np.bincount(inverse.ravel(), weights=mask.ravel(), minlength=len(ids))
-        candidate = inside_box > overlap * size - 1e-9  # the whole proposal share (1.0: all of it)
-        refined |= (candidate & (inside_t > overlap * size - 1e-9))[inverse]
-        iou = np.where(candidate, inside_t / (size + t_area - inside_t), -1.0)
-        i = int(np.argmax(iou))
-        if iou[i] > best_iou:
-            best_iou, best = float(iou[i]), inverse == i
-    if best is None:  # no proposal lies inside the box: nothing to refine with
-        return mask.copy()
-    return (refined | best) & in_box
+    return _refine(mask, box, [_index(p) for p in pools], overlap)
 
 
 def refine_masks(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]],
                  pools: Sequence[np.ndarray], overlap: float = DEFAULT_OVERLAP) -> np.ndarray:
-    """:func:`refine_mask` on each box's mask.
+    """:func:`refine_mask` on each box's mask (the pools are indexed once for all boxes).
 
     Args:
         masks (np.ndarray[K, H, W] bool), boxes (K boxes ``(x1, y1, x2, y2)``), pools and
@@ -82,4 +56,44 @@ def refine_masks(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]
     """
     if len(masks) == 0:
         return masks.copy()
-    return np.stack([refine_mask(m, b, pools, overlap) for m, b in zip(masks, boxes)])
+    indexed = [_index(p) for p in pools]
+    return np.stack([_refine(m, b, indexed, overlap) for m, b in zip(masks, boxes)])
+
+
+def _index(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A label map as ``(segment index per pixel (H, W), pixels per segment (N,))``."""
+    _, inverse = np.unique(pool, return_inverse=True)
+    inverse = inverse.reshape(pool.shape)
+    return inverse, np.bincount(inverse.ravel())
+
+
+def _refine(mask: np.ndarray, box: Sequence[float], indexed: Sequence[tuple[np.ndarray, np.ndarray]],
+            overlap: float) -> np.ndarray:
+    if not 0.0 < overlap <= 1.0:
+        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
+    if not mask.any():
+        return mask.copy()
+    h, w = mask.shape
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    t = mask[y1:y2, x1:x2]
+    t_area = int(t.sum())
+    refined = np.zeros_like(t)
+    best_iou, best = 0.0, None
+    # only segments with pixels in the box can be candidates: count on the box's crop, against
+    # each segment's size in the whole image
+    for inverse, size in indexed:
+        crop = inverse[y1:y2, x1:x2].ravel()
+        inside_box = np.bincount(crop, minlength=len(size))
+        inside_t = np.bincount(crop, weights=t.ravel(), minlength=len(size))
+        candidate = inside_box > overlap * size - 1e-9  # overlap 1.0: all of the segment
+        refined |= (candidate & (inside_t > overlap * size - 1e-9))[inverse[y1:y2, x1:x2]]
+        iou = np.where(candidate, inside_t / (size + t_area - inside_t), -1.0)
+        i = int(np.argmax(iou))
+        if iou[i] > best_iou:
+            best_iou, best = float(iou[i]), inverse[y1:y2, x1:x2] == i
+    if best is None:  # no proposal lies inside the box: nothing to refine with
+        return mask.copy()
+    out = np.zeros_like(mask)
+    out[y1:y2, x1:x2] = refined | best
+    return out
