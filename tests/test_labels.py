@@ -80,6 +80,8 @@ def test_refine_masks_refines_each_box_and_accepts_none():
     assert all(np.array_equal(o, refine_mask(m, b, pools)) for o, m, b in zip(out, masks, boxes))
     assert out[0, :2, :2].all() and not out[0, 2:].any()
     assert refine_masks(np.zeros((0, 4, 4), bool), [], pools).shape == (0, 4, 4)
+    with pytest.raises(ValueError, match="overlap"):
+        refine_masks(masks, boxes, pools, overlap=1.5)
 
 
 def test_mask_iou_and_box_baseline():

@@ -40,6 +40,7 @@ def refine_mask(mask: np.ndarray, box: Sequence[float], pools: Sequence[np.ndarr
         np.ndarray[H, W] bool, T_r inside the box; T itself when it is empty or no
         proposal lies inside the box.
     """
+    _check_overlap(overlap)
     return _refine(mask, box, [_index(p) for p in pools], overlap)
 
 
@@ -54,10 +55,16 @@ def refine_masks(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]
     Returns:
         np.ndarray[K, H, W] bool.
     """
+    _check_overlap(overlap)
     if len(masks) == 0:
         return masks.copy()
     indexed = [_index(p) for p in pools]
     return np.stack([_refine(m, b, indexed, overlap) for m, b in zip(masks, boxes)])
+
+
+def _check_overlap(overlap: float) -> None:
+    if not 0.0 < overlap <= 1.0:
+        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
 
 
 def _index(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +76,6 @@ def _index(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _refine(mask: np.ndarray, box: Sequence[float], indexed: Sequence[tuple[np.ndarray, np.ndarray]],
             overlap: float) -> np.ndarray:
-    if not 0.0 < overlap <= 1.0:
-        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
     if not mask.any():
         return mask.copy()
     h, w = mask.shape
