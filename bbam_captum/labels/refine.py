@@ -40,8 +40,7 @@ def refine_mask(mask: np.ndarray, box: Sequence[float], pools: Sequence[np.ndarr
         np.ndarray[H, W] bool, T_r inside the box; T itself when it is empty or no
         proposal lies inside the box.
     """
-    _check_overlap(overlap)
-    return _refine(mask, box, [_index(p) for p in pools], overlap)
+    return refine_masks(mask[None], [box], pools, overlap)[0]
 
 
 def refine_masks(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]],
@@ -55,20 +54,20 @@ def refine_masks(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]
     Returns:
         np.ndarray[K, H, W] bool.
     """
-    _check_overlap(overlap)
+    if not 0.0 < overlap <= 1.0:
+        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
     if len(masks) == 0:
         return masks.copy()
     indexed = [_index(p) for p in pools]
     return np.stack([_refine(m, b, indexed, overlap) for m, b in zip(masks, boxes)])
 
 
-def _check_overlap(overlap: float) -> None:
-    if not 0.0 < overlap <= 1.0:
-        raise ValueError(f"overlap must be in (0, 1], got {overlap}")
-
-
 def _index(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A label map as ``(segment index per pixel (H, W), pixels per segment (N,))``."""
+    if np.issubdtype(pool.dtype, np.integer) and pool.min() >= 0:
+        size = np.bincount(pool.ravel())
+        if size.all():  # labels 0..N-1 without gaps (Felzenszwalb's): already an index, no sort needed
+            return pool, size
     _, inverse = np.unique(pool, return_inverse=True)
     inverse = inverse.reshape(pool.shape)
     return inverse, np.bincount(inverse.ravel())
@@ -88,15 +87,16 @@ def _refine(mask: np.ndarray, box: Sequence[float], indexed: Sequence[tuple[np.n
     # only segments with pixels in the box can be candidates: count on the box's crop, against
     # each segment's size in the whole image
     for inverse, size in indexed:
-        crop = inverse[y1:y2, x1:x2].ravel()
-        inside_box = np.bincount(crop, minlength=len(size))
-        inside_t = np.bincount(crop, weights=t.ravel(), minlength=len(size))
-        candidate = inside_box > overlap * size - 1e-9  # overlap 1.0: all of the segment
-        refined |= (candidate & (inside_t > overlap * size - 1e-9))[inverse[y1:y2, x1:x2]]
+        crop = inverse[y1:y2, x1:x2]
+        inside_box = np.bincount(crop.ravel(), minlength=len(size))
+        inside_t = np.bincount(crop.ravel(), weights=t.ravel(), minlength=len(size))
+        needed = overlap * size - 1e-9  # overlap 1.0: all of the segment
+        candidate = inside_box > needed
+        refined |= (candidate & (inside_t > needed))[crop]
         iou = np.where(candidate, inside_t / (size + t_area - inside_t), -1.0)
         i = int(np.argmax(iou))
         if iou[i] > best_iou:
-            best_iou, best = float(iou[i]), inverse[y1:y2, x1:x2] == i
+            best_iou, best = float(iou[i]), crop == i
     if best is None:  # no proposal lies inside the box: nothing to refine with
         return mask.copy()
     out = np.zeros_like(mask)
