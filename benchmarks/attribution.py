@@ -5,10 +5,12 @@
 Every method explains the bundled detector (or ``--config/--checkpoint``) for each true
 box of the synthetic val split (or ``--ann/--img-dir``) and its true class. The images
 are split in two: thresholds are calibrated on the first half, metrics reported on the
-second. Every method's maps become masks as the label pipeline makes them (blur, threshold
-inside the box, and the mask-proposal refinement of Eq. 4 where it is the default), and are
-scored with and without the refinement. Writes ``DIR/attribution.json`` (one row per
-method), ``DIR/attribution.md`` and ``DIR/attribution.png``. Per-image results are cached
+second. ``mask_miou`` scores each method's thresholded map (blurred, cut inside the box);
+beside it, every method's maps go through the label pipeline's post-processing alike:
+``mask_miou_refined`` adds the mask-proposal refinement of Eq. 4, ``mask_miou_crf`` is the
+pipeline's default chain (the box-wise dense CRF, its share of certain foreground calibrated
+like the threshold, then Eq. 4). Writes ``DIR/attribution.json`` (one row per method),
+``DIR/attribution.md`` and ``DIR/attribution.png``. Per-image results and maps are cached
 under ``DIR/cache``, so a stopped run resumes.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tqdm import tqdm  # noqa: E402
 
 from bbam_captum import load_detector  # noqa: E402
 from bbam_captum.labels import instance_masks, refine_masks, segment_pools, smooth_maps  # noqa: E402
+from bbam_captum.labels.crf import crf_masks  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
 from bbam_captum.pipeline.coco_input import load_coco_image  # noqa: E402
 from bbam_captum.pipeline.writers import LabelSettings  # noqa: E402
@@ -48,6 +51,11 @@ from .metrics import (calibrate_threshold, deletion_insertion_auc, energy_pointi
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_ANN = REPO / "data" / "synth" / "val" / "annotations.json"
 FIGURE_OBJECTS = 4
+# shares of a box's most-attributed pixels the CRF takes as certain foreground (the label
+# pipeline's default, 0.15, among them); calibrated per method like the thresholds
+CRF_SHARES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+VARIANTS = {"thresholded": ("ious", THRESHOLDS), "refined": ("ious_refined", THRESHOLDS),
+            "crf": ("ious_crf", CRF_SHARES)}  # mask variant: (cache key, the grid it is calibrated on)
 VAL_SEED, VAL_IMAGES = 1, 300  # the bundled detector's val split (`make detector-data` draws it too)
 
 
@@ -134,95 +142,100 @@ def refined_masks(smoothed: torch.Tensor, boxes: torch.Tensor, threshold: float,
     return refine_masks(instance_masks(smoothed, boxes, threshold).numpy(), boxes.tolist(), pools)
 
 
-def scored_mask(map_: np.ndarray, box: torch.Tensor, row: dict, pools: list[np.ndarray]) -> np.ndarray:
-    """The mask a table row scores for one map ``np.ndarray[1, H, W]``: its variant at its threshold."""
+def pipeline_masks(maps: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor, share: float,
+                   pools: list[np.ndarray]) -> np.ndarray:
+    """The label pipeline's default chain on maps ``Tensor[K, 1, H, W]``: the dense CRF with
+    ``share`` certain foreground, then Eq. 4 where the pipeline refines: ``np.ndarray[K, H, W]`` bool."""
+    masks = crf_masks(maps[:, 0].numpy(), boxes.numpy(), np.ascontiguousarray(image.permute(1, 2, 0).numpy()), share)
+    return refine_masks(masks, boxes.tolist(), pools) if LabelSettings().refine else masks
+
+
+def scored_mask(map_: np.ndarray, box: torch.Tensor, row: dict) -> np.ndarray:
+    """The mask ``mask_miou`` scores for one map ``np.ndarray[1, H, W]``: thresholded at the row's threshold."""
     smoothed = smooth_maps(torch.from_numpy(map_)[None], LabelSettings().blur_sigma)
-    if row["masks"] == "refined":
-        return refined_masks(smoothed, box[None], row["threshold"], pools)[0]
     return instance_masks(smoothed, box[None], row["threshold"])[0].numpy()
 
 
-def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, boxes: torch.Tensor,
-                   labels: torch.Tensor, true: torch.Tensor, pools: list[np.ndarray], keep_maps: bool) -> dict:
-    """One method on one image: per-object metrics, time and memory.
-
-    Maps are post-processed as the pseudo-label pipeline does, for every method alike:
-    blurred (``LabelSettings.blur_sigma``), thresholded inside the box (``ious``, one row per
-    threshold) and then refined with the mask proposals ``pools`` (Eq. 4, ``ious_refined``).
-    """
-    start = time.perf_counter()
-    with peak_memory_mb(adapter.device) as peak:
-        maps = method(adapter, image, boxes, labels).float().cpu()
-    seconds = time.perf_counter() - start
+def postprocess(maps: torch.Tensor, image: torch.Tensor, boxes: torch.Tensor, true: torch.Tensor,
+                pools: list[np.ndarray]) -> dict:
+    """Every mask variant's IoUs for one image's maps, one row per point of its grid
+    (``Tensor[T, K]``), and the seconds Eq. 4 and the CRF took."""
     smoothed = smooth_maps(maps, LabelSettings().blur_sigma)
     start = time.perf_counter()
     refined = [refined_masks(smoothed, boxes, t, pools) for t in THRESHOLDS]
     refine_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    crf = [pipeline_masks(maps, boxes, image, share, pools) for share in CRF_SHARES]
+    crf_seconds = time.perf_counter() - start
+    ious = lambda masks: torch.stack([mask_iou(torch.from_numpy(m), true) for m in masks])  # noqa: E731
+    return {"ious": mask_ious(smoothed, boxes, true), "ious_refined": ious(refined), "ious_crf": ious(crf),
+            "refine_seconds": refine_seconds, "crf_seconds": crf_seconds}
+
+
+def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, boxes: torch.Tensor,
+                   labels: torch.Tensor, true: torch.Tensor, pools: list[np.ndarray]) -> dict:
+    """One method on one image: its maps (kept, so that post-processing can be redone from the
+    cache), per-object metrics, time and memory. Every method's maps are post-processed alike
+    (:func:`postprocess`)."""
+    start = time.perf_counter()
+    with peak_memory_mb(adapter.device) as peak:
+        maps = method(adapter, image, boxes, labels).float().cpu()
+    seconds = time.perf_counter() - start
     epg = energy_pointing_game(maps, true)
     del_ins = [deletion_insertion_auc(box_score(adapter, box, int(c)), image, m[0], adapter.pixel_mean())
                for box, c, m in zip(boxes, labels, maps)]
-    return {"ious": mask_ious(smoothed, boxes, true),  # [T, K]
-            "ious_refined": torch.stack([mask_iou(torch.from_numpy(r), true) for r in refined]),
+    return {**postprocess(maps, image, boxes, true, pools),
             "epg": epg, "deletion": torch.tensor([d for d, _ in del_ins]),
             "insertion": torch.tensor([i for _, i in del_ins]), "sizes": [size_bucket(b) for b in boxes],
-            "seconds": seconds, "refine_seconds": refine_seconds, "peak_mem_mb": peak[0],
-            "maps": maps if keep_maps else None}
+            "seconds": seconds, "peak_mem_mb": peak[0], "maps": maps.half()}
 
 
-def _calibrated_mious(key: str, calib: list[dict], test: list[dict]) -> tuple[float, torch.Tensor]:
-    """The threshold with the best mean IoU on the calibration images, and the test objects' IoUs at it."""
+def _calibrated(variant: str, calib: list[dict], test: list[dict]) -> tuple[float, torch.Tensor]:
+    """The grid point (threshold or CRF share) with the best mean IoU on the calibration images,
+    and the test objects' IoUs at it."""
+    key, grid = VARIANTS[variant]
     cat = lambda rs: torch.cat([r[key] for r in rs], -1)  # noqa: E731
-    threshold = calibrate_threshold(cat(calib)) if calib else 0.5
-    return threshold, cat(test)[THRESHOLDS.index(threshold)]
-
-
-def mask_variants() -> tuple[str, str]:
-    """``(default, other)``: the masks ``mask_miou`` scores (the label pipeline's default) and the variant beside it."""
-    return ("refined", "unrefined") if LabelSettings().refine else ("unrefined", "refined")
+    point = calibrate_threshold(cat(calib), grid) if calib else grid[len(grid) // 2]
+    return point, cat(test)[grid.index(point)]
 
 
 def summarise(name: str, calib: list[dict], test: list[dict]) -> dict:
-    """One table row. ``mask_miou`` scores the masks the label pipeline makes by default
-    (``LabelSettings().refine``: with or without Eq. 4); the other variant is reported beside it."""
+    """One table row. ``mask_miou`` scores the thresholded maps; ``mask_miou_refined`` and
+    ``mask_miou_crf`` the label pipeline's post-processing of them (each calibrated alike)."""
     cat = lambda key, rs: torch.cat([r[key] for r in rs], -1)  # noqa: E731
-    default, other = mask_variants()
-    key = {"refined": "ious_refined", "unrefined": "ious"}
-    threshold, test_ious = _calibrated_mious(key[default], calib, test)
-    other_threshold, other_ious = _calibrated_mious(key[other], calib, test)
     sizes = [s for r in test for s in r["sizes"]]
     everything = calib + test
     objects = sum(len(r["sizes"]) for r in everything)
-    row = {
-        "method": name,
-        "mask_miou": float(test_ious.mean()),
-        f"mask_miou_{other}": float(other_ious.mean()),
+    per_object = lambda key: sum(r[key] for r in everything) / max(objects, 1)  # noqa: E731
+    row = {"method": name}
+    for variant in VARIANTS:
+        point, ious = _calibrated(variant, calib, test)
+        suffix = "" if variant == "thresholded" else f"_{variant}"
+        row[f"mask_miou{suffix}"] = float(ious.mean())
+        row["crf_share" if variant == "crf" else f"threshold{suffix}"] = point
+        for bucket in ("small", "medium", "large"):
+            picked = [float(i) for i, s in zip(ious, sizes) if s == bucket]
+            row[f"mask_miou_{bucket}{suffix}"] = float(np.mean(picked)) if picked else None
+            if variant == "thresholded":
+                row[f"objects_{bucket}"] = len(picked)
+    row.update({
         "energy_pointing_game": float(cat("epg", test).mean()),
         "deletion_auc": float(cat("deletion", test).mean()),
         "insertion_auc": float(cat("insertion", test).mean()),
-        "sec_per_object": sum(r["seconds"] for r in everything) / max(objects, 1),
-        "refine_sec_per_object": sum(r["refine_seconds"] for r in everything) / max(objects, 1),
+        "sec_per_object": per_object("seconds"),
+        "refine_sec_per_object": per_object("refine_seconds") / len(THRESHOLDS),
+        "crf_sec_per_object": per_object("crf_seconds") / len(CRF_SHARES),
         "peak_mem_mb": max(r["peak_mem_mb"] for r in everything),
-        "masks": default,
-        "threshold": threshold,
-        f"threshold_{other}": other_threshold,
         "test_objects": len(sizes),
         "objects": objects,
-    }
-    for variant, ious in ((None, test_ious), (other, other_ious)):
-        for bucket in ("small", "medium", "large"):
-            picked = [float(i) for i, s in zip(ious, sizes) if s == bucket]
-            suffix = f"_{variant}" if variant else ""
-            row[f"mask_miou_{bucket}{suffix}"] = float(np.mean(picked)) if picked else None
-            if variant is None:
-                row[f"objects_{bucket}"] = len(picked)
+    })
     return row
 
 
 def write_table(rows: list[dict], path: Path, header: str) -> None:
-    _, other = mask_variants()
-    cols = ["method", "mask_miou", "mask_miou_small", "mask_miou_medium", "mask_miou_large", f"mask_miou_{other}",
-            "energy_pointing_game", "deletion_auc", "insertion_auc", "sec_per_object", "peak_mem_mb", "threshold",
-            f"threshold_{other}"]
+    cols = ["method", "mask_miou", "mask_miou_small", "mask_miou_medium", "mask_miou_large", "mask_miou_refined",
+            "mask_miou_crf", "mask_miou_small_crf", "energy_pointing_game", "deletion_auc", "insertion_auc",
+            "sec_per_object", "peak_mem_mb", "threshold", "threshold_refined", "crf_share"]
     fmt = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
@@ -292,20 +305,21 @@ def main(argv: list[str] | None = None) -> None:
         for info in tqdm(infos, desc=method.name, unit="img"):
             cache = out / "cache" / f"{method.name}_{info['id']}.pt"
             image, boxes, labels, true = data[info["id"]]
-            if cache.exists():
-                result = torch.load(cache, weights_only=False)
-            else:
-                keep = any(key[0] == info["id"] for key in figure_keys)
+            result = torch.load(cache, weights_only=False) if cache.exists() else None
+            fresh = result is None or result.get("maps") is None  # absent, or cached before maps were kept
+            if fresh or any(key not in result for key, _ in VARIANTS.values()):
                 if info["id"] not in pools:  # mask proposals for the refinement, shared by all methods
                     pools[info["id"]] = segment_pools(image.permute(1, 2, 0).numpy())
-                result = evaluate_image(method, adapter, image, boxes, labels, true, pools[info["id"]], keep)
+                if fresh:
+                    result = evaluate_image(method, adapter, image, boxes, labels, true, pools[info["id"]])
+                else:  # a post-processing added since: redone from the cached maps
+                    result.update(postprocess(result["maps"].float(), image, boxes, true, pools[info["id"]]))
                 with atomic_open(cache) as f:
                     torch.save(result, f)
             (calib if info["id"] in calib_ids else test).append(result)
-            if result["maps"] is not None:
-                for (image_id, k) in figure_keys:
-                    if image_id == info["id"]:
-                        kept[(image_id, k)] = result["maps"][k].numpy()
+            for (image_id, k) in figure_keys:
+                if image_id == info["id"]:
+                    kept[(image_id, k)] = result["maps"][k].float().numpy()
         rows.append(summarise(method.name, calib, test))
         maps_by_method[method.name] = kept
     elapsed = time.perf_counter() - start
@@ -320,8 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     (out / "attribution.json").write_text(json.dumps(rows, indent=1))
     (out / "attribution_meta.json").write_text(json.dumps(meta, indent=1))
     header = (f"Attribution benchmark: {meta['images']} images ({meta['calibration_images']} for threshold calibration, "
-              f"the rest for the metrics), {meta['machine']}, {meta['date']}; mask_miou: the label pipeline's default "
-              f"masks ({rows[0]['masks'] if rows else ''}); the methods' own time "
+              f"the rest for the metrics), {meta['machine']}, {meta['date']}; mask_miou: the thresholded maps, "
+              "mask_miou_refined: with Eq. 4, mask_miou_crf: the label pipeline's default (dense CRF, then Eq. 4); "
+              f"the methods' own time "
               f"{meta['method_seconds'] / 60:.0f} min, this invocation {meta['seconds_this_invocation'] / 60:.0f} min "
               "(per-image results cached).")
     write_table(rows, out / "attribution.md", header)
@@ -329,11 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     for image_id, k in figure_keys:
         image, boxes, labels, true = data[image_id]
         examples.append((image, boxes[k], true[k].numpy(), f"img {image_id} #{k}", (image_id, k)))
-        if image_id not in pools:
-            pools[image_id] = segment_pools(image.permute(1, 2, 0).numpy())
         for row in rows:
             masks_by_method[row["method"]][(image_id, k)] = scored_mask(
-                maps_by_method[row["method"]][(image_id, k)], boxes[k], row, pools[image_id])
+                maps_by_method[row["method"]][(image_id, k)], boxes[k], row)
     if examples:
         write_figure(examples, [m.name for m in methods], maps_by_method, masks_by_method, out / "attribution.png")
     print((out / "attribution.md").read_text())

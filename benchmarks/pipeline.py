@@ -2,8 +2,8 @@
 
     .venv/bin/python -m benchmarks.pipeline [--quick] --out DIR
 
-For each label source (``bbam``, ``bbam_refined``, ``box``, ``box_refined``, ``gradcam``,
-``gt``) the same pseudo-label writer (``bbam_captum.pipeline.write_labels``) turns per-box
+For each label source (``bbam``, ``bbam_refined``, ``bbam_crf``, ``box``, ``box_refined``,
+``box_crf``, ``gradcam``, ``gt``) the same pseudo-label writer (``bbam_captum.pipeline.write_labels``) turns per-box
 maps of the first images of the synthetic train split into MMSegmentation and COCO labels;
 then the same
 semantic model (the shipped Semantic FPN config) and the same Mask R-CNN (the shipped config) are
@@ -14,11 +14,14 @@ only boxes would: the detector BBAM explains was trained on those boxes.
 
 Label sources, all thresholded by the same writer:
 
-- ``bbam``, ``bbam_refined``: BBAM maps with the pipeline's default label settings,
-  without and with the mask-proposal refinement (Eq. 4, on by default);
-- ``gradcam``: Grad-CAM maps of the same boxes, the pipeline's default settings (refined);
-- ``box``: the box filled, and ``box_refined``: the filled box refined (Eq. 4), so that the
-  refinement's share and BBAM's can be told apart;
+- ``bbam``, ``bbam_refined``: BBAM maps blurred and thresholded, without and with the
+  mask-proposal refinement (Eq. 4);
+- ``bbam_crf``: the same maps with the pipeline's default settings: the box-wise dense CRF,
+  then Eq. 4;
+- ``gradcam``: Grad-CAM maps of the same boxes, the pipeline's default settings (CRF, Eq. 4);
+- ``box``: the box filled, ``box_refined``: the filled box refined (Eq. 4), and ``box_crf``: the
+  filled box through the CRF and Eq. 4, so that the post-processing's share and BBAM's can be
+  told apart;
 - ``gt``: the true masks (the full-supervision reference).
 
 Writes ``DIR/pipeline.json`` (rows: ``label_source``, ``semantic_miou``, ``mask_ap``,
@@ -53,14 +56,16 @@ from bbam_captum.utils.atomic import write_json_atomic
 
 from .methods import GradCAMMethod
 
-SOURCES = ("bbam", "bbam_refined", "box", "box_refined", "gradcam", "gt")
+SOURCES = ("bbam", "bbam_refined", "bbam_crf", "box", "box_refined", "box_crf", "gradcam", "gt")
+REUSE_BBAM_MAPS = ("bbam_refined", "bbam_crf")  # labels of these sources come from bbam's maps
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
 VAL_POINTS = 4  # validations per training run (the last one is the reported score)
-BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0, refine=False)
+BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0, refine=False, crf=False)
 # The box refined: blurred 3 px and cut at 0.6 (the threshold the attribution benchmark's calibration
 # chose for the refined box when segments were cut to the box; the committed run keeps it).
-BOX_REFINED = LabelSettings(theta_fg=0.6, theta_bg=0.6, instance_threshold=0.6, blur_sigma=3.0, refine=True)
+BOX_REFINED = LabelSettings(theta_fg=0.6, theta_bg=0.6, instance_threshold=0.6, blur_sigma=3.0, refine=True,
+                            crf=False)
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,18 @@ def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: di
     settings = LabelSettings()
     if source == "bbam":
         compute_maps(BBAM(adapter), coco, img_dir, out, bbam_settings)
-        settings = LabelSettings(refine=False)
+        settings = LabelSettings(refine=False, crf=False)
     elif source == "bbam_refined":  # the same maps as bbam, refined when thresholded
-        settings = LabelSettings(refine=True)
+        settings = LabelSettings(refine=True, crf=False)
+    elif source == "bbam_crf":  # the same maps as bbam, with the pipeline's defaults
+        pass
     elif source == "gradcam":  # the pipeline's default settings, as BBAM's labels get by default
         _write_gradcam_maps(out, coco, img_dir, adapter)
     elif source == "box_refined":  # the refinement alone, from the filled box: what BBAM's maps add to it
         _write_binary_maps(out, coco, ann_file, "box")
         settings = BOX_REFINED
+    elif source == "box_crf":  # the CRF and the refinement alone, from the filled box
+        _write_binary_maps(out, coco, ann_file, "box")
     else:
         _write_binary_maps(out, coco, ann_file, source)
         settings = BINARY
@@ -275,8 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = set(sources) - set(SOURCES)
     if unknown:
         parser.error(f"unknown label sources {sorted(unknown)}; expected some of {SOURCES}")
-    if "bbam_refined" in sources and "bbam" not in sources:
-        sources.insert(0, "bbam")  # the refined labels reuse bbam's maps
+    if set(REUSE_BBAM_MAPS) & set(sources) and "bbam" not in sources:
+        sources.insert(0, "bbam")
     base = QUICK if args.quick else FULL
     scale = Scale(args.num_train or base.num_train, args.num_val or base.num_val,
                   args.iters or base.seg_iters, args.iters or base.inst_iters)
@@ -292,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for source in sources:
         labels = work / "labels" / source
-        if source == "bbam_refined":
+        if source in REUSE_BBAM_MAPS:
             labels.mkdir(parents=True, exist_ok=True)
             if not (labels / "maps").exists():
                 (labels / "maps").symlink_to((work / "labels" / "bbam" / "maps").resolve())

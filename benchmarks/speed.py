@@ -99,7 +99,7 @@ class TimedAdapter(MMDetTwoStageAdapter):
 def _instance_ious(maps: torch.Tensor, boxes: torch.Tensor, true: torch.Tensor) -> list[float]:
     """IoU of the pipeline's instance masks (default thresholds, no refinement: it would add the
     same step to every row) with the true masks."""
-    settings = LabelSettings(refine=False)
+    settings = LabelSettings(refine=False, crf=False)
     instance, _, _ = pseudo_masks(maps[:, 0].float().cpu().numpy(), boxes.numpy(), settings, None)
     return mask_iou(torch.from_numpy(instance), true).tolist()
 

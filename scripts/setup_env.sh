@@ -68,6 +68,7 @@ CV_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.ver
 say "checking the environment"
 "$VENV/bin/python" - <<'PY'
 import bbam_captum, captum, mmcv, mmdet, mmseg, cv2
+import pydensecrf.densecrf  # built from source at install
 from mmcv.ops import RoIAlign, nms  # fails if mmcv was built without its ops
 print(f"[setup] ok: mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, "
       f"captum {captum.__version__}, cv2 {cv2.__version__}")

@@ -14,7 +14,7 @@ TUNED_ON = range(16)  # val images BBAM's defaults and the label thresholds were
 
 def test_bbam_masks_beat_the_filled_box_by_five_points():
     bbam = BBAM(load_detector())
-    settings = LabelSettings()  # the pipeline's defaults: blur, then the instance threshold
+    settings = LabelSettings()  # the pipeline's defaults: the dense CRF, then Eq. 4
     ours, boxes_iou = [], []
     for index in range(16, 24):
         assert index not in TUNED_ON

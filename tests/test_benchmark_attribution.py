@@ -62,7 +62,7 @@ def test_size_buckets():
 
 def test_quick_harness_on_two_images(tmp_path):
     from bbam_captum.synth import write_dataset
-    from benchmarks.attribution import main
+    from benchmarks.attribution import CRF_SHARES, main
 
     write_dataset(tmp_path / "data", num_images=2, seed=31, show_progress=False)
     out = tmp_path / "out"
@@ -72,43 +72,18 @@ def test_quick_harness_on_two_images(tmp_path):
     names = {r["method"] for r in rows}
     assert {"bbam", "gradcam", "box"} <= names
     for row in rows:
-        for key in ("mask_miou", "mask_miou_unrefined", "energy_pointing_game", "deletion_auc", "insertion_auc",
-                    "sec_per_object", "peak_mem_mb"):
+        for key in ("mask_miou", "mask_miou_refined", "mask_miou_crf", "energy_pointing_game", "deletion_auc",
+                    "insertion_auc", "sec_per_object", "peak_mem_mb"):
             assert row[key] is not None and 0 <= row[key], (key, row)
-        assert row["masks"] == "refined"  # the label pipeline's default masks
-        assert row["mask_miou"] <= 1 and row["mask_miou_unrefined"] <= 1
+        assert max(row["mask_miou"], row["mask_miou_refined"], row["mask_miou_crf"]) <= 1
+        assert row["threshold"] in THRESHOLDS and row["crf_share"] in CRF_SHARES
     assert (out / "attribution.md").read_text().count("\n|") >= len(rows) + 1
-    assert (out / "attribution.png").stat().st_size > 10_000
 
-
-def test_gradcam_agrees_with_pytorch_grad_cam():
-    """Our Grad-CAM (Captum's LayerGradCam) and the independent pytorch-grad-cam, same layer and target."""
-    import numpy as np
-    from pytorch_grad_cam import GradCAM
-
-    from bbam_captum import load_detector
-    from bbam_captum.detectors import MMDetTwoStageAdapter
-    from bbam_captum.synth import draw_image
-    from benchmarks.methods import GradCAMMethod, box_score, gradcam_layer
-
-    adapter = MMDetTwoStageAdapter(load_detector())
-    rgb, objects = draw_image(5, 3)
-    image = torch.from_numpy(rgb).permute(2, 0, 1)
-    x1, y1, x2, y2 = objects[0].bbox_xyxy
-    box, target = torch.tensor([x1, y1, x2, y2], dtype=torch.float32), objects[0].label
-    ours = GradCAMMethod()(adapter, image, box[None], torch.tensor([target]))[0, 0].numpy()
-
-    class Score(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.detector = adapter.model  # pytorch-grad-cam reads the device from the parameters
-
-        def forward(self, images):
-            return box_score(adapter, box, target)(images)[:, None]
-
-    # pytorch-grad-cam needs a graph from weights that require gradients: not frozen here
-    cam = GradCAM(model=Score(), target_layers=[gradcam_layer(adapter, box, *image.shape[-2:])])
-    theirs = cam(image[None].float(), targets=[lambda out: out[0]])[0]
-    assert ours.max() > 0 and theirs.max() > 0
-    corr = np.corrcoef(ours.ravel(), theirs.ravel())[0, 1]
-    assert corr >= 0.99, corr
+    # a post-processing missing from a cached result is redone from the cached maps, the same
+    cache = out / "cache" / "bbam_1.pt"
+    first = torch.load(cache, weights_only=False)
+    torch.save({k: v for k, v in first.items() if k != "ious_crf"}, cache)
+    main(["--quick", "--out", str(out), "--ann", str(tmp_path / "data" / "annotations.json"), "--num-images", "2",
+          "--methods", "bbam"])
+    again = torch.load(cache, weights_only=False)
+    assert torch.equal(again["ious_crf"], first["ious_crf"]) and again["seconds"] == first["seconds"]

@@ -12,7 +12,8 @@ from conftest import DETECTOR_CONFIG, REPO
 
 
 def test_stack_imports():
-    code = "import bbam_captum, mmdet, mmseg, mmcv.ops, captum, pycocotools, skimage, pytorch_grad_cam"
+    code = ("import bbam_captum, mmdet, mmseg, mmcv.ops, captum, pycocotools, skimage, pytorch_grad_cam, "
+            "pydensecrf.densecrf")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bbam_captum.labels import IGNORE, instance_masks, refine_mask, refine_masks, semantic_label
+from bbam_captum.labels.crf import crf_foreground, crf_masks
 from bbam_captum.metrics import box_masks, mask_iou
 
 
@@ -93,3 +94,42 @@ def test_mask_iou_and_box_baseline():
     assert mask_iou(a[:1], ~a[:1]).item() == 0.0
     boxes = box_masks(torch.tensor([[0.0, 0.0, 2.0, 4.0]]), 4, 4)
     assert boxes.sum() == 8
+
+
+def _square_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A grey image with a red 16 x 16 square, and a box around it with some background."""
+    image = np.full((64, 64, 3), 120, np.uint8)
+    image[20:36, 24:40] = (220, 30, 30)
+    truth = np.zeros((64, 64), bool)
+    truth[20:36, 24:40] = True
+    return image, truth
+
+
+def test_crf_snaps_a_coarse_map_to_the_object():
+    image, truth = _square_scene()
+    box = np.array([[16.0, 12.0, 48.0, 44.0]])
+    yy, xx = np.mgrid[:64, :64]
+    blob = np.exp(-((yy - 28) ** 2 + (xx - 32) ** 2) / (2 * 9.0 ** 2))[None]  # a wide blob, not the square
+    mask = crf_masks(blob, box, image, top_share=0.15)[0]
+    coarse = instance_masks(torch.from_numpy(blob[:, None]).float(), torch.from_numpy(box).float(), 0.5)[0].numpy()
+    iou = lambda a: (a & truth).sum() / (a | truth).sum()  # noqa: E731
+    assert iou(mask) > 0.9 > iou(coarse) + 0.1
+    assert not mask[:12].any() and not mask[:, :16].any()  # inside the box
+
+
+def test_crf_retries_a_small_box_with_an_empty_map():
+    image, truth = _square_scene()
+    box = np.array([[22.0, 18.0, 42.0, 38.0]])  # 10 % of the image
+    mask = crf_masks(np.zeros((1, 64, 64)), box, image, top_share=0.15)[0]
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.8
+
+
+def test_crf_checks_its_inputs():
+    image, _ = _square_scene()
+    with pytest.raises(ValueError, match="top_share"):
+        crf_masks(np.zeros((1, 64, 64)), [[0, 0, 8, 8]], image, top_share=0.0)
+    with pytest.raises(ValueError, match="maps must be"):
+        crf_masks(np.zeros((2, 64, 64)), [[0, 0, 8, 8]], image, top_share=0.15)
+    with pytest.raises(ValueError, match="uint8"):
+        crf_foreground(image.astype(np.float32), np.zeros((64, 64)))
+    assert crf_masks(np.zeros((0, 64, 64)), np.zeros((0, 4)), image, 0.15).shape == (0, 64, 64)

@@ -94,24 +94,33 @@ def test_mim_train_runs_on_the_labels(generated, kind, tmp_path):
 
 
 def test_labels_remakes_with_other_thresholds(generated, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(generated, copy)
-    assert main(["labels", "--out", str(copy), "--theta-fg", "0.9", "--theta-bg", "0.8", "--instance-thr", "0.9"]) == 0
-    before = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
-    after = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
-    assert sum(a["area"] for a in after) <= sum(a["area"] for a in before)
-    assert json.loads((copy / "summary.json").read_text())["label_settings"]["theta_fg"] == 0.9
+    areas = {}
+    for name, extra in (("default", []), ("high", ["--theta-fg", "0.9", "--theta-bg", "0.8", "--instance-thr", "0.9"])):
+        copy = tmp_path / name
+        shutil.copytree(generated, copy)
+        assert main(["labels", "--out", str(copy), "--no-crf", *extra]) == 0  # the thresholds apply without the CRF
+        areas[name] = sum(a["area"] for a in json.loads((copy / "coco" / "instances.json").read_text())["annotations"])
+    assert areas["high"] < areas["default"]
+    assert json.loads((tmp_path / "high" / "summary.json").read_text())["label_settings"]["theta_fg"] == 0.9
 
 
-def test_refinement_is_on_by_default_and_can_be_turned_off(generated, tmp_path):
-    assert json.loads((generated / "summary.json").read_text())["label_settings"]["refine"] is True
+@pytest.mark.parametrize("switch", ["refine", "crf"])
+def test_refinement_and_crf_are_on_by_default_and_can_be_turned_off(generated, tmp_path, switch):
+    assert json.loads((generated / "summary.json").read_text())["label_settings"][switch] is True
     copy = tmp_path / "copy"
     shutil.copytree(generated, copy)
-    assert main(["labels", "--out", str(copy), "--no-refine"]) == 0
-    assert json.loads((copy / "summary.json").read_text())["label_settings"]["refine"] is False
-    refined = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
-    plain = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
-    assert [a["segmentation"] for a in plain] != [a["segmentation"] for a in refined]
+    assert main(["labels", "--out", str(copy), f"--no-{switch}"]) == 0
+    assert json.loads((copy / "summary.json").read_text())["label_settings"][switch] is False
+    default = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
+    without = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
+    assert [a["segmentation"] for a in without] != [a["segmentation"] for a in default]
+
+
+def test_labels_rejects_crf_shares_out_of_order(generated, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(generated, copy)
+    assert main(["labels", "--out", str(copy), "--crf-fg-share", "0.9", "--crf-bg-share", "0.5"]) == 2
+    assert "crf_fg_share <= crf_bg_share" in capsys.readouterr().err
 
 
 def test_evaluate_scores_against_true_masks(generated, tiny_synth, capsys):

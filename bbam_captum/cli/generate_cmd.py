@@ -24,11 +24,20 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                         help=f"Gaussian blur of the maps before thresholding, sigma in px (default: {d.blur_sigma})")
     parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=d.refine,
                         help=f"refine masks with mask proposals (Eq. 4 of the paper; default: {d.refine})")
+    parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=d.crf,
+                        help="masks by the original's box-wise dense CRF instead of the thresholds "
+                             f"--theta-fg/--theta-bg/--instance-thr/--blur (default: {d.crf})")
+    parser.add_argument("--crf-fg-share", type=float, default=d.crf_fg_share,
+                        help="with --crf: share of a box's most-attributed pixels taken as certain foreground "
+                             f"(default: {d.crf_fg_share})")
+    parser.add_argument("--crf-bg-share", type=float, default=d.crf_bg_share,
+                        help=f"with --crf: the same for the outer edge of the ignore band (default: {d.crf_bg_share})")
 
 
 def label_settings(args: argparse.Namespace) -> LabelSettings:
     return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
-                         refine=args.refine, blur_sigma=args.blur)
+                         refine=args.refine, blur_sigma=args.blur, crf=args.crf, crf_fg_share=args.crf_fg_share,
+                         crf_bg_share=args.crf_bg_share)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
