@@ -16,12 +16,10 @@ Label sources, all thresholded by the same writer:
 
 - ``bbam``, ``bbam_refined``: BBAM maps blurred and thresholded, without and with the
   mask-proposal refinement (Eq. 4);
-- ``bbam_crf``: the same maps with the pipeline's default settings: the box-wise dense CRF,
-  then Eq. 4;
-- ``gradcam``: Grad-CAM maps of the same boxes, the pipeline's default settings (CRF, Eq. 4);
+- ``bbam_crf``: the same maps with the pipeline's default settings: the box-wise dense CRF;
+- ``gradcam``: Grad-CAM maps of the same boxes, the pipeline's default settings (the CRF);
 - ``box``: the box filled, ``box_refined``: the filled box refined (Eq. 4), and ``box_crf``: the
-  filled box through the CRF and Eq. 4, so that the post-processing's share and BBAM's can be
-  told apart;
+  filled box through the CRF, so that the post-processing's share and BBAM's can be told apart;
 - ``gt``: the true masks (the full-supervision reference).
 
 Writes ``DIR/pipeline.json`` (rows: ``label_source``, ``semantic_miou``, ``mask_ap``,
@@ -137,7 +135,7 @@ def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: di
     elif source == "box_refined":  # the refinement alone, from the filled box: what BBAM's maps add to it
         _write_binary_maps(out, coco, ann_file, "box")
         settings = BOX_REFINED
-    elif source == "box_crf":  # the CRF and the refinement alone, from the filled box
+    elif source == "box_crf":  # the CRF alone, from the filled box
         _write_binary_maps(out, coco, ann_file, "box")
     else:
         _write_binary_maps(out, coco, ann_file, source)

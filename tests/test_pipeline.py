@@ -104,16 +104,16 @@ def test_labels_remakes_with_other_thresholds(generated, tmp_path):
     assert json.loads((tmp_path / "high" / "summary.json").read_text())["label_settings"]["theta_fg"] == 0.9
 
 
-@pytest.mark.parametrize("switch", ["refine", "crf"])
-def test_refinement_and_crf_are_on_by_default_and_can_be_turned_off(generated, tmp_path, switch):
-    assert json.loads((generated / "summary.json").read_text())["label_settings"][switch] is True
+@pytest.mark.parametrize("switch, default", [("refine", False), ("crf", True)])
+def test_crf_on_and_refinement_off_by_default_and_both_switch(generated, tmp_path, switch, default):
+    assert json.loads((generated / "summary.json").read_text())["label_settings"][switch] is default
     copy = tmp_path / "copy"
     shutil.copytree(generated, copy)
-    assert main(["labels", "--out", str(copy), f"--no-{switch}"]) == 0
-    assert json.loads((copy / "summary.json").read_text())["label_settings"][switch] is False
-    default = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
-    without = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
-    assert [a["segmentation"] for a in without] != [a["segmentation"] for a in default]
+    assert main(["labels", "--out", str(copy), f"--{'no-' if default else ''}{switch}"]) == 0
+    assert json.loads((copy / "summary.json").read_text())["label_settings"][switch] is not default
+    before = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
+    after = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
+    assert [a["segmentation"] for a in after] != [a["segmentation"] for a in before]
 
 
 def test_labels_rejects_crf_shares_out_of_order(generated, tmp_path, capsys):

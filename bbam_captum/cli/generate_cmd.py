@@ -26,7 +26,8 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                         help=f"refine masks with mask proposals (Eq. 4 of the paper; default: {d.refine})")
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=d.crf,
                         help="masks by the original's box-wise dense CRF instead of the thresholds "
-                             f"--theta-fg/--theta-bg/--instance-thr/--blur (default: {d.crf})")
+                             f"--theta-fg/--theta-bg/--instance-thr/--blur (default: {d.crf}; with --no-crf, "
+                             "--refine lifts the thresholded masks most)")
     parser.add_argument("--crf-fg-share", type=float, default=d.crf_fg_share,
                         help="with --crf: share of a box's most-attributed pixels taken as certain foreground "
                              f"(default: {d.crf_fg_share})")
