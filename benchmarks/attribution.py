@@ -9,7 +9,7 @@ second. ``mask_miou`` scores each method's thresholded map (blurred, cut inside 
 beside it, every method's maps go through the label pipeline's post-processing alike:
 ``mask_miou_refined`` adds the mask-proposal refinement of Eq. 4, ``mask_miou_crf`` is the
 pipeline's default chain (the box-wise dense CRF, its share of certain foreground calibrated
-like the threshold, then Eq. 4). Writes ``DIR/attribution.json`` (one row per method),
+like the threshold, and Eq. 4 after it where the pipeline refines by default). Writes ``DIR/attribution.json`` (one row per method),
 ``DIR/attribution.md`` and ``DIR/attribution.png``. Per-image results and maps are cached
 under ``DIR/cache``, so a stopped run resumes.
 """
@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     (out / "attribution_meta.json").write_text(json.dumps(meta, indent=1))
     header = (f"Attribution benchmark: {meta['images']} images ({meta['calibration_images']} for threshold calibration, "
               f"the rest for the metrics), {meta['machine']}, {meta['date']}; mask_miou: the thresholded maps, "
-              "mask_miou_refined: with Eq. 4, mask_miou_crf: the label pipeline's default (dense CRF, then Eq. 4); "
+              "mask_miou_refined: with Eq. 4, mask_miou_crf: the label pipeline's default (dense CRF"
+              f"{', then Eq. 4' if LabelSettings().refine else ''}); "
               f"the methods' own time "
               f"{meta['method_seconds'] / 60:.0f} min, this invocation {meta['seconds_this_invocation'] / 60:.0f} min "
               "(per-image results cached).")
