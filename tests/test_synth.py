@@ -60,3 +60,52 @@ def test_box_is_a_poor_mask():
 def test_synth_rejects_bad_arguments(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "x"), "--num-images", "0"]) == 2
     assert "num_images must be at least 1" in capsys.readouterr().err
+
+
+def test_the_default_world_is_the_bundled_detectors():
+    from bbam_captum.synth import WORLDS
+
+    assert WORLDS["shapes"] == WorldConfig()
+    assert {"shapes", "camouflage", "photo"} <= set(WORLDS)
+
+
+def test_every_world_draws_masks_inside_their_boxes_and_differs_from_the_others(tmp_path):
+    from bbam_captum.synth import WORLDS
+
+    first_images = {}
+    for name, config in WORLDS.items():
+        config = config.at_size(96)
+        assert main(["synth", str(tmp_path / name), "--world", name, "--num-images", "2", "--seed", "3",
+                     "--image-size", "96"]) == 0
+        data = json.loads((tmp_path / name / "annotations.json").read_text())
+        assert data["info"]["world"] == name and data["annotations"]
+        for index in range(2):
+            image, objects = draw_image(3, index, config)
+            assert image.shape == (96, 96, 3) and image.dtype == np.uint8
+            assert np.array_equal(image, np.array(Image.open(tmp_path / name / "images" / f"{index:06d}.png")))
+            for obj in objects:
+                assert obj.mask.any() and 0 <= obj.label < len(CLASSES)
+        first_images[name] = draw_image(3, 0, config)[0]
+    names = list(first_images)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not np.array_equal(first_images[a], first_images[b])
+
+
+def test_camouflage_fills_are_as_coarse_as_the_background():
+    """In the camouflage world an object's fill has the background's texture scale; in shapes
+    it is finer. Measured as the mean absolute difference of neighbouring pixels inside objects."""
+    from bbam_captum.synth import WORLDS
+
+    def fill_roughness(config: WorldConfig) -> float:
+        values = []
+        for index in range(12):
+            image, objects = draw_image(5, index, config)
+            grad = np.abs(np.diff(image.astype(np.float32), axis=1)).mean(2)
+            for obj in objects:
+                inner = obj.mask[:, 1:] & obj.mask[:, :-1]
+                if inner.sum() > 50:
+                    values.append(float(grad[inner].mean()))
+        return float(np.mean(values))
+
+    assert fill_roughness(WORLDS["camouflage"]) < 0.7 * fill_roughness(WORLDS["shapes"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..synth import WorldConfig, write_dataset
+from ..synth import WORLDS, WorldConfig, write_dataset
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -14,6 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("out", help="output folder")
     parser.add_argument("--num-images", type=int, default=100, help="number of images (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
+    parser.add_argument("--world", choices=sorted(WORLDS), default="shapes",
+                        help="which world to draw (default: shapes, the bundled detector's); see the README")
     parser.add_argument("--image-size", type=int, default=WorldConfig.image_size,
                         help=f"side of the square images in pixels (default: {WorldConfig.image_size})")
     return parser
@@ -22,8 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     if args.image_size < 64:
         raise ValueError(f"--image-size must be at least 64 px, got {args.image_size}")
-    config = WorldConfig(image_size=args.image_size,
-                         max_object_size=min(WorldConfig.max_object_size, 0.875 * args.image_size))
+    config = WORLDS[args.world]
+    if args.image_size != config.image_size:
+        config = config.at_size(args.image_size)
     ann = write_dataset(args.out, args.num_images, args.seed, config)
     print(f"wrote {args.num_images} images and {ann}")
     return 0

@@ -1,5 +1,5 @@
 """The synthetic world: images with true masks, written as COCO datasets."""
 from .coco import write_dataset
-from .world import CLASSES, WorldConfig, draw_image
+from .world import CLASSES, WORLDS, WorldConfig, draw_image
 
-__all__ = ["CLASSES", "WorldConfig", "draw_image", "write_dataset"]
+__all__ = ["CLASSES", "WORLDS", "WorldConfig", "draw_image", "write_dataset"]

@@ -61,8 +61,8 @@ def write_dataset(out: str | Path, num_images: int, seed: int, config: WorldConf
                 "segmentation": encode_mask(obj.mask),
             })
     payload = {
-        "info": {"description": "bbam-captum synthetic shapes world", "seed": seed,
-                 "image_size": config.image_size},
+        "info": {"description": f"bbam-captum synthetic {config.name} world", "world": config.name,
+                 "seed": seed, "image_size": config.image_size},
         "images": images,
         "annotations": annotations,
         "categories": [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)],

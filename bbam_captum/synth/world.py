@@ -1,18 +1,25 @@
-"""A synthetic box-supervised world with true instance masks.
+"""Synthetic box-supervised worlds with true instance masks.
 
-Each image is a textured, cluttered background with a few textured objects of seven
-shape classes that fill their boxes very differently (a filled box is a poor mask for
-most of them). Colours are drawn from one palette for objects and background alike, so
-no colour threshold separates them; objects differ from the background only by shape
-and texture. Objects range from about 12 px to most of the image, occlude each other
-partly, and share the image with clutter that belongs to no class.
+Each image is a cluttered background with a few objects of seven shape classes that fill
+their boxes very differently (a filled box is a poor mask for most of them). Objects range
+from about a dozen pixels to most of the image, occlude each other partly, and share the
+image with clutter that belongs to no class. The worlds differ in what tells an object
+from its background (``WORLDS``):
 
-Every image is a pure function of ``(seed, index)``, so a dataset can be drawn in any
-order, in parallel, and regenerated bit for bit.
+- ``shapes``: fills are finer textures than the background's; colours come from one
+  palette for both, so texture and shape tell, colour does not.
+- ``camouflage``: fills are drawn by the same texture process as the background, so only
+  the outline tells; the clutter includes pieces and outlines of the shapes themselves.
+- ``photo``: background and fills are crops of the photographs that scikit-image ships;
+  objects have holes and thin parts, and sizes span a wider range.
+
+Every image is a pure function of ``(seed, index, config)``, so a dataset can be drawn in
+any order, in parallel, and regenerated bit for bit.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -23,9 +30,26 @@ CLASSES: tuple[str, ...] = ("ring", "frame", "cross", "star", "triangle", "cresc
 _MIN_VISIBLE_FRACTION = 0.55
 
 
+FILLS = ("fine", "background", "photo")
+BACKGROUNDS = ("texture", "photo")
+
+# Photographs shipped inside scikit-image (no download), used as natural textures.
+_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "brick", "grass", "gravel", "coins", "moon",
+           "text", "page", "hubble_deep_field", "immunohistochemistry", "retina")
+
+
 @dataclass(frozen=True)
 class WorldConfig:
-    """Knobs of the world; the defaults are what the bundled detector was trained on."""
+    """Knobs of a world; the defaults are the ``shapes`` world the bundled detector was trained on.
+
+    Attributes:
+        name: the world's name, recorded in the dataset's ``info``.
+        fill: how objects are filled: ``"fine"`` (a finer texture than the background's),
+            ``"background"`` (the background's own texture process) or ``"photo"``.
+        background: ``"texture"`` (coarse two-colour textures) or ``"photo"``.
+        part_clutter: how many pieces and outlines of shapes (no class) join the clutter, (min, max).
+        holes: objects get holes and thin parts.
+    """
 
     image_size: int = 192
     min_objects: int = 1
@@ -33,6 +57,34 @@ class WorldConfig:
     min_object_size: float = 12.0
     max_object_size: float = 168.0
     clutter_items: tuple[int, int] = (6, 14)
+    name: str = "shapes"
+    fill: str = "fine"
+    background: str = "texture"
+    part_clutter: tuple[int, int] = (0, 0)
+    holes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fill not in FILLS:
+            raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if not 0 < self.min_object_size <= self.max_object_size:
+            raise ValueError(f"expected 0 < min_object_size <= max_object_size, got "
+                             f"{self.min_object_size} and {self.max_object_size}")
+
+    def at_size(self, image_size: int) -> "WorldConfig":
+        """The same world drawn at another image side, object sizes scaled with it."""
+        scale = image_size / self.image_size
+        return replace(self, image_size=image_size, min_object_size=self.min_object_size * scale,
+                       max_object_size=self.max_object_size * scale)
+
+
+WORLDS: dict[str, WorldConfig] = {
+    "shapes": WorldConfig(),
+    "camouflage": WorldConfig(name="camouflage", fill="background", part_clutter=(3, 8)),
+    "photo": WorldConfig(name="photo", fill="photo", background="photo", holes=True,
+                         min_object_size=10.0, max_object_size=180.0),
+}
 
 
 @dataclass
@@ -79,6 +131,42 @@ def _texture(rng: np.random.Generator, size: int, fine: bool) -> np.ndarray:
         t = cv2.GaussianBlur(noise, (0, 0), period / 3.0)
         t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     return c1 * t[..., None] + c2 * (1.0 - t[..., None])
+
+
+@lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photographs as (H, W, 3) float32 RGB."""
+    from skimage import data
+
+    image = np.asarray(getattr(data, name)())
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    image = image[..., :3].astype(np.float32)
+    scale = 512 / max(image.shape[:2])  # one scale for all photographs, and quick crops
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def _photo_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random crop (size, size, 3) float32 of a bundled photograph, rescaled, flipped and tinted."""
+    photo = _photo(_PHOTOS[int(rng.integers(len(_PHOTOS)))])
+    scale = max(rng.uniform(0.5, 1.5), size / min(photo.shape[:2]))
+    photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    y = int(rng.integers(0, photo.shape[0] - size + 1))
+    x = int(rng.integers(0, photo.shape[1] - size + 1))
+    crop = photo[y:y + size, x:x + size]
+    crop = np.rot90(crop, int(rng.integers(4)))
+    tint = rng.uniform(0.6, 1.25, 3).astype(np.float32)  # grey photos get a colour too
+    return np.ascontiguousarray(np.clip(crop * tint, 0, 255), dtype=np.float32)
+
+
+def _background(rng: np.random.Generator, size: int, config: WorldConfig) -> np.ndarray:
+    return _photo_texture(rng, size) if config.background == "photo" else _texture(rng, size, fine=False)
+
+
+def _fill(rng: np.random.Generator, size: int, config: WorldConfig) -> np.ndarray:
+    if config.fill == "photo":
+        return _photo_texture(rng, size)
+    return _texture(rng, size, fine=config.fill == "fine")
 
 
 def _polygon_mask(size: int, points: np.ndarray) -> np.ndarray:
@@ -162,6 +250,53 @@ def _draw_clutter(image: np.ndarray, rng: np.random.Generator, count: int) -> No
             cv2.polylines(image, [pts.astype(np.int32)], False, colour, int(rng.integers(1, 3)), cv2.LINE_AA)
 
 
+def _draw_part_clutter(image: np.ndarray, rng: np.random.Generator, count: int, config: WorldConfig) -> None:
+    """Pieces of shapes (filled like objects) and shape outlines that belong to no class, in place.
+
+    They look like object parts, so that a detector (and a map of it) cannot tell an object
+    by a piece of its outline or fill alone.
+    """
+    size = image.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    for _ in range(count):
+        label = int(rng.integers(len(CLASSES)))
+        r = float(np.exp(rng.uniform(np.log(config.min_object_size), np.log(config.max_object_size)))) / 2.0
+        cx, cy = rng.uniform(0, size, 2)
+        shape = _shape_mask(label, cx, cy, r, rng, size)
+        if rng.random() < 0.5:  # an outline of the shape, a few pixels wide
+            width = int(rng.integers(1, 4))
+            shape = shape & ~cv2.erode(shape.astype(np.uint8), np.ones((2 * width + 1,) * 2, np.uint8)).astype(bool)
+        # Only a piece: the part of the shape on one side of a random line through it.
+        angle = rng.uniform(0, 2 * np.pi)
+        shape &= (xx - cx) * np.cos(angle) + (yy - cy) * np.sin(angle) > rng.uniform(-0.3, 0.5) * r
+        fill = _fill(rng, size, config)
+        image[shape] = fill[shape]
+
+
+def _holes_and_thin_parts(mask: np.ndarray, cx: float, cy: float, r: float, rng: np.random.Generator) -> np.ndarray:
+    """The shape with up to three round holes punched through it and maybe a thin bar sticking out."""
+    size = mask.shape[0]
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = mask.copy()
+    if r >= 10:
+        for _ in range(int(rng.integers(0, 4))):
+            ys, xs = np.nonzero(mask)
+            pick = int(rng.integers(len(ys)))
+            hole_r = r * rng.uniform(0.1, 0.25)
+            hole = np.hypot(xx - xs[pick], yy - ys[pick]) <= hole_r
+            if (out & ~hole).sum() >= 0.6 * mask.sum():
+                out &= ~hole
+    if rng.random() < 0.5:  # a thin bar from the centre out past the outline
+        angle = rng.uniform(0, 2 * np.pi)
+        length = r * rng.uniform(1.2, 1.7)
+        end = (cx + length * np.cos(angle), cy + length * np.sin(angle))
+        bar = np.zeros_like(mask, np.uint8)
+        cv2.line(bar, (int(round(cx)), int(round(cy))), (int(round(end[0])), int(round(end[1]))), 1,
+                 int(rng.integers(2, 4)))
+        out |= bar.astype(bool)
+    return out
+
+
 def draw_image(seed: int, index: int, config: WorldConfig = WorldConfig()) -> tuple[np.ndarray, list[SynthObject]]:
     """Draws image ``index`` of the dataset with ``seed``.
 
@@ -171,8 +306,10 @@ def draw_image(seed: int, index: int, config: WorldConfig = WorldConfig()) -> tu
     """
     rng = np.random.default_rng([seed, index])
     size = config.image_size
-    image = _texture(rng, size, fine=False)
+    image = _background(rng, size, config)
     _draw_clutter(image, rng, int(rng.integers(*config.clutter_items)))
+    if config.part_clutter[1] > 0:
+        _draw_part_clutter(image, rng, int(rng.integers(config.part_clutter[0], config.part_clutter[1] + 1)), config)
 
     objects: list[SynthObject] = []
     full_masks: list[np.ndarray] = []
@@ -185,6 +322,8 @@ def draw_image(seed: int, index: int, config: WorldConfig = WorldConfig()) -> tu
         r = extent / 2.0
         cx, cy = rng.uniform(r * 0.6, size - r * 0.6, 2)
         mask = _shape_mask(label, cx, cy, r, rng, size)
+        if config.holes:
+            mask = _holes_and_thin_parts(mask, cx, cy, r, rng)
         if mask.sum() < 0.25 * config.min_object_size**2:
             continue
         # The new object occludes the earlier ones; each must keep most of itself visible.
@@ -192,7 +331,7 @@ def draw_image(seed: int, index: int, config: WorldConfig = WorldConfig()) -> tu
             continue
         for obj in objects:
             obj.mask &= ~mask
-        fill = _texture(rng, size, fine=True)
+        fill = _fill(rng, size, config)
         image[mask] = fill[mask]
         objects.append(SynthObject(label, mask))
         full_masks.append(mask.copy())

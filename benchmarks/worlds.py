@@ -1,0 +1,293 @@
+"""Pseudo labels across worlds: every label chain on every synthetic world, BBAM against the box.
+
+    .venv/bin/python -m benchmarks.worlds [--quick] [--images N] --out DIR
+
+For each world of ``bbam_captum.synth.WORLDS`` with a detector (the bundled one for ``shapes``,
+``bbam_captum/assets/worlds/NAME/`` for the others, made by ``make detector WORLD=NAME``),
+BBAM explains every true box of the first N images of the world's val split (seed 1) with
+the world's own detector. Every label chain (``CHAINS``) then turns the same maps into
+instance masks and semantic labels, and the filled box goes through the same chain, so
+that what the maps add can be told from what the chain gets from the box and the image.
+Also reported: the raw maps cut at their best global threshold (an oracle: chosen on the
+scored objects themselves, per world), and the filled box itself.
+
+Defaults are chosen across worlds by leave-one-world-out: for each world, the chain with the
+best mean instance mIoU on the other worlds is picked and scored on the world left out.
+
+Writes ``DIR/worlds.json`` (one row per world, map variant and chain), ``DIR/worlds_meta.json``
+(per world: detector, objects, box-fill IoU, raw-map oracle; the leave-one-world-out picks)
+and ``DIR/worlds.md``. Maps and scores are cached under ``DIR/work``, so a stopped run resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bbam_captum import BBAM, load_detector
+from bbam_captum.detectors import bundled_detector_files
+from bbam_captum.labels import semantic_label
+from bbam_captum.labels.masks import instance_masks, smooth_maps
+from bbam_captum.metrics.pseudo_labels import confusion_miou
+from bbam_captum.pipeline import compute_maps, read_coco
+from bbam_captum.pipeline.coco_input import CocoInput
+from bbam_captum.pipeline.generate import map_path, read_image
+from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks
+from bbam_captum.synth import CLASSES, WORLDS, write_dataset
+from bbam_captum.synth.coco import decode_mask
+from bbam_captum.utils.atomic import write_json_atomic
+
+REPO = Path(__file__).resolve().parent.parent
+VAL_SEED, VAL_IMAGES = 1, 300
+WORLD_ASSETS = REPO / "bbam_captum" / "assets" / "worlds"
+
+# The label chains compared on every world; LabelSettings() is the pipeline's default.
+CHAINS: dict[str, LabelSettings] = {
+    "thresholds": LabelSettings(crf=False, refine=False),
+    "thresholds + Eq. 4": LabelSettings(crf=False, refine=True),
+    "dense CRF": LabelSettings(crf=True, refine=False),
+    "dense CRF + Eq. 4": LabelSettings(crf=True, refine=True),
+}
+# BBAM settings compared on every world (keyword overrides of BBAM.attribute); "default" is ours.
+MAP_VARIANTS: dict[str, dict] = {
+    "default": {},
+}
+RAW_THRESHOLDS = tuple(np.round(np.arange(0.02, 0.96, 0.02), 2).tolist())
+RAW_BLURS = (0.0, 3.0)
+
+
+def default_chain() -> str:
+    default = LabelSettings()
+    return next(name for name, settings in CHAINS.items() if settings == default)
+
+
+def detector_files(world: str) -> tuple[Path, Path] | None:
+    """Config and checkpoint of the world's detector, or None when it has not been trained."""
+    if world == "shapes":
+        return bundled_detector_files()
+    config, checkpoint = WORLD_ASSETS / world / "config.py", WORLD_ASSETS / world / "checkpoint.pth"
+    return (config, checkpoint) if config.is_file() and checkpoint.is_file() else None
+
+
+def val_split(world: str) -> Path:
+    """The world's val split (seed 1, 300 images) under data/worlds/, drawn when missing."""
+    ann = REPO / "data" / "worlds" / world / "val" / "annotations.json"
+    if not ann.is_file():
+        print(f"drawing the {world} val split ({VAL_IMAGES} images, seed {VAL_SEED})")
+        write_dataset(ann.parent, VAL_IMAGES, VAL_SEED, WORLDS[world])
+    return ann
+
+
+def _first_images(coco: CocoInput, count: int) -> CocoInput:
+    return replace(coco, items=sorted(coco.items, key=lambda i: i.image_id)[:count])
+
+
+class _Score:
+    """Per-object IoUs and a semantic confusion matrix, accumulated over images."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.ious: list[float] = []
+        self.confusion = np.zeros((num_classes + 1, num_classes + 1), np.int64)
+
+    def add(self, instance: np.ndarray, true: np.ndarray, label: np.ndarray, truth: np.ndarray) -> None:
+        inter = (instance & true).sum((1, 2))
+        union = (instance | true).sum((1, 2))
+        self.ious += np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist()
+        n = len(self.confusion)
+        as_background = np.where(label == 255, 0, label).astype(np.int64)  # ignored pixels count as background
+        self.confusion += np.bincount(truth.ravel().astype(np.int64) * n + as_background.ravel(),
+                                      minlength=n * n).reshape(n, n)
+
+    def result(self) -> dict:
+        return {"instance_miou": float(np.mean(self.ious)), "semantic_miou": confusion_miou(self.confusion)[0],
+                "objects": len(self.ious), "ious": [round(v, 4) for v in self.ious]}
+
+
+def _truth(gt: dict, image_id: int, ann_ids: np.ndarray, height: int, width: int,
+           class_of: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """True masks of the explained boxes (K, H, W) and the image's semantic truth (H, W)."""
+    anns = {a["id"]: a for a in gt["annotations"] if a["image_id"] == image_id}
+    truth = np.zeros((height, width), np.uint8)
+    for ann in anns.values():
+        truth[decode_mask(ann["segmentation"], height, width)] = class_of[ann["category_id"]] + 1
+    masks = np.stack([decode_mask(anns[int(i)]["segmentation"], height, width) for i in ann_ids]) if len(ann_ids) \
+        else np.zeros((0, height, width), bool)
+    return masks, truth
+
+
+def box_maps(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The filled boxes as maps (K, H, W) float32: 1 inside each box, 0 outside."""
+    return instance_masks(torch.zeros((len(boxes), height, width)) + 1.0, torch.from_numpy(boxes), 0.5).numpy() \
+        .astype(np.float32)
+
+
+def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chains: dict[str, LabelSettings],
+                 class_of: dict[int, int]) -> dict[str, dict[str, dict]]:
+    """{source: {chain: score}} for BBAM's maps in ``maps_dir`` and the filled box, and BBAM's raw
+    maps at every global threshold (source ``raw``, chain ``blur {b} / {t}``)."""
+    num_classes = len(CLASSES)
+    scores = {source: {name: _Score(num_classes) for name in chains} for source in ("bbam", "box")}
+    raw = {(b, t): [] for b in RAW_BLURS for t in RAW_THRESHOLDS}
+    for item in tqdm(coco.items, desc="scoring chains", unit="img", leave=False):
+        data = np.load(map_path(maps_dir, item.image_id))
+        boxes, classes = data["boxes"], data["classes"]
+        true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
+        image = read_image(img_dir / item.file_name).permute(1, 2, 0).numpy()
+        sources = {"bbam": data["maps"].astype(np.float32), "box": box_maps(boxes, item.height, item.width)}
+        for source, maps in sources.items():
+            for name, settings in chains.items():
+                instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image)
+                label = semantic_label(foreground, uncertain, boxes, classes)
+                scores[source][name].add(instance, true, label, truth)
+        for blur in RAW_BLURS:
+            smoothed = smooth_maps(torch.from_numpy(sources["bbam"])[:, None], blur)
+            for t in RAW_THRESHOLDS:
+                masks = instance_masks(smoothed, torch.from_numpy(boxes), t).numpy()
+                inter, union = (masks & true).sum((1, 2)), (masks | true).sum((1, 2))
+                raw[blur, t] += np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist()
+    out = {source: {name: s.result() for name, s in by_chain.items()} for source, by_chain in scores.items()}
+    (best_blur, best_t), best = max(raw.items(), key=lambda kv: np.mean(kv[1]))
+    out["raw"] = {"best_threshold": {"instance_miou": float(np.mean(best)), "blur": best_blur, "threshold": best_t,
+                                     "objects": len(best)}}
+    return out
+
+
+def run_world(world: str, out: Path, images: int, threads: int) -> dict | None:
+    files = detector_files(world)
+    if files is None:
+        print(f"[{world}] no detector: run `make detector WORLD={world}` first; skipped")
+        return None
+    ann = val_split(world)
+    gt = json.loads(ann.read_text())
+    img_dir = ann.parent / "images"
+    model = load_detector(*files)
+    class_names = tuple(model.dataset_meta["classes"])
+    coco = _first_images(read_coco(ann, class_names), images)
+    class_of = dict(coco.class_of_category)
+    bbam = BBAM(model)
+    result = {"world": world, "detector": str(files[1].relative_to(REPO)), "images": len(coco.items),
+              "box_fill_miou_val_split": float(np.mean([a["area"] / (a["bbox"][2] * a["bbox"][3])
+                                                        for a in gt["annotations"]])),
+              "variants": {}}
+    metrics_file = files[0].parent / "metrics.json"
+    if metrics_file.is_file():
+        final = json.loads(metrics_file.read_text()).get("final") or {}
+        result["detector_bbox_ap50"] = final.get("coco/bbox_mAP_50")
+        result["detector_bbox_ap"] = final.get("coco/bbox_mAP")
+    for variant, overrides in MAP_VARIANTS.items():
+        work = out / "work" / world / variant
+        cache = work / "scores.json"
+        key = {"chains": {n: asdict(s) for n, s in CHAINS.items()}, "overrides": overrides, "images": images,
+               "raw": [RAW_BLURS, RAW_THRESHOLDS]}
+        if cache.is_file() and json.loads(cache.read_text())["key"] == json.loads(json.dumps(key)):
+            result["variants"][variant] = json.loads(cache.read_text())["scores"]
+            continue
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        compute_maps(bbam, coco, img_dir, work, dict(overrides))
+        map_seconds = time.perf_counter() - start
+        scores = score_chains(coco, gt, img_dir, work, CHAINS, class_of)
+        scores["map_seconds"] = round(map_seconds, 1)
+        write_json_atomic(cache, {"key": key, "scores": scores})
+        result["variants"][variant] = scores
+    return result
+
+
+def leave_one_world_out(results: dict[str, dict], variant: str = "default") -> dict[str, dict]:
+    """For each world, the chain with the best mean BBAM instance mIoU on the other worlds, and its score there."""
+    picks = {}
+    for held_out in results:
+        others = [w for w in results if w != held_out]
+        if not others:
+            continue
+        mean = {chain: float(np.mean([results[w]["variants"][variant]["bbam"][chain]["instance_miou"]
+                                      for w in others])) for chain in CHAINS}
+        chain = max(mean, key=mean.get)
+        picks[held_out] = {"chain": chain, "chosen_on": others, "mean_on_others": mean[chain],
+                           "instance_miou": results[held_out]["variants"][variant]["bbam"][chain]["instance_miou"]}
+    return picks
+
+
+def rows_of(results: dict[str, dict]) -> list[dict]:
+    default = default_chain()
+    rows = []
+    for world, result in results.items():
+        for variant, scores in result["variants"].items():
+            for chain in CHAINS:
+                bbam, box = scores["bbam"][chain], scores["box"][chain]
+                rows.append({"world": world, "map_variant": variant, "chain": chain, "default": chain == default,
+                             "bbam_instance_miou": bbam["instance_miou"], "bbam_semantic_miou": bbam["semantic_miou"],
+                             "box_instance_miou": box["instance_miou"], "box_semantic_miou": box["semantic_miou"],
+                             "margin_over_box": bbam["instance_miou"] - box["instance_miou"],
+                             "objects": bbam["objects"]})
+    return rows
+
+
+def write_markdown(path: Path, results: dict[str, dict], rows: list[dict], picks: dict[str, dict],
+                   header: str) -> None:
+    lines = [header, "", "Instance / semantic mIoU of BBAM's labels and of the filled box through the same chain "
+             "(default chain in bold):", "",
+             "| world | map variant | chain | BBAM instance | BBAM semantic | box instance | box semantic | "
+             "margin |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        chain = f"**{r['chain']}** (default)" if r["default"] else r["chain"]
+        lines.append(f"| {r['world']} | {r['map_variant']} | {chain} | {r['bbam_instance_miou']:.3f} | "
+                     f"{r['bbam_semantic_miou']:.3f} | {r['box_instance_miou']:.3f} | {r['box_semantic_miou']:.3f} | "
+                     f"{r['margin_over_box']:+.3f} |")
+    lines += ["", "| world | detector bbox AP50 | objects | filled box (val split) | raw maps, best global "
+              "threshold (oracle) | leave-one-world-out chain | its instance mIoU |", "|---|---|---|---|---|---|---|"]
+    for world, result in results.items():
+        raw = result["variants"]["default"]["raw"]["best_threshold"]
+        pick = picks.get(world)
+        ap50 = result.get("detector_bbox_ap50")
+        picked = f"{pick['chain']} | {pick['instance_miou']:.3f}" if pick else "- | -"
+        lines.append(f"| {world} | {ap50 if ap50 is not None else '-'} | {raw['objects']} | "
+                     f"{result['box_fill_miou_val_split']:.3f} | {raw['instance_miou']:.3f} (blur {raw['blur']:g}, "
+                     f"{raw['threshold']:g}) | {picked} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--images", type=int, default=40, help="val images per world (default: 40)")
+    parser.add_argument("--quick", action="store_true", help="3 images per world")
+    parser.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    images = 3 if args.quick else args.images
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results = {}
+    for world in args.worlds:
+        result = run_world(world, args.out, images, args.threads)
+        if result is not None:
+            results[world] = result
+    rows = rows_of(results)
+    picks = leave_one_world_out(results)
+    meta = {"command": f"python -m benchmarks.worlds --out {args.out.name}" + (" --quick" if args.quick else "")
+            + ("" if args.quick or images == 40 else f" --images {images}"),
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads", "device": "cpu",
+            "date": time.strftime("%Y-%m-%d"), "minutes": round((time.perf_counter() - start) / 60, 1),
+            "default_chain": default_chain(), "leave_one_world_out": picks,
+            "worlds": {w: {k: v for k, v in r.items() if k != "variants"}
+                       | {"raw_best_threshold": r["variants"]["default"]["raw"]["best_threshold"],
+                          "map_seconds": r["variants"]["default"].get("map_seconds")}
+                       for w, r in results.items()}}
+    write_json_atomic(args.out / "worlds.json", rows, indent=1)
+    write_json_atomic(args.out / "worlds_meta.json", meta, indent=1)
+    header = (f"# Pseudo labels across worlds\n\n`{meta['command']}`; {meta['machine']}; {meta['date']}; "
+              f"{meta['minutes']} min.")
+    write_markdown(args.out / "worlds.md", results, rows, picks, header)
+    print((args.out / "worlds.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
