@@ -189,7 +189,7 @@ def _load_maps(path: Path, item: ImageItem, key: str | None) -> tuple[dict | Non
     return arrays, None
 
 
-def _image_failure(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | None) -> tuple[dict | None, str | None]:
+def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | None) -> tuple[dict | None, str | None]:
     """An image's usable maps, or None and the reason (recorded failure, stale or missing maps)."""
     failed = failure_path(out, item.image_id)
     if not map_path(out, item.image_id).exists():
@@ -228,7 +228,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
         failures += item.failures
         boxes_failed += len(item.failures)
         name = label_name(item.image_id)
-        data, reason = _image_failure(out, item, img_dir, fingerprint)
+        data, reason = _usable_maps(out, item, img_dir, fingerprint)
         if data is not None and (settings.crf or settings.refine):
             try:
                 image = read_image(image_path(img_dir, item)).permute(1, 2, 0).numpy()
