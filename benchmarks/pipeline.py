@@ -158,7 +158,7 @@ val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_wor
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='BaseSegDataset', data_root='', reduce_zero_label=False, img_suffix='.png',
         seg_map_suffix='.png', ann_file={str(val_labels / 'mmseg' / 'train.txt')!r},
-        data_prefix=dict(img_path={str(val / 'images')!r}, seg_map_path={str(val_labels / 'mmseg' / 'labels')!r}),
+        data_prefix=dict(img_path={str(val_labels / 'mmseg' / 'images')!r}, seg_map_path={str(val_labels / 'mmseg' / 'labels')!r}),
         metainfo=dict(classes={tuple(meta['classes'])!r}, palette={meta['palette']!r}),
         pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=False),
                   dict(type='PackSegInputs')]))

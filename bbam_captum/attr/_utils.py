@@ -10,7 +10,11 @@ from ..detectors.base import DetectorAdapter
 
 
 def format_image(inputs: Tensor, device: torch.device) -> Tensor:
-    """One RGB image ``(3, H, W)`` or ``(1, 3, H, W)``, 0..255 -> ``Tensor[1, 3, H, W]`` float."""
+    """One RGB image ``(3, H, W)`` or ``(1, 3, H, W)``, 0..255 -> ``Tensor[1, 3, H, W]`` float.
+
+    A float image whose largest value lies in (0, 3] is refused: it looks like 0..1 or
+    normalised pixels. uint8 images are taken as they are.
+    """
     if isinstance(inputs, tuple) and len(inputs) == 1:  # Captum passes tuples of inputs
         inputs = inputs[0]
     if not isinstance(inputs, Tensor):
@@ -25,6 +29,13 @@ def format_image(inputs: Tensor, device: torch.device) -> Tensor:
     image = inputs.detach().to(device=device, dtype=torch.float32)
     if not torch.isfinite(image).all():
         raise ValueError("inputs holds NaN or inf values")
+    if inputs.dtype.is_floating_point:
+        low, high = float(image.min()), float(image.max())
+        # an image in 0..1 (or normalised) would be all but black to the detector: every box
+        # falls back and the classes go wrong, so it is refused rather than explained
+        if 0.0 < high <= 3.0:
+            raise ValueError(f"inputs holds values in [{low:.3g}, {high:.3g}], which looks like a 0..1 or normalised "
+                             "image; BBAM expects RGB pixel values 0..255 (multiply by 255, or pass uint8)")
     return image
 
 

@@ -73,6 +73,11 @@ class BBAM(PerturbationAttribution):
 
             adapter: DetectorAdapter = MMDetTwoStageAdapter(model)
         else:
+            needed = ("roi_outputs", "features", "crop", "decode", "pixel_mean", "frozen", "class_names")
+            if any(not hasattr(model, name) for name in needed):
+                raise TypeError("BBAM needs a detector: an MMDetection two-stage model (torch.nn.Module, e.g. from "
+                                "bbam_captum.load_detector()) or a DetectorAdapter; got "
+                                f"{type(model).__name__}")
             adapter = model
         PerturbationAttribution.__init__(self, adapter.roi_outputs)
         self.adapter = adapter

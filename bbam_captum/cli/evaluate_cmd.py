@@ -19,12 +19,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from ..metrics.pseudo_labels import evaluate_pseudo_labels
 
+    from ..errors import InputError
+    from ..utils.atomic import write_json_atomic
+
     pred = Path(args.pred)
     for needed in (pred / "coco" / "instances.json", Path(args.gt)):
         if not needed.is_file():
-            raise FileNotFoundError(f"not found: {needed}")
+            raise InputError(f"not found: {needed}" + (" (is --pred the output folder of 'bbam-captum generate'?)"
+                                                       if needed.parent.name == "coco" else ""))
     scores = evaluate_pseudo_labels(pred, args.gt)
-    (pred / "eval.json").write_text(json.dumps(scores, indent=1))
+    write_json_atomic(pred / "eval.json", scores, indent=1)
     print(f"{'metric':<28}{'value':>8}")
     for key in ("objects", "instance_miou", "semantic_miou", "semantic_miou_labelled", "ignored_fraction"):
         value = scores[key]

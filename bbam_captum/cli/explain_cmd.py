@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from ._common import add_detector_args, bbam_default
+from ..errors import InputError
+from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
 
 
 def _parse_box(text: str) -> list[float]:
@@ -27,6 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Runs the detector on IMAGE, explains each detection above --score-thr (or each "
                     "--boxes box) with BBAM, and writes a figure: the image with its boxes and class "
                     "names, then each box's map over the image.")
+    # "-5,3,40,40" is a box, not an option (Python 3.13's argparse reads it so already)
+    parser._negative_number_matcher = re.compile(r"^-\.?\d")
     parser.add_argument("image", help="an image file (PNG, JPEG, ...)")
     parser.add_argument("--boxes", nargs="+", type=_parse_box, metavar="x1,y1,x2,y2",
                         help="boxes to explain instead of the detections")
@@ -41,17 +43,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def figure_path(out: str) -> Path:
+    """The file the figure goes to: ``--out`` with ``.png`` added when it has no suffix.
+
+    Raises:
+        InputError: ``--out`` is a folder, or its suffix is no format matplotlib writes.
+    """
+    from matplotlib.figure import Figure
+
+    path = Path(out)
+    if path.is_dir():
+        raise InputError(f"--out {out} is a folder; give the figure's file name, e.g. {path / 'explain.png'}")
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    formats = Figure().canvas.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise InputError(f"--out {out}: cannot write {path.suffix!r} figures; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == Path(p.anchor))
+    if existing.exists() and not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a folder")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import BBAM, load_detector
+    from ..pipeline.images import read_image
     from ..visualization import explanation_figure
 
+    check_bbam_args(args)
+    check_detector_args(args)
+    out = figure_path(args.out)
     path = Path(args.image)
     if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        image = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)
-    except UnidentifiedImageError as err:
-        raise ValueError(f"cannot read {path} as an image: {err}") from err
+        raise InputError(f"image not found: {path}")
+    image = read_image(path)
+    if args.boxes:
+        from ..ops import check_boxes
+
+        try:
+            check_boxes(torch.tensor(args.boxes), image.shape[1], image.shape[2])
+        except ValueError as err:
+            raise InputError(f"--boxes on {path} ({image.shape[2]}x{image.shape[1]}): {err}") from err
     model = load_detector(args.config, args.checkpoint, device=args.device)
     bbam = BBAM(model)
     if args.boxes:
@@ -69,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
     labels = [names[r.target] + (f" {float(scores[i]):.2f}" if scores is not None else "")
               for i, r in enumerate(records)]
     fig = explanation_figure(image, boxes, labels, maps, title=f"BBAM: {path.name}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
     for i, (label, record) in enumerate(zip(labels, records)):
         note = " (no positive proposal: the box itself was used)" if record.fallback else ""
         print(f"box {i}: {label}, {record.num_positives} positive proposals, stride {record.stride}{note}")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0

@@ -5,9 +5,10 @@ import argparse
 import time
 from pathlib import Path
 
+from ..errors import InputError
 from ..pipeline.writers import LabelSettings
 from ..utils.atomic import write_json_atomic
-from ._common import add_detector_args, bbam_default
+from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
 
 RUN_FILE = "run.json"
 
@@ -61,6 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
                         help="stop a box after PATIENCE steps without improvement (default: off)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="recompute every image's maps (by default a rerun recomputes only images whose "
+                             "boxes, file or BBAM settings changed)")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
                         help="'pytorch' under torchrun: each rank takes a share of the images")
     add_label_args(parser)
@@ -68,16 +72,48 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
+def detector_digest(config: str | None, checkpoint: str | None) -> str:
+    """A hash of the detector's config and weights files (part of each maps file's key)."""
+    from ..detectors.loading import bundled_detector_files
+    from ..pipeline.images import file_digest
+
+    if config is None:
+        config, default_checkpoint = bundled_detector_files()
+        checkpoint = default_checkpoint if checkpoint is None else checkpoint
+    return f"{file_digest(Path(config))}:{'random' if checkpoint is None else file_digest(Path(checkpoint))}"
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Everything about the input that can be checked before the detector loads.
+
+    Raises:
+        InputError: bad settings, detector files or device, image folder, output folder,
+            a malformed COCO file, or an input that lies where the run writes.
+    """
+    from ..pipeline.coco_input import load_coco_json
+    from ..pipeline.outputs import check_inputs_outside_outputs, check_output_folder
+
+    label_settings(args)
+    check_bbam_args(args)
+    check_detector_args(args)
+    img_dir, out = Path(args.img_dir), Path(args.out)
+    if not img_dir.is_dir():
+        raise InputError(f"image folder not found: {img_dir}")
+    check_output_folder(out)
+    images = load_coco_json(args.ann)["images"]
+    check_inputs_outside_outputs(out, [Path(args.ann), *(img_dir / i["file_name"] for i in images)])
+
+
 def run(args: argparse.Namespace) -> int:
     from mmengine.dist import barrier, get_dist_info
 
     from .. import BBAM, load_detector
     from ..pipeline import compute_maps, read_coco, write_labels
+    from ..pipeline.generate import run_fingerprint
 
+    check_inputs(args)
     labels = label_settings(args)
     img_dir, out = Path(args.img_dir), Path(args.out)
-    if not img_dir.is_dir():
-        raise FileNotFoundError(f"image folder not found: {img_dir}")
     if args.launcher != "none":
         _init_distributed(args.launcher, args.device)
     rank, world_size = get_dist_info()
@@ -86,20 +122,23 @@ def run(args: argparse.Namespace) -> int:
     coco = read_coco(args.ann, bbam.adapter.class_names)
     settings = {"steps": args.steps, "l1_coef": args.l1_coef, "early_stop_patience": args.early_stop,
                 "context": None if args.context < 0 else args.context, "seed": args.seed}
+    digest = detector_digest(args.config, args.checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    done = compute_maps(bbam, coco, img_dir, out, settings, rank, world_size)
+    done = compute_maps(bbam, coco, img_dir, out, settings, rank, world_size, detector_digest=digest,
+                        force=args.force)
     if world_size > 1:
         barrier()
     if rank != 0:
         return 0
     run_info = {"ann": str(Path(args.ann).resolve()), "img_dir": str(img_dir.resolve()),
                 "config": args.config, "checkpoint": args.checkpoint, "bbam_settings": settings,
-                "class_names": list(bbam.adapter.class_names), "world_size": world_size}
+                "detector_digest": digest, "class_names": list(bbam.adapter.class_names), "world_size": world_size}
     write_json_atomic(out / RUN_FILE, run_info, indent=1)
     run_stats = {"images_computed_this_run": done,
                  "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
-    summary = write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings, run_stats)
+    summary = write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings, run_stats,
+                           fingerprint=run_fingerprint(settings, digest))
     _report(summary, out)
     return 1 if summary["failures"] else 0
 

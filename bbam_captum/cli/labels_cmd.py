@@ -18,15 +18,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..pipeline import read_coco, write_labels
+    from ..pipeline.generate import run_fingerprint
 
+    settings = label_settings(args)
     out = Path(args.out)
     run_file = out / RUN_FILE
     if not run_file.is_file():
-        raise FileNotFoundError(f"{run_file} not found: is {out} the output of 'bbam-captum generate'?")
-    info = json.loads(run_file.read_text())
-    class_names = tuple(info["class_names"])
-    coco = read_coco(info["ann"], class_names)
-    summary = write_labels(out, coco, Path(info["img_dir"]), label_settings(args), class_names, info["bbam_settings"])
+        raise InputError(f"{run_file} not found: is {out} the output of 'bbam-captum generate'?")
+    try:
+        info = json.loads(run_file.read_text())
+        class_names = tuple(info["class_names"])
+        ann, img_dir, bbam_settings = info["ann"], Path(info["img_dir"]), info["bbam_settings"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{run_file} is damaged ({err!r}): rerun 'bbam-captum generate'") from err
+    coco = read_coco(ann, class_names)
+    # maps of a run that stored no detector hash are checked by their annotation ids only
+    fingerprint = run_fingerprint(bbam_settings, info["detector_digest"]) if "detector_digest" in info else None
+    summary = write_labels(out, coco, img_dir, settings, class_names, bbam_settings, fingerprint=fingerprint)
     _report(summary, out)
     return 1 if summary["failures"] else 0

@@ -5,6 +5,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..errors import InputError
 from . import evaluate_cmd, explain_cmd, generate_cmd, labels_cmd, synth_cmd
 
 # Each sub-command module offers ``add_parser(subparsers)`` and ``run(args) -> int``.
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except InputError as err:  # only input the user must fix: a bug keeps its traceback
         print(f"bbam-captum {args.command}: error: {err}", file=sys.stderr)
         return 2
 

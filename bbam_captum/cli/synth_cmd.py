@@ -22,8 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+
+    if args.num_images < 1:
+        raise InputError(f"--num-images must be at least 1, got {args.num_images}")
     if args.image_size < 64:
-        raise ValueError(f"--image-size must be at least 64 px, got {args.image_size}")
+        raise InputError(f"--image-size must be at least 64 px, got {args.image_size}")
     config = WORLDS[args.world]
     if args.image_size != config.image_size:
         config = config.at_size(args.image_size)

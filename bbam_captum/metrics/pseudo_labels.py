@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from ..labels import IGNORE
+from ..pipeline.coco_input import load_coco_json
 from ..synth.coco import decode_mask
 
 
@@ -28,6 +30,49 @@ def confusion_miou(confusion: np.ndarray) -> tuple[float, list[float]]:
     return float(np.nanmean(per_class)), per_class.tolist()
 
 
+def _check_same_images(pred_images: list, gt_images: list, pred_file: Path, gt_file: Path) -> None:
+    """Prediction and truth list the same images: ids, file names and sizes."""
+    pred = {i["id"]: i for i in pred_images}
+    gt = {i["id"]: i for i in gt_images}
+    problems = [f"image id {i} is in {pred_file} but not in {gt_file}" for i in pred.keys() - gt.keys()]
+    problems += [f"image id {i} is in {gt_file} but not in {pred_file}" for i in gt.keys() - pred.keys()]
+    for i in sorted(pred.keys() & gt.keys()):
+        for key in ("file_name", "width", "height"):
+            if pred[i].get(key) != gt[i].get(key):
+                problems.append(f"image id {i}: {key} {pred[i].get(key)!r} in {pred_file}, {gt[i].get(key)!r} in "
+                                f"{gt_file}")
+    if problems:
+        listed = "\n  ".join(sorted(problems)[:10])
+        raise InputError(f"the prediction and the ground truth describe different images ({len(problems)} "
+                         f"difference(s)): is {gt_file} the file the labels were made from?\n  {listed}")
+
+
+def _true_mask(ann: dict, img: dict, gt_file: Path) -> np.ndarray:
+    try:
+        mask = decode_mask(ann["segmentation"], img["height"], img["width"])
+    except Exception as err:  # pycocotools raises bare Exceptions on malformed input; one mask, named below
+        raise InputError(f"{gt_file}: annotation {ann['id']}: cannot decode its segmentation ({err})") from err
+    if mask.shape != (img["height"], img["width"]):
+        raise InputError(f"{gt_file}: annotation {ann['id']}: its mask is {mask.shape[1]}x{mask.shape[0]}, "
+                         f"its image {img['width']}x{img['height']}")
+    return mask
+
+
+def _read_label(path: Path, img: dict) -> np.ndarray | None:
+    """A label PNG as np.ndarray[H, W] uint8, or None when there is none."""
+    if not path.exists():
+        return None
+    try:
+        with Image.open(path) as png:
+            label = np.array(png)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read label {path}: {err}") from err
+    if label.shape != (img["height"], img["width"]) or label.dtype != np.uint8:
+        raise InputError(f"label {path} is {label.dtype} of shape {label.shape}, image {img['id']} is "
+                         f"{img['width']}x{img['height']} (expected uint8 ({img['height']}, {img['width']}))")
+    return label
+
+
 def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
     """Scores ``pred`` (the output folder of ``generate``) against the true masks of ``gt_ann``.
 
@@ -37,32 +82,53 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
         ``semantic_miou``: mean IoU over background and classes of the label PNGs, with
         ignored (255) pixels counted as background; ``semantic_miou_labelled``: the
         same over the pixels that are not ignored; ``ignored_fraction``; per-class IoUs.
+
+    Raises:
+        InputError: a malformed file, ground truth without masks, or prediction and
+            ground truth that describe different images (ids, file names, sizes).
     """
-    pred, gt = Path(pred), json.loads(Path(gt_ann).read_text())
-    pseudo = json.loads((pred / "coco" / "instances.json").read_text())
-    pseudo_by_id = {a["id"]: a for a in pseudo["annotations"]}
+    pred, gt_file = Path(pred), Path(gt_ann)
+    pred_file = pred / "coco" / "instances.json"
+    gt = load_coco_json(gt_file, need_masks=True)
+    pseudo = load_coco_json(pred_file)
+    _check_same_images(pseudo["images"], gt["images"], pred_file, gt_file)
     images = {i["id"]: i for i in gt["images"]}
     categories = sorted(c["id"] for c in gt["categories"])
     class_of = {cat: i + 1 for i, cat in enumerate(categories)}
+    dangling = [f"annotation {a['id']}: " + (f"image id {a['image_id']} is not in 'images'"
+                                             if a["image_id"] not in images else
+                                             f"category id {a['category_id']} is not in 'categories'")
+                for a in gt["annotations"] if a["image_id"] not in images or a["category_id"] not in class_of]
+    if dangling:
+        raise InputError(f"ground truth {gt_file}: {len(dangling)} annotation(s) refer to nothing: "
+                         + "; ".join(dangling[:10]))
+    pseudo_by_id = {a["id"]: a for a in pseudo["annotations"]}
     n = len(categories) + 1
-    ious, truth_maps = [], {i: np.zeros((img["height"], img["width"]), np.uint8) for i, img in images.items()}
+    by_image: dict[int, list[dict]] = {}
     for ann in gt["annotations"]:
-        img = images[ann["image_id"]]
-        true = decode_mask(ann["segmentation"], img["height"], img["width"])
-        truth_maps[ann["image_id"]][true] = class_of[ann["category_id"]]
-        if ann["id"] in pseudo_by_id:
-            mask = decode_mask(pseudo_by_id[ann["id"]]["segmentation"], img["height"], img["width"])
-            union = (mask | true).sum()
-            ious.append(float((mask & true).sum() / union) if union else 1.0)
-        else:
-            ious.append(0.0)
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    ious = []
     conf_all = np.zeros((n, n), np.int64)
     conf_labelled = np.zeros((n, n), np.int64)
     ignored = total = 0
-    for image_id, truth in truth_maps.items():
-        stem = Path(images[image_id]["file_name"]).with_suffix("").as_posix()
-        label_file = pred / "mmseg" / "labels" / f"{stem}.png"
-        label = np.array(Image.open(label_file)) if label_file.exists() else np.zeros_like(truth)
+    for image_id, img in images.items():
+        truth = np.zeros((img["height"], img["width"]), np.uint8)
+        for ann in by_image.get(image_id, []):
+            true = _true_mask(ann, img, gt_file)
+            truth[true] = class_of[ann["category_id"]]
+            guess = pseudo_by_id.get(ann["id"])
+            if guess is None or guess.get("image_id") != image_id or "segmentation" not in guess:
+                ious.append(0.0)
+                continue
+            mask = _true_mask(guess, img, pred_file)
+            union = (mask | true).sum()
+            ious.append(float((mask & true).sum() / union) if union else 1.0)
+        label = _read_label(pred / "mmseg" / "labels" / f"{image_id}.png", img)
+        if label is None:
+            label = np.zeros_like(truth)
+        if label[label != IGNORE].max(initial=0) >= n:
+            raise InputError(f"label {pred / 'mmseg' / 'labels' / f'{image_id}.png'} holds class "
+                             f"{int(label[label != IGNORE].max())}, the ground truth has {n - 1} classes")
         keep = label != IGNORE
         ignored += int((~keep).sum())
         total += label.size
@@ -71,7 +137,7 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
         conf_labelled += np.bincount(truth[keep].astype(np.int64) * n + label[keep], minlength=n * n).reshape(n, n)
     semantic, per_class = confusion_miou(conf_all)
     semantic_labelled, _ = confusion_miou(conf_labelled)
-    names = ["background"] + [c["name"] for c in sorted(gt["categories"], key=lambda c: c["id"])]
+    names = ["background"] + [str(c.get("name", c["id"])) for c in sorted(gt["categories"], key=lambda c: c["id"])]
     return {
         "objects": len(ious),
         "instance_miou": float(np.mean(ious)) if ious else float("nan"),

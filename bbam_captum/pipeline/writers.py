@@ -8,6 +8,9 @@ images, so it can be rerun with other thresholds in seconds.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,10 +20,13 @@ from PIL import Image
 
 from ..labels import IGNORE, instance_masks, refine_masks, segment_pools, semantic_label, smooth_maps
 from ..labels.crf import crf_masks
+from ..errors import InputError
 from ..synth.coco import encode_mask
 from ..utils.atomic import atomic_open, write_json_atomic
-from .coco_input import CocoInput
-from .generate import failure_path, map_path, read_image
+from .coco_input import CocoInput, ImageItem, load_coco_json
+from .generate import failure_path, image_path, map_path, maps_key, time_path
+from .images import file_digest, read_image
+from .outputs import check_inputs_outside_outputs
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "mm_configs"
 SEG_BASE_CONFIG = CONFIG_DIR / "seg" / "fpn_r18-slim_pseudo-labels.py"
@@ -71,13 +77,15 @@ class LabelSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crf_fg_share <= self.crf_bg_share <= 1.0:
-            raise ValueError(f"CRF shares must satisfy 0 < crf_fg_share <= crf_bg_share <= 1, got "
+            raise InputError(f"CRF shares must satisfy 0 < crf_fg_share <= crf_bg_share <= 1, got "
                              f"crf_fg_share={self.crf_fg_share}, crf_bg_share={self.crf_bg_share}")
         if not 0.0 <= self.theta_bg <= self.theta_fg <= 1.0:
-            raise ValueError(f"thresholds must satisfy 0 <= theta_bg <= theta_fg <= 1, got theta_bg={self.theta_bg}, "
+            raise InputError(f"thresholds must satisfy 0 <= theta_bg <= theta_fg <= 1, got theta_bg={self.theta_bg}, "
                              f"theta_fg={self.theta_fg}")
         if not 0.0 <= self.instance_threshold <= 1.0:
-            raise ValueError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
+            raise InputError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
+        if not 0.0 <= self.blur_sigma <= 100.0:
+            raise InputError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")
 
 
 def _palette(n: int) -> list[list[int]]:
@@ -126,37 +134,127 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
     return instance, foreground, wider & ~foreground
 
 
+def label_name(image_id: int) -> str:
+    """The name (no suffix) of an image's label PNG and image link under ``OUT/mmseg``: its id
+    only, so that no two images share one and no file name can point elsewhere."""
+    return str(int(image_id))
+
+
+def image_link_suffix(items: list[ImageItem]) -> str:
+    """The suffix of the image links under ``OUT/mmseg/images``: the images' own suffix when
+    they all share one, else none (MMSeg's dataset takes one ``img_suffix``; it reads
+    images by content, not by suffix)."""
+    suffixes = {Path(i.file_name).suffix for i in items}
+    return suffixes.pop() if len(suffixes) == 1 else ""
+
+
+def _link_image(source: Path, link: Path) -> None:
+    """``link`` -> ``source`` (a symbolic link, or a copy where links are not allowed), made
+    under a temporary name and renamed, so nothing is ever written through an old link."""
+    tmp = link.with_name(link.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.symlink(source.resolve(), tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, link)
+
+
+def _ignore_failed_boxes(label: np.ndarray, boxes: np.ndarray) -> None:
+    """Background pixels in boxes that were left out become ignore: an object is there."""
+    for x1, y1, x2, y2 in boxes:
+        window = label[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))]
+        window[window == 0] = IGNORE
+
+
+def _load_maps(path: Path, item: ImageItem, key: str | None) -> tuple[dict | None, str | None]:
+    """An image's saved maps as a dict of arrays, or None and why they cannot be used."""
+    try:
+        with np.load(path) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        return None, f"maps file {path} cannot be read ({err}): rerun generate"
+    missing = {"maps", "boxes", "classes", "ann_ids"} - arrays.keys()
+    if missing:
+        return None, f"maps file {path} lacks {sorted(missing)}: rerun generate"
+    stored = str(arrays["key"]) if "key" in arrays else ""
+    if key is not None and stored and stored != key:
+        return None, (f"maps file {path} was made from other boxes, image or settings than the current ones: "
+                      "rerun generate")
+    if not stored and sorted(arrays["ann_ids"].tolist()) != sorted(item.ann_ids.tolist()):
+        return None, f"maps file {path} holds annotations {arrays['ann_ids'].tolist()}, the COCO file " \
+                     f"{item.ann_ids.tolist()}: rerun generate"
+    k = len(arrays["ann_ids"])
+    if (arrays["maps"].shape != (k, item.height, item.width) or arrays["boxes"].shape != (k, 4)
+            or arrays["classes"].shape != (k,)):
+        return None, (f"maps file {path} is inconsistent: maps {arrays['maps'].shape}, boxes "
+                      f"{arrays['boxes'].shape}, classes {arrays['classes'].shape} for a "
+                      f"{item.width}x{item.height} image with {k} annotations")
+    return arrays, None
+
+
+def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | None) -> tuple[dict | None, str | None]:
+    """An image's usable maps, or None and the reason (recorded failure, stale or missing maps)."""
+    failed = failure_path(out, item.image_id)
+    if not map_path(out, item.image_id).exists():
+        reason = json.loads(failed.read_text())["reason"] if failed.exists() else "no maps: not computed yet"
+        return None, reason
+    key = None
+    if fingerprint is not None:
+        try:
+            key = maps_key(item, file_digest(image_path(img_dir, item)), fingerprint)
+        except OSError:
+            return None, f"image file not found or unreadable: {image_path(img_dir, item)}"
+    return _load_maps(map_path(out, item.image_id), item, key)
+
+
 def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSettings, class_names: tuple[str, ...],
-                 bbam_settings: dict, run_stats: dict | None = None) -> dict:
+                 bbam_settings: dict, run_stats: dict | None = None, fingerprint: str | None = None) -> dict:
     """Writes mmseg and COCO pseudo labels and the summary from ``out/maps``; returns the summary.
 
-    ``run_stats`` (counts and timings of the run that made the maps) joins the summary.
+    Labels and image links are named by image id (``mmseg/labels/{image_id}.png``,
+    ``mmseg/images/{image_id}{suffix}``). With ``fingerprint`` (see
+    :func:`bbam_captum.pipeline.generate.run_fingerprint`) a maps file must carry the key
+    of its image's current inputs, otherwise it is reported stale and its image not
+    labelled; a maps file without a key must hold the image's annotation ids. Boxes that
+    were left out are ignore (255) in the semantic labels. ``run_stats`` (counts and
+    timings of the run that made the maps) joins the summary.
     """
+    check_inputs_outside_outputs(out, [coco.path, *(image_path(img_dir, i) for i in coco.items)])
     seg_dir, coco_dir = out / "mmseg", out / "coco"
-    (seg_dir / "labels").mkdir(parents=True, exist_ok=True)
-    coco_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (seg_dir / "labels", seg_dir / "images", coco_dir):
+        folder.mkdir(parents=True, exist_ok=True)
     category_of_class = {c: cat for cat, c in coco.class_of_category.items()}
-    annotations, stems, failures = [], [], []
-    seconds, records = 0.0, []
+    suffix = image_link_suffix(coco.items)
+    annotations, names, failures = [], [], list(coco.failures)
+    seconds, records, boxes_failed = 0.0, [], len(coco.failures)
     for item in coco.items:
         failures += item.failures
-        path = map_path(out, item.image_id)
-        if not path.exists():
-            failed = failure_path(out, item.image_id)
-            reason = json.loads(failed.read_text())["reason"] if failed.exists() else "no maps: not computed yet"
-            failures.append({"image_id": item.image_id, "reason": reason})
+        boxes_failed += len(item.failures)
+        name = label_name(item.image_id)
+        data, reason = _usable_maps(out, item, img_dir, fingerprint)
+        if data is not None and (settings.crf or settings.refine):
+            try:
+                image = read_image(image_path(img_dir, item)).permute(1, 2, 0).numpy()
+            except InputError as err:
+                data, reason = None, str(err)
+        if data is None:
+            failures.append({"image_id": item.image_id, "reason": reason, "boxes": len(item.boxes)})
+            boxes_failed += len(item.boxes)
+            (seg_dir / "labels" / f"{name}.png").unlink(missing_ok=True)  # no label of an older run stays
+            (seg_dir / "images" / f"{name}{suffix}").unlink(missing_ok=True)
             continue
-        data = np.load(path)
-        seconds += float(data["seconds"])
-        records += json.loads(str(data["records"]))
-        image = (read_image(img_dir / item.file_name).permute(1, 2, 0).numpy()
-                 if settings.crf or settings.refine else None)
-        instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image)
+        timing = time_path(out, item.image_id)
+        seconds += (json.loads(timing.read_text())["seconds"] if timing.exists()
+                    else float(data.get("seconds", 0.0)))
+        records += json.loads(str(data["records"])) if "records" in data else []
+        instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings,
+                                                       image if settings.crf or settings.refine else None)
         label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
-        stem = Path(item.file_name).with_suffix("").as_posix()
-        (seg_dir / "labels" / stem).parent.mkdir(parents=True, exist_ok=True)
-        _write_png_atomic(seg_dir / "labels" / f"{stem}.png", label)
-        stems.append(stem)
+        _ignore_failed_boxes(label, item.ignore_boxes)
+        _write_png_atomic(seg_dir / "labels" / f"{name}.png", label)
+        _link_image(image_path(img_dir, item), seg_dir / "images" / f"{name}{suffix}")
+        names.append(name)
         for mask, box, cls, ann_id in zip(instance, data["boxes"], data["classes"], data["ann_ids"]):
             x1, y1, x2, y2 = (float(v) for v in box)
             annotations.append({"id": int(ann_id), "image_id": item.image_id,
@@ -164,25 +262,25 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
                                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
                                 "segmentation": encode_mask(mask)})
 
-    (seg_dir / "train.txt").write_text("".join(f"{s}\n" for s in stems))
+    with atomic_open(seg_dir / "train.txt", "w") as f:
+        f.write("".join(f"{n}\n" for n in names))
     seg_classes = ("background", *class_names)
     (seg_dir / "classes.json").write_text(json.dumps({"classes": seg_classes, "palette": _palette(len(class_names)),
                                                       "ignore_index": IGNORE}, indent=1))
-    suffixes = {Path(i.file_name).suffix for i in coco.items} or {".png"}
-    _write_seg_config(seg_dir, img_dir, seg_classes, suffixes.pop())
-    images = json.loads(coco.path.read_text())["images"]
+    _write_seg_config(seg_dir, seg_dir / "images", seg_classes, suffix)
+    images = load_coco_json(coco.path)["images"]
     write_json_atomic(coco_dir / "instances.json", {"images": images, "annotations": annotations,
                                                     "categories": coco.categories})
-    _write_inst_config(coco_dir, img_dir, tuple(c["name"] for c in coco.categories))
+    _write_inst_config(coco_dir, img_dir, tuple(str(c.get("name", c["id"])) for c in coco.categories))
 
-    n_boxes = sum(len(i.boxes) for i in coco.items)
+    boxes_total = sum(len(i.boxes) + len(i.failures) for i in coco.items) + len(coco.failures)
     summary = {
         "images": len(coco.items),
-        "images_labelled": len(stems),
-        "images_failed": sum(1 for f in failures if "ann_id" not in f),
-        "boxes": n_boxes + sum(len(i.failures) for i in coco.items),
+        "images_labelled": len(names),
+        "images_failed": len(coco.items) - len(names),
+        "boxes": boxes_total,
         "boxes_labelled": len(annotations),
-        "boxes_failed": sum(1 for f in failures if "ann_id" in f),
+        "boxes_failed": boxes_failed,
         "boxes_without_positive_proposal": sum(1 for r in records if r["fallback"]),
         "bbam_settings": bbam_settings,
         "label_settings": asdict(settings),
