@@ -54,6 +54,8 @@ CHAINS: dict[str, LabelSettings] = {
     "thresholds + Eq. 4": LabelSettings(crf=False, refine=True),
     "dense CRF": LabelSettings(crf=True, refine=False),
     "dense CRF + Eq. 4": LabelSettings(crf=True, refine=True),
+    "dense CRF, filled": LabelSettings(crf=True, refine=False, crf_fill_enclosed=True),
+    "dense CRF, filled + Eq. 4": LabelSettings(crf=True, refine=True, crf_fill_enclosed=True),
 }
 # BBAM settings compared on every world (keyword overrides of BBAM.attribute); "default" is ours.
 MAP_VARIANTS: dict[str, dict] = {
@@ -129,25 +131,28 @@ def box_maps(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chains: dict[str, LabelSettings],
-                 class_of: dict[int, int]) -> dict[str, dict[str, dict]]:
-    """{source: {chain: score}} for BBAM's maps in ``maps_dir`` and the filled box, and BBAM's raw
-    maps at every global threshold (source ``raw``, chain ``blur {b} / {t}``)."""
+                 class_of: dict[int, int], with_box: bool) -> dict[str, dict[str, dict]]:
+    """{source: {chain: score}} for BBAM's maps in ``maps_dir`` (and the filled box through the
+    same chains with ``with_box``), and BBAM's raw maps at their best global threshold."""
     num_classes = len(CLASSES)
-    scores = {source: {name: _Score(num_classes) for name in chains} for source in ("bbam", "box")}
+    sources = ("bbam", "box") if with_box else ("bbam",)
+    scores = {source: {name: _Score(num_classes) for name in chains} for source in sources}
     raw = {(b, t): [] for b in RAW_BLURS for t in RAW_THRESHOLDS}
     for item in tqdm(coco.items, desc="scoring chains", unit="img", leave=False):
         data = np.load(map_path(maps_dir, item.image_id))
         boxes, classes = data["boxes"], data["classes"]
         true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = read_image(img_dir / item.file_name).permute(1, 2, 0).numpy()
-        sources = {"bbam": data["maps"].astype(np.float32), "box": box_maps(boxes, item.height, item.width)}
-        for source, maps in sources.items():
+        maps_of = {"bbam": data["maps"].astype(np.float32)}
+        if with_box:
+            maps_of["box"] = box_maps(boxes, item.height, item.width)
+        for source, maps in maps_of.items():
             for name, settings in chains.items():
                 instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image)
                 label = semantic_label(foreground, uncertain, boxes, classes)
                 scores[source][name].add(instance, true, label, truth)
         for blur in RAW_BLURS:
-            smoothed = smooth_maps(torch.from_numpy(sources["bbam"])[:, None], blur)
+            smoothed = smooth_maps(torch.from_numpy(maps_of["bbam"])[:, None], blur)
             for t in RAW_THRESHOLDS:
                 masks = instance_masks(smoothed, torch.from_numpy(boxes), t).numpy()
                 inter, union = (masks & true).sum((1, 2)), (masks | true).sum((1, 2))
@@ -193,25 +198,31 @@ def run_world(world: str, out: Path, images: int, threads: int) -> dict | None:
         start = time.perf_counter()
         compute_maps(bbam, coco, img_dir, work, dict(overrides))
         map_seconds = time.perf_counter() - start
-        scores = score_chains(coco, gt, img_dir, work, CHAINS, class_of)
+        scores = score_chains(coco, gt, img_dir, work, CHAINS, class_of, with_box=variant == "default")
         scores["map_seconds"] = round(map_seconds, 1)
         write_json_atomic(cache, {"key": key, "scores": scores})
         result["variants"][variant] = scores
     return result
 
 
-def leave_one_world_out(results: dict[str, dict], variant: str = "default") -> dict[str, dict]:
-    """For each world, the chain with the best mean BBAM instance mIoU on the other worlds, and its score there."""
+def leave_one_world_out(results: dict[str, dict]) -> dict[str, dict]:
+    """For each world, the (map variant, chain) with the best mean BBAM instance mIoU on the other
+    worlds, and its score on the world left out."""
+    def miou(world: str, variant: str, chain: str) -> float:
+        return results[world]["variants"][variant]["bbam"][chain]["instance_miou"]
+
+    candidates = [(v, c) for v in MAP_VARIANTS for c in CHAINS
+                  if all(v in r["variants"] for r in results.values())]
     picks = {}
     for held_out in results:
         others = [w for w in results if w != held_out]
         if not others:
             continue
-        mean = {chain: float(np.mean([results[w]["variants"][variant]["bbam"][chain]["instance_miou"]
-                                      for w in others])) for chain in CHAINS}
-        chain = max(mean, key=mean.get)
-        picks[held_out] = {"chain": chain, "chosen_on": others, "mean_on_others": mean[chain],
-                           "instance_miou": results[held_out]["variants"][variant]["bbam"][chain]["instance_miou"]}
+        mean = {vc: float(np.mean([miou(w, *vc) for w in others])) for vc in candidates}
+        variant, chain = max(mean, key=mean.get)
+        picks[held_out] = {"map_variant": variant, "chain": chain, "chosen_on": others,
+                           "mean_on_others": mean[variant, chain], "instance_miou": miou(held_out, variant, chain),
+                           "box_instance_miou": results[held_out]["variants"]["default"]["box"][chain]["instance_miou"]}
     return picks
 
 
@@ -221,7 +232,7 @@ def rows_of(results: dict[str, dict]) -> list[dict]:
     for world, result in results.items():
         for variant, scores in result["variants"].items():
             for chain in CHAINS:
-                bbam, box = scores["bbam"][chain], scores["box"][chain]
+                bbam, box = scores["bbam"][chain], result["variants"]["default"]["box"][chain]
                 rows.append({"world": world, "map_variant": variant, "chain": chain, "default": chain == default,
                              "bbam_instance_miou": bbam["instance_miou"], "bbam_semantic_miou": bbam["semantic_miou"],
                              "box_instance_miou": box["instance_miou"], "box_semantic_miou": box["semantic_miou"],
@@ -242,12 +253,13 @@ def write_markdown(path: Path, results: dict[str, dict], rows: list[dict], picks
                      f"{r['bbam_semantic_miou']:.3f} | {r['box_instance_miou']:.3f} | {r['box_semantic_miou']:.3f} | "
                      f"{r['margin_over_box']:+.3f} |")
     lines += ["", "| world | detector bbox AP50 | objects | filled box (val split) | raw maps, best global "
-              "threshold (oracle) | leave-one-world-out chain | its instance mIoU |", "|---|---|---|---|---|---|---|"]
+              "threshold (oracle) | leave-one-world-out choice | its instance mIoU |", "|---|---|---|---|---|---|---|"]
     for world, result in results.items():
         raw = result["variants"]["default"]["raw"]["best_threshold"]
         pick = picks.get(world)
         ap50 = result.get("detector_bbox_ap50")
-        picked = f"{pick['chain']} | {pick['instance_miou']:.3f}" if pick else "- | -"
+        picked = (f"{pick['map_variant']}, {pick['chain']} | {pick['instance_miou']:.3f} "
+                  f"(box {pick['box_instance_miou']:.3f})" if pick else "- | -")
         lines.append(f"| {world} | {ap50 if ap50 is not None else '-'} | {raw['objects']} | "
                      f"{result['box_fill_miou_val_split']:.3f} | {raw['instance_miou']:.3f} (blur {raw['blur']:g}, "
                      f"{raw['threshold']:g}) | {picked} |")
