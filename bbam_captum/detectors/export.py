@@ -56,8 +56,8 @@ def export(work_dir: str | Path, out: str | Path, val_ann: str | Path | None = N
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logs = sorted(work_dir.glob("*/*.log"))
     with open(out / "train.log", "w") as f:
-        for log in logs:
-            f.write(log.read_text())
+        for log in logs:  # the training machine's absolute paths say nothing to a reader of the log
+            f.write(log.read_text().replace(f"{work_dir.resolve().parent.parent}/", ""))
     return out
 
 
