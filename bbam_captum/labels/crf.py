@@ -17,7 +17,6 @@ import numpy as np
 import pydensecrf.densecrf as dcrf
 import torch
 from pydensecrf.utils import unary_from_softmax
-from scipy.ndimage import binary_fill_holes
 
 from ..ops import adaptive_stride
 from .masks import smooth_maps
@@ -85,8 +84,7 @@ class _ImageCRF:
 
 
 def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], image: np.ndarray,
-              top_share: float, settings: DenseCRFSettings = DenseCRFSettings(),
-              fill_enclosed: bool = False) -> np.ndarray:
+              top_share: float, settings: DenseCRFSettings = DenseCRFSettings()) -> np.ndarray:
     """One mask per box from its map by the original's box-wise dense CRF.
 
     Args:
@@ -96,10 +94,6 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
         top_share: share of the box's pixels, the most attributed, that are scaled to
             certain foreground (the original's 1 - th_fg: 0.15 for its foreground labels,
             0.8 for the outer edge of its ignore band).
-        fill_enclosed: pixels of the box that the prior's certain part encloses join it
-            before the CRF, so that a map marking an object's outline (where only the
-            outline tells the object from its background) marks its body too; the CRF's
-            appearance kernel then decides whether they belong to the object.
 
     Returns:
         np.ndarray[K, H, W] bool, each mask inside its box.
@@ -113,11 +107,11 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
     if not len(boxes):
         return np.zeros(maps.shape, dtype=bool)
     crf = _ImageCRF(image, settings)
-    return np.stack([_crf_mask(m, b, crf, top_share, settings, fill_enclosed) for m, b in zip(maps, boxes)])
+    return np.stack([_crf_mask(m, b, crf, top_share, settings) for m, b in zip(maps, boxes)])
 
 
 def _crf_mask(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share: float,
-              settings: DenseCRFSettings, fill_enclosed: bool) -> np.ndarray:
+              settings: DenseCRFSettings) -> np.ndarray:
     h, w = map_.shape
     x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
     x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
@@ -135,9 +129,6 @@ def _crf_mask(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share: floa
     prior = smooth_maps(torch.from_numpy(prior)[None, None], sigma)[0, 0].numpy() * inside
     if prior.max() > 0:
         prior = prior / prior.max()
-    if fill_enclosed:
-        certain = prior > 0.5
-        prior = np.where(binary_fill_holes(certain) & ~certain, 1.0, prior).astype(np.float32)
     mask = (crf.foreground(prior) > settings.keep) & inside
     if mask.sum() > settings.min_share * area or area > settings.small_box * h * w:
         return mask

@@ -57,8 +57,6 @@ class LabelSettings:
             foreground for the instance mask and semantic foreground (the original's
             1 - 0.85).
         crf_bg_share: the same for the outer edge of the ignore band (the original's 1 - 0.2).
-        crf_fill_enclosed: before the CRF, pixels of a box enclosed by the certain part of its
-            prior become certain too (:func:`bbam_captum.labels.crf.crf_masks`).
     """
 
     # Measured on val image ids 1-8 with the bundled detector (README, "Measured so far"):
@@ -73,7 +71,6 @@ class LabelSettings:
     crf: bool = True
     crf_fg_share: float = 0.15
     crf_bg_share: float = 0.8
-    crf_fill_enclosed: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crf_fg_share <= self.crf_bg_share <= 1.0:
@@ -115,9 +112,8 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
                          "or use crf=False, refine=False")
     maps = maps.astype(np.float32)
     if settings.crf:
-        fill = settings.crf_fill_enclosed
-        instance = crf_masks(maps, boxes, image, settings.crf_fg_share, fill_enclosed=fill)
-        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share, fill_enclosed=fill)
+        instance = crf_masks(maps, boxes, image, settings.crf_fg_share)
+        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share)
     else:
         maps_t = smooth_maps(torch.from_numpy(maps)[:, None], settings.blur_sigma)
         boxes_t = torch.from_numpy(boxes)
