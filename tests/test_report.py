@@ -117,6 +117,12 @@ _THUMBS_LOADED = """(async () => {
 _FIRST_ROWS = "[...document.querySelectorAll('#box-table tbody tr')].map(tr => [Number(tr.dataset.annId), tr.dataset.class])"
 
 
+def _choose(browser: Chromium, select: str, value: str) -> None:
+    """Picks ``value`` in the page's ``select`` as a user would (the change event included)."""
+    browser.evaluate(f"(() => {{ const s = document.querySelector({json.dumps(select)}); "
+                     f"s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()")
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (run scripts/install_browser.sh, or set "
                                               "BBAM_CAPTUM_CHROMIUM to a Chromium or Chrome executable)")
 def test_page_in_headless_chromium(run_dir, tmp_path):
@@ -145,19 +151,16 @@ def test_page_in_headless_chromium(run_dir, tmp_path):
         assert browser.evaluate(_FIRST_ROWS)[0][0] == max(rows, key=lambda r: (r["iou"], -r["rank"]))["ann_id"]
 
         cls = max({r["class"] for r in rows}, key=lambda c: sum(r["class"] == c for r in rows))
-        browser.evaluate(f"const s = document.querySelector('#class-filter'); s.value = {json.dumps(cls)};"
-                         "s.dispatchEvent(new Event('change'))")
+        _choose(browser, "#class-filter", cls)
         shown = browser.evaluate(_FIRST_ROWS)
         assert {c for _, c in shown} == {cls} and len(shown) == sum(r["class"] == cls for r in rows) < len(rows)
-        browser.evaluate("const s = document.querySelector('#class-filter'); s.value = '';"
-                         "s.dispatchEvent(new Event('change'));"
-                         "const f = document.querySelector('#flag-filter'); f.value = '*';"
-                         "f.dispatchEvent(new Event('change'))")
+        _choose(browser, "#class-filter", "")
+        _choose(browser, "#flag-filter", "*")
         shown = browser.evaluate(_FIRST_ROWS)
         assert sorted(a for a, _ in shown) == sorted(r["ann_id"] for r in rows if r["flags"])
 
-        browser.evaluate("const f = document.querySelector('#flag-filter'); f.value = '';"
-                         "f.dispatchEvent(new Event('change')); document.querySelector('#reset-order').click()")
+        _choose(browser, "#flag-filter", "")
+        browser.evaluate("document.querySelector('#reset-order').click()")
         shot = Path(os.environ.get("BBAM_CAPTUM_REPORT_SCREENSHOT", tmp_path / "report.png"))
         browser.screenshot(shot)
     assert shot.stat().st_size > 10_000
