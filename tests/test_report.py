@@ -12,6 +12,7 @@ import pytest
 from _chromium import Chromium, find_chromium
 from bbam_captum.cli.main import main
 from bbam_captum.report import FlagSettings, box_flags
+from bbam_captum.report.flags import class_fills
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +50,33 @@ def test_report_has_every_box_and_its_thumbnails(run_dir, tiny_synth):
 
 
 def test_flags():
-    settings = FlagSettings(full_fill=0.9, empty_fill=0.1, claimed=0.5)
-    plain = {"fallback": False, "fill": 0.5, "claimed": 0.0}
+    settings = FlagSettings(full_fill=0.9, empty_fill=0.1, claimed=0.5, min_positives=5, odd_fill=0.15)
+    plain = {"class": "ring", "fallback": False, "positives": 20, "fill": 0.5, "claimed": 0.0, "covers": 0.0}
     assert box_flags(plain, settings) == []
-    assert box_flags({**plain, "fallback": True}, settings) == ["fallback"]
+    assert box_flags({**plain, "fallback": True, "positives": 1}, settings) == ["fallback"]
+    assert box_flags({**plain, "positives": 4}, settings) == ["few-positives"]
     assert box_flags({**plain, "fill": 0.95}, settings) == ["fills-box"]
     assert box_flags({**plain, "fill": 0.02}, settings) == ["nearly-empty"]
     assert box_flags({**plain, "claimed": 0.8, "fallback": True}, settings) == ["fallback", "claimed"]
+    assert box_flags({**plain, "covers": 0.6}, settings) == ["covers-other"]
+    assert box_flags(plain, settings, class_fill=0.7) == ["odd-fill"]
+    assert box_flags(plain, settings, class_fill=0.6) == []
+    # The class median counts only with enough boxes of the class.
+    rows = [{**plain, "fill": f} for f in (0.2, 0.3, 0.4, 0.9)] + [{**plain, "class": "star", "fill": 0.5}] * 5
+    assert class_fills(rows, FlagSettings(min_class_boxes=5)) == {"star": 0.5}
+    assert class_fills(rows, FlagSettings(min_class_boxes=4)) == pytest.approx({"ring": 0.35, "star": 0.5})
     with pytest.raises(ValueError, match="empty_fill"):
         FlagSettings(full_fill=0.1, empty_fill=0.2)
+
+
+def test_flag_recall_counts_the_worst_masks():
+    from bbam_captum.report.page import flag_recall
+
+    rows = [{"ann_id": i, "iou": iou, "flags": flags} for i, (iou, flags) in
+            enumerate([(0.1, ["fallback"]), (0.2, []), (0.9, ["claimed"]), (0.95, [])] + [(0.99, [])] * 16)]
+    recall = flag_recall(rows, share=0.1)  # the 2 worst of 20: one flagged; 1 of the 2 flagged is among them
+    assert recall == {"share": 0.1, "worst": 2, "worst_iou": 0.2, "worst_flagged": 0.5, "flagged_in_worst": 0.5}
+    assert flag_recall([{"ann_id": 1, "iou": None, "flags": []}]) is None
 
 
 def test_report_is_remade_incrementally(run_dir, tiny_synth, tmp_path):
@@ -114,7 +133,8 @@ _THUMBS_LOADED = """(async () => {
   return {urls: urls.length, loaded: loaded.filter(Boolean).length, dom: dom.length,
           dom_loaded: dom.filter((im) => im.complete && im.naturalWidth > 0).length};
 })()"""
-_FIRST_ROWS = "[...document.querySelectorAll('#box-table tbody tr')].map(tr => [Number(tr.dataset.annId), tr.dataset.class])"
+_FIRST_ROWS = ("[...document.querySelectorAll('#box-table tbody tr')]"
+               ".map(tr => [Number(tr.dataset.annId), tr.dataset.class])")
 
 
 def _choose(browser: Chromium, select: str, value: str) -> None:
@@ -145,7 +165,8 @@ def test_page_in_headless_chromium(run_dir, tmp_path):
         shown = browser.evaluate(_FIRST_ROWS)
         worst = min(rows, key=lambda r: (r["iou"], r["rank"]))
         assert shown[0][0] == worst["ann_id"]
-        ious = browser.evaluate("[...document.querySelectorAll('#box-table tbody td.iou')].map(td => Number(td.textContent))")
+        ious = browser.evaluate("[...document.querySelectorAll('#box-table tbody td.iou')]"
+                                ".map(td => Number(td.textContent))")
         assert ious == sorted(ious) and len(ious) == len(rows)
         browser.evaluate("document.querySelector('th[data-key=iou]').click()")
         assert browser.evaluate(_FIRST_ROWS)[0][0] == max(rows, key=lambda r: (r["iou"], -r["rank"]))["ann_id"]

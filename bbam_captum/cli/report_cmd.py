@@ -24,6 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--claimed", type=float, default=d.claimed,
                         help="flag masks with more than this share also in another box's mask "
                              f"(default: {d.claimed})")
+    parser.add_argument("--covers", type=float, default=d.covers,
+                        help=f"flag masks covering more than this share of another box's mask (default: {d.covers})")
+    parser.add_argument("--min-positives", type=int, default=d.min_positives,
+                        help=f"flag boxes with fewer positive proposals (default: {d.min_positives})")
+    parser.add_argument("--odd-fill", type=float, default=d.odd_fill,
+                        help="flag masks whose area / box area lies further than this from their class's "
+                             f"median in the run (default: {d.odd_fill})")
     return parser
 
 
@@ -35,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"output folder not found: {out}")
     if args.gt is not None and not Path(args.gt).is_file():
         raise FileNotFoundError(f"--gt file not found: {args.gt}")
-    flags = FlagSettings(full_fill=args.full_fill, empty_fill=args.empty_fill, claimed=args.claimed)
+    flags = FlagSettings(full_fill=args.full_fill, empty_fill=args.empty_fill, claimed=args.claimed,
+                         covers=args.covers, min_positives=args.min_positives, odd_fill=args.odd_fill)
     result = build_report(out, args.gt, flags, show_progress=True)
     print(f"report of {result['images']} images, {result['boxes']} boxes ({result['flagged']} flagged); "
           f"{result['drawn']} images drawn anew, the rest from the cache; {result['seconds']:.1f} s")

@@ -150,6 +150,11 @@ def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dic
     save_png(thumb_dir.parent / entry["thumb"], overview(image, saved["boxes"], masks))
     save_png(thumb_dir.parent / entry["label_thumb"], label_view(image, label, inputs.palette))
     claimed_by = masks.sum(0)
+    flat = masks.reshape(len(masks), -1).astype(np.float32)  # exact counts below 2**24 pixels
+    areas = flat.sum(1)
+    shared = flat @ flat.T  # [K, K] pixels in both masks
+    covers = shared / np.maximum(areas, 1)[None, :]  # [K, K]: share of mask j inside mask i
+    np.fill_diagonal(covers, 0.0)
     for k, (box, cls, ann_id, record) in enumerate(zip(saved["boxes"], saved["classes"], saved["ann_ids"], records)):
         ann_id = int(ann_id)
         mask = masks[k]
@@ -169,6 +174,8 @@ def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dic
             "mask_area": area, "fill": round(area / box_area, 4),
             # share of the mask that another box's mask covers too
             "claimed": round(float(((claimed_by > 1) & mask).sum() / area), 4) if area else 0.0,
+            # the largest share of another box's mask that this mask covers
+            "covers": round(float(covers[k].max()), 4) if len(masks) > 1 else 0.0,
             "iou": round(_iou(mask, true_mask), 4) if true_mask is not None else None,
             "thumb": thumb,
         })

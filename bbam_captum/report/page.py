@@ -9,10 +9,11 @@ import hashlib
 import html
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from ..utils.atomic import atomic_open
-from .flags import FLAG_HELP, FlagSettings, box_flags, suspicion
+from .flags import FLAG_HELP, FlagSettings, box_flags, class_fills, suspicion
 
 STATIC = Path(__file__).resolve().parents[1] / "assets" / "report"
 STATIC_FILES = ("report.css", "report.js")
@@ -56,12 +57,10 @@ _INDEX = """<!doctype html>
 
 def ranked_rows(entries: list[dict], flags: FlagSettings) -> list[dict]:
     """Every box row with its flags and ``rank`` (1 = reviewed first: most and clearest flags)."""
-    rows = []
-    for entry in entries:
-        for row in entry["rows"]:
-            row = {**row, "flags": box_flags(row, flags)}
-            row["suspicion"] = round(suspicion(row, flags), 4)
-            rows.append(row)
+    rows = [row for entry in entries for row in entry["rows"]]
+    medians = class_fills(rows, flags)
+    rows = [{**row, "flags": box_flags(row, flags, medians.get(row["class"])),
+             "suspicion": round(suspicion(row, flags, medians.get(row["class"])), 4)} for row in rows]
     rows.sort(key=lambda r: (-r["suspicion"], r["image_id"], r["index"]))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
@@ -101,7 +100,7 @@ def page_data(entries: list[dict], failures: list[dict], flags: FlagSettings, ti
                "per_flag": {f: sum(1 for r in rows if f in r["flags"]) for f in FLAG_HELP},
                "mean_iou": round(sum(ious) / len(ious), 4) if ious else None, "not_shown": len(failures),
                "flag_recall": flag_recall(rows)}
-    return {"title": title, "classes": class_names, "flags": FLAG_HELP, "flag_settings": flags.__dict__,
+    return {"title": title, "classes": class_names, "flags": FLAG_HELP, "flag_settings": asdict(flags),
             "has_gt": has_gt, "summary": summary, "images": images, "rows": rows, "failures": failures}
 
 

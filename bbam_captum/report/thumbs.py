@@ -12,7 +12,7 @@ from ..labels import IGNORE
 from ..utils.atomic import atomic_open
 
 # Bump when the drawing changes, so cached thumbnails are redrawn.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 MAX_SIDE = 256          # image thumbnails: larger images are scaled down to this side
 BOX_SIDE = 96           # box thumbnails: the box and its margin are scaled to about this side
 BOX_MARGIN = 0.2        # share of the box side shown around the box

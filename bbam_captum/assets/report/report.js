@@ -19,6 +19,7 @@
     { key: "final_loss", label: "loss", title: "final BBAM loss", show: (r) => fmt(3)(r.final_loss) },
     { key: "fill", label: "mask / box", title: "mask area over box area", show: (r) => fmt(2)(r.fill) },
     { key: "claimed", label: "claimed", title: "share of the mask also in another box's mask", show: (r) => fmt(2)(r.claimed) },
+    { key: "covers", label: "covers", title: "largest share of another box's mask that this mask covers", show: (r) => fmt(2)(r.covers) },
     { key: "iou", label: "IoU", title: "IoU of the pseudo mask with the true mask (--gt)", show: (r) => fmt(3)(r.iou), gt: true },
     { key: "flags", label: "flags", show: (r) => r.flags.map((f) => `<span class="flag" title="${data.flags[f]}">${f}</span>`).join(" ") },
   ].filter((c) => !c.gt || data.has_gt);
