@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
 from ..synth.coco import decode_mask
 from ..utils.atomic import write_json_atomic
@@ -189,8 +190,6 @@ def collect(inputs: RunInputs, report_dir: Path, show_progress: bool = False) ->
         entries (one per image with maps), failures (``{"image_id", "reason"}``), and how many
         images were drawn anew.
     """
-    from tqdm import tqdm
-
     thumb_dir, cache_dir = report_dir / "thumbs", report_dir / "cache"
     thumb_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)

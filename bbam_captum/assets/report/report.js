@@ -28,6 +28,8 @@
   const byImage = new Map(data.images.map((im) => [im.id, im]));
   data.rows.forEach((r) => { r.box_area = r.box_w * r.box_h; r.flag_count = r.flags.length; });
   const $ = (sel) => document.querySelector(sel);
+  // Class names, file names and reasons come from the user's files: escape them.
+  const esc = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
   function visibleRows() {
     return data.rows.filter((r) => (!state.cls || r.class === state.cls) &&
@@ -65,7 +67,7 @@
   function cell(c, r) {
     if (c.key === null) return `<td class="thumb">${img(r.thumb, `box ${r.ann_id}`, "box-thumb")}</td>`;
     if (c.key === "image_id") return `<td><a href="#image-${r.image_id}" data-image="${r.image_id}">${r.image_id}</a></td>`;
-    const value = c.show ? c.show(r) : r[c.key] === null || r[c.key] === undefined ? "–" : r[c.key];
+    const value = c.show ? c.show(r) : r[c.key] === null || r[c.key] === undefined ? "–" : esc(r[c.key]);
     return `<td class="${c.key}">${value}</td>`;
   }
 
@@ -79,7 +81,7 @@
   function renderBoxes(rows) {
     const { items, pages } = pageOf(sorted(rows), "boxes");
     $("#box-table tbody").innerHTML = items.map((r) =>
-      `<tr data-ann-id="${r.ann_id}" data-class="${r.class}" class="${r.flags.length ? "flagged" : ""}">` +
+      `<tr data-ann-id="${r.ann_id}" data-class="${esc(r.class)}" class="${r.flags.length ? "flagged" : ""}">` +
       COLUMNS.map((c) => cell(c, r)).join("") + "</tr>").join("");
     return pages;
   }
@@ -93,12 +95,12 @@
     const shown = new Set(rows.map((r) => r.ann_id));
     $("#images").innerHTML = items.map((im) => {
       const boxes = data.rows.filter((r) => r.image_id === im.id).sort((a, b) => a.index - b.index);
-      return `<article class="card" id="image-${im.id}"><h2>image ${im.id} <small>${im.file} · ` +
+      return `<article class="card" id="image-${im.id}"><h2>image ${im.id} <small>${esc(im.file)} · ` +
         `${im.width}×${im.height} · ignored ${(100 * im.ignored).toFixed(1)} %</small></h2>` +
         `<div class="views">${img(im.thumb, `image ${im.id}`, "image-thumb")}${img(im.label_thumb, `label ${im.id}`, "image-thumb")}</div>` +
         `<div class="strip">${boxes.map((r) => `<figure class="${shown.has(r.ann_id) ? "" : "dim"} ${r.flags.length ? "flagged" : ""}">` +
           `${img(r.thumb, `box ${r.ann_id}`, "box-thumb")}<figcaption><span class="swatch" style="background:${colour(r.index)}"></span>` +
-          `#${r.rank} ${r.class} · fill ${fmt(2)(r.fill)}${r.iou !== null ? ` · IoU ${fmt(3)(r.iou)}` : ""}` +
+          `#${r.rank} ${esc(r.class)} · fill ${fmt(2)(r.fill)}${r.iou !== null ? ` · IoU ${fmt(3)(r.iou)}` : ""}` +
           `${r.flags.map((f) => ` <span class="flag">${f}</span>`).join("")}</figcaption></figure>`).join("")}</div></article>`;
     }).join("");
     return pages;
@@ -145,13 +147,13 @@
         `lowest IoU carry a flag` : "") +
       (s.not_shown ? `; ${s.not_shown} images not shown (see the legend)` : "");
     $("#class-filter").insertAdjacentHTML("beforeend", [...new Set(data.rows.map((r) => r.class))].sort()
-      .map((c) => `<option value="${c}">${c}</option>`).join(""));
+      .map((c) => `<option value="${esc(c)}">${esc(c)}</option>`).join(""));
     $("#flag-filter").insertAdjacentHTML("beforeend", Object.keys(data.flags)
       .map((f) => `<option value="${f}">${f} (${s.per_flag[f]})</option>`).join(""));
     $("#legend").innerHTML = "<h2>flags</h2><dl>" + Object.entries(data.flags).map(([f, text]) => `<dt class="flag">${f}</dt><dd>${text}</dd>`).join("") +
       "</dl><p>Box thumbnails: BBAM map as heat, pseudo mask outlined white, true mask green (with --gt), box cyan. " +
       "Image thumbnails: boxes and masks in one colour per box; the semantic label with ignored pixels striped magenta.</p>" +
-      (data.failures.length ? "<h2>not shown</h2><ul>" + data.failures.map((f) => `<li>image ${f.image_id}: ${f.reason}</li>`).join("") + "</ul>" : "");
+      (data.failures.length ? "<h2>not shown</h2><ul>" + data.failures.map((f) => `<li>image ${f.image_id}: ${esc(f.reason)}</li>`).join("") + "</ul>" : "");
     $("#box-table thead").addEventListener("click", (e) => {
       const th = e.target.closest("th[data-key]");
       if (!th) return;
