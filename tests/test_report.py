@@ -16,13 +16,25 @@ from bbam_captum.report.flags import class_fills
 
 
 @pytest.fixture(scope="module")
-def run_dir(tiny_synth, tmp_path_factory) -> Path:
-    """A generate run (bundled detector, 4 steps) on the tiny set, scored, with its report."""
+def boxes_file(tiny_synth, tmp_path_factory) -> Path:
+    """The first 3 images of the tiny set (6 boxes of 5 classes) with their true masks."""
+    ann = json.loads((tiny_synth / "annotations.json").read_text())
+    ann["images"] = ann["images"][:3]
+    keep = {i["id"] for i in ann["images"]}
+    ann["annotations"] = [a for a in ann["annotations"] if a["image_id"] in keep]
+    path = tmp_path_factory.mktemp("report_boxes") / "annotations.json"
+    path.write_text(json.dumps(ann))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_synth, boxes_file, tmp_path_factory) -> Path:
+    """A generate run (bundled detector, 4 steps) on those images, scored, with its report."""
     out = tmp_path_factory.mktemp("report_run") / "out"
-    assert main(["generate", "--ann", str(tiny_synth / "annotations.json"), "--img-dir", str(tiny_synth / "images"),
+    assert main(["generate", "--ann", str(boxes_file), "--img-dir", str(tiny_synth / "images"),
                  "--out", str(out), "--steps", "4"]) == 0
-    assert main(["evaluate", "--pred", str(out), "--gt", str(tiny_synth / "annotations.json")]) == 0
-    assert main(["report", str(out), "--gt", str(tiny_synth / "annotations.json")]) == 0
+    assert main(["evaluate", "--pred", str(out), "--gt", str(boxes_file)]) == 0
+    assert main(["report", str(out), "--gt", str(boxes_file)]) == 0
     return out
 
 
@@ -31,8 +43,8 @@ def _data(out: Path) -> dict:
     return json.loads(text[text.index("=") + 1:].rstrip().rstrip(";"))
 
 
-def test_report_has_every_box_and_its_thumbnails(run_dir, tiny_synth):
-    data, truth = _data(run_dir), json.loads((tiny_synth / "annotations.json").read_text())
+def test_report_has_every_box_and_its_thumbnails(run_dir, boxes_file):
+    data, truth = _data(run_dir), json.loads(boxes_file.read_text())
     assert len(data["images"]) == len(truth["images"])
     assert sorted(r["ann_id"] for r in data["rows"]) == sorted(a["id"] for a in truth["annotations"])
     for path in [i["thumb"] for i in data["images"]] + [i["label_thumb"] for i in data["images"]] + \
@@ -79,12 +91,12 @@ def test_flag_recall_counts_the_worst_masks():
     assert flag_recall([{"ann_id": 1, "iou": None, "flags": []}]) is None
 
 
-def test_report_is_remade_incrementally(run_dir, tiny_synth, tmp_path):
+def test_report_is_remade_incrementally(run_dir, boxes_file, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(run_dir, out)
     from bbam_captum.report import build_report
 
-    first = build_report(out, tiny_synth / "annotations.json")
+    first = build_report(out, boxes_file)
     assert first["drawn"] == 0  # the copied cache is keyed by content, not by place
     thumbs = {p.name: p.stat().st_mtime_ns for p in (out / "report" / "thumbs").glob("*.png")}
     # A changed map file redraws its image only, and its old thumbnails go.
@@ -92,7 +104,7 @@ def test_report_is_remade_incrementally(run_dir, tiny_synth, tmp_path):
     saved = dict(np.load(maps_file))
     saved["maps"] = np.zeros_like(saved["maps"])
     np.savez_compressed(maps_file, **saved)
-    second = build_report(out, tiny_synth / "annotations.json")
+    second = build_report(out, boxes_file)
     assert second["drawn"] == 1
     now = {p.name: p.stat().st_mtime_ns for p in (out / "report" / "thumbs").glob("*.png")}
     image_id = maps_file.stem
