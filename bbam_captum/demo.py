@@ -3,7 +3,8 @@
 Draws a few images of the synthetic world (a seed the bundled detector never saw), runs
 ``bbam-captum generate`` on their boxes with the bundled detector, scores the pseudo
 labels against the true masks with ``bbam-captum evaluate`` (beside the box-filled
-baseline), and writes ``OUT/demo.png``: each image's maps with its pseudo masks outlined.
+baseline), writes ``OUT/demo.png`` (each image's maps with its pseudo masks outlined) and the
+review page ``OUT/labels/report/index.html`` (``bbam-captum report``).
 """
 from __future__ import annotations
 
@@ -67,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     scores = json.loads((out / "labels" / "eval.json").read_text())
     box = box_fill_miou(data / "annotations.json")
     demo_figure(out / "labels", data, out / "demo.png")
+    cli(["report", str(out / "labels"), "--gt", str(data / "annotations.json")])
     print(f"\ninstance mIoU with the true masks: BBAM {scores['instance_miou']:.3f}, box filled {box:.3f}")
-    print(f"figure: {out / 'demo.png'}   labels: {out / 'labels'}")
+    print(f"figure: {out / 'demo.png'}   labels: {out / 'labels'}   "
+          f"review page: {out / 'labels' / 'report' / 'index.html'}")
     return code
 
 

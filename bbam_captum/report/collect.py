@@ -1,0 +1,237 @@
+"""One row per box of a ``generate`` run: what BBAM recorded, mask statistics, thumbnails.
+
+Each image's rows and thumbnails are cached under ``OUT/report/cache/`` keyed by a hash of
+everything they are drawn from (maps file, label PNG, pseudo and true masks, image file,
+drawing version), so a report is remade for the images whose inputs changed only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..pipeline.writers import label_name
+from ..synth.coco import decode_mask
+from ..utils.atomic import write_json_atomic
+from .thumbs import RENDER_VERSION, box_view, label_view, overview, save_png
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class RunInputs:
+    """What a report reads from a ``generate`` run (and, optionally, the true masks).
+
+    Attributes:
+        out: the run's output folder.
+        img_dir: the folder of its images.
+        class_names: the detector's classes (index = class in the maps files).
+        images: the COCO ``images`` entries of ``OUT/coco/instances.json``.
+        pseudo: pseudo annotations by image id.
+        truth: true annotations by annotation id (empty without ``--gt``).
+        palette: RGB per semantic label value (0 background, class + 1).
+    """
+
+    out: Path
+    img_dir: Path
+    class_names: list[str]
+    images: list[dict]
+    pseudo: dict[int, list[dict]]
+    truth: dict[int, dict] = field(default_factory=dict)
+    palette: list[list[int]] = field(default_factory=list)
+
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise InputError(f"{path} not found: {what}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON ({err})") from err
+
+
+def read_run(out: Path, gt: Path | None = None) -> RunInputs:
+    """Reads a run's settings, pseudo masks and palette (and the true masks of ``gt``).
+
+    Raises:
+        InputError: ``out`` is not a finished ``generate`` run, ``gt`` is missing, unreadable
+            files, or a ``gt`` that shares no annotation id with the run.
+    """
+    hint = f"is {out} the output folder of 'bbam-captum generate'?"
+    run = _read_json(out / RUN_FILE, hint)
+    instances = _read_json(out / "coco" / "instances.json", hint)
+    classes = _read_json(out / "mmseg" / "classes.json", hint)
+    for key in ("img_dir", "class_names"):
+        if key not in run:
+            raise InputError(f"{out / RUN_FILE} has no '{key}'; {hint}")
+    pseudo: dict[int, list[dict]] = defaultdict(list)
+    for ann in instances.get("annotations", []):
+        pseudo[ann["image_id"]].append(ann)
+    inputs = RunInputs(out=out, img_dir=Path(run["img_dir"]), class_names=list(run["class_names"]),
+                       images=sorted(instances.get("images", []), key=lambda i: i["id"]), pseudo=dict(pseudo),
+                       palette=classes.get("palette", [[0, 0, 0]]))
+    if gt is not None:
+        truth = _read_json(gt, "the --gt file with the true masks")
+        inputs.truth = {a["id"]: a for a in truth.get("annotations", []) if "segmentation" in a}
+        ours = {a["id"] for anns in pseudo.values() for a in anns}
+        if ours and not ours & inputs.truth.keys():
+            raise InputError(f"{gt} has no masks for any annotation id of {out / 'coco' / 'instances.json'}: "
+                             "pass the COCO file the boxes came from, with its true masks")
+    return inputs
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha1(f"render-{RENDER_VERSION}".encode())
+    for part in parts:
+        h.update(hashlib.sha1(part).digest())
+    return h.hexdigest()[:16]
+
+
+def _file_bytes(path: Path) -> bytes:
+    return path.read_bytes() if path.is_file() else b"<missing>"
+
+
+def image_key(inputs: RunInputs, info: dict) -> str:
+    """Hash of everything an image's rows and thumbnails are drawn from."""
+    anns = sorted(inputs.pseudo.get(info["id"], []), key=lambda a: a["id"])
+    true = [inputs.truth.get(a["id"], {}).get("segmentation") for a in anns]
+    return _digest(_file_bytes(inputs.out / "maps" / f"{info['id']}.npz"),
+                   _file_bytes(_label_path(inputs, info)),
+                   _file_bytes(inputs.img_dir / info["file_name"]),
+                   json.dumps([anns, true, inputs.class_names, inputs.palette], sort_keys=True).encode())
+
+
+def _label_path(inputs: RunInputs, info: dict) -> Path:
+    return inputs.out / "mmseg" / "labels" / f"{label_name(info['id'])}.png"
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
+def _load_arrays(inputs: RunInputs, info: dict) -> tuple:
+    """The maps file, image and label of one image; ValueError naming the file when unusable."""
+    maps_file = inputs.out / "maps" / f"{info['id']}.npz"
+    try:
+        with np.load(maps_file) as data:
+            saved = {k: data[k] for k in ("maps", "boxes", "classes", "ann_ids", "records")}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"unreadable maps file {maps_file}: {err}") from err
+    records = json.loads(str(saved["records"]))
+    if len(records) != len(saved["boxes"]):
+        raise ValueError(f"{maps_file}: {len(records)} records for {len(saved['boxes'])} boxes")
+    paths = (inputs.img_dir / info["file_name"], _label_path(inputs, info))
+    try:
+        with Image.open(paths[0]) as img:
+            image = np.array(img.convert("RGB"))
+        with Image.open(paths[1]) as img:
+            label = np.array(img)
+    except (OSError, UnidentifiedImageError) as err:
+        raise ValueError(f"image {info['id']}: cannot read {err.filename or paths}: {err}") from err
+    return saved, records, image, label
+
+
+def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dict:
+    """Rows and thumbnails of one image (draws and writes the thumbnails)."""
+    saved, records, image, label = _load_arrays(inputs, info)
+    height, width = image.shape[:2]
+    by_id = {a["id"]: a for a in inputs.pseudo.get(info["id"], [])}
+    masks = np.stack([decode_mask(by_id[int(i)]["segmentation"], height, width) if int(i) in by_id
+                      else np.zeros((height, width), bool) for i in saved["ann_ids"]]) \
+        if len(saved["ann_ids"]) else np.zeros((0, height, width), bool)
+    prefix = f"{info['id']}-{key[:10]}"
+    entry = {"id": int(info["id"]), "file": info["file_name"], "width": width, "height": height,
+             "thumb": f"thumbs/{prefix}-image.png", "label_thumb": f"thumbs/{prefix}-label.png",
+             "ignored": float((label == 255).mean()), "rows": []}
+    save_png(thumb_dir.parent / entry["thumb"], overview(image, saved["boxes"], masks))
+    save_png(thumb_dir.parent / entry["label_thumb"], label_view(image, label, inputs.palette))
+    claimed_by = masks.sum(0)
+    flat = masks.reshape(len(masks), -1).astype(np.float32)  # exact counts below 2**24 pixels
+    areas = flat.sum(1)
+    shared = flat @ flat.T  # [K, K] pixels in both masks
+    covers = shared / np.maximum(areas, 1)[None, :]  # [K, K]: share of mask j inside mask i
+    np.fill_diagonal(covers, 0.0)
+    for k, (box, cls, ann_id, record) in enumerate(zip(saved["boxes"], saved["classes"], saved["ann_ids"], records)):
+        ann_id = int(ann_id)
+        mask = masks[k]
+        x1, y1, x2, y2 = (float(v) for v in box)
+        area, box_area = int(mask.sum()), max((x2 - x1) * (y2 - y1), 1e-6)
+        true = inputs.truth.get(ann_id)
+        true_mask = decode_mask(true["segmentation"], height, width) if true else None
+        thumb = f"thumbs/{prefix}-box{ann_id}.png"
+        save_png(thumb_dir.parent / thumb, box_view(image, saved["maps"][k], box, mask, true_mask))
+        entry["rows"].append({
+            "ann_id": ann_id, "image_id": int(info["id"]), "index": k,
+            "class": inputs.class_names[int(cls)] if 0 <= int(cls) < len(inputs.class_names) else str(int(cls)),
+            "box": [round(v, 1) for v in (x1, y1, x2, y2)], "box_w": round(x2 - x1, 1), "box_h": round(y2 - y1, 1),
+            "positives": record.get("num_positives"), "iou_threshold": record.get("iou_threshold"),
+            "fallback": bool(record.get("fallback", False)), "stride": record.get("stride"),
+            "steps": record.get("steps"), "final_loss": record.get("final_loss"),
+            "mask_area": area, "fill": round(area / box_area, 4),
+            # share of the mask that another box's mask covers too
+            "claimed": round(float(((claimed_by > 1) & mask).sum() / area), 4) if area else 0.0,
+            # the largest share of another box's mask that this mask covers
+            "covers": round(float(covers[k].max()), 4) if len(masks) > 1 else 0.0,
+            "iou": round(_iou(mask, true_mask), 4) if true_mask is not None else None,
+            "thumb": thumb,
+        })
+    return entry
+
+
+def collect(inputs: RunInputs, report_dir: Path, show_progress: bool = False) -> tuple[list[dict], list[dict], int]:
+    """Every image's entry, from the cache where its key is unchanged.
+
+    Returns:
+        entries (one per image with maps), failures (``{"image_id", "reason"}``), and how many
+        images were drawn anew.
+    """
+    thumb_dir, cache_dir = report_dir / "thumbs", report_dir / "cache"
+    thumb_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    entries, failures, drawn = [], [], 0
+    for info in tqdm(inputs.images, desc="report", unit="img", disable=not show_progress):
+        maps_file = inputs.out / "maps" / f"{info['id']}.npz"
+        if not maps_file.is_file():
+            failed = inputs.out / "maps" / f"{info['id']}.failed.json"
+            reason = json.loads(failed.read_text()).get("reason") if failed.is_file() else "no maps file"
+            failures.append({"image_id": info["id"], "reason": reason})
+            continue
+        key = image_key(inputs, info)
+        cache_file = cache_dir / f"{info['id']}.json"
+        cached = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+        thumbs = [cached.get("thumb"), cached.get("label_thumb")] + [r["thumb"] for r in cached.get("rows", [])]
+        if cached.get("key") == key and all(t and (report_dir / t).is_file() for t in thumbs):
+            entries.append(cached)
+            continue
+        try:
+            entry = {"key": key, **image_entry(inputs, info, key, thumb_dir)}
+        except ValueError as err:
+            failures.append({"image_id": info["id"], "reason": str(err)})
+            continue
+        write_json_atomic(cache_file, entry)
+        entries.append(entry)
+        drawn += 1
+    _remove_stale(report_dir, entries)
+    return entries, failures, drawn
+
+
+def _remove_stale(report_dir: Path, entries: list[dict]) -> None:
+    """Deletes thumbnails and cache files (inside the report folder) that no entry uses any more."""
+    used = {e["thumb"] for e in entries} | {e["label_thumb"] for e in entries} | \
+        {r["thumb"] for e in entries for r in e["rows"]}
+    for path in (report_dir / "thumbs").glob("*.png"):
+        if f"thumbs/{path.name}" not in used:
+            path.unlink()
+    ids = {f"{e['id']}.json" for e in entries}
+    for path in (report_dir / "cache").glob("*.json"):
+        if path.name not in ids:
+            path.unlink()
