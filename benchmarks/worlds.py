@@ -58,8 +58,8 @@ CHAINS: dict[str, LabelSettings] = {
 # BBAM settings compared on every world (keyword overrides of BBAM.attribute); "default" is ours.
 MAP_VARIANTS: dict[str, dict] = {
     "default": {},
-    "cells x2": {"stride_range": (0.04, 0.16)},  # mask cells twice as wide: a smoother map
-    "lambda / 2": {"l1_coef": 0.0035},  # half the L1 weight: a larger map
+    "cells x1.5": {"stride_range": (0.03, 0.12)},  # mask cells 1.5 times as wide: a smoother map
+    "cells x2": {"stride_range": (0.04, 0.16)},
 }
 RAW_THRESHOLDS = tuple(np.round(np.arange(0.02, 0.96, 0.02), 2).tolist())
 RAW_BLURS = (0.0, 3.0)
