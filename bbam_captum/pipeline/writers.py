@@ -22,7 +22,9 @@ from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput
 from .generate import failure_path, map_path, read_image
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "mm_configs"
+# The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
+# packages ship theirs), so written configs name files that exist however it was installed.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / ".mim" / "configs"
 SEG_BASE_CONFIG = CONFIG_DIR / "seg" / "fpn_r18-slim_pseudo-labels.py"
 INST_BASE_CONFIG = CONFIG_DIR / "inst" / "mask-rcnn_r18-slim_pseudo-labels.py"
 
