@@ -138,10 +138,20 @@ def test_import_changes_nothing_global(tmp_path):
 
 def test_mmlab_module_is_what_allows_runner_checkpoints(tmp_path):
     """The module that configs name in custom_imports does change torch's allow-list, and only that."""
-    code = ("import torch; n = len(torch.serialization.get_safe_globals()); import bbam_captum.mmlab; "
-            "print(len(torch.serialization.get_safe_globals()) - n)")
-    added = int(_run([sys.executable, "-c", code], cwd=tmp_path, env=_env(PYTHONPATH=str(REPO))).stdout)
-    assert added > 0
+    code = """
+import torch
+from bbam_captum.utils.checkpoint_safety import mmengine_checkpoint_globals
+allowed = lambda: len(torch.serialization.get_safe_globals())
+n = allowed()
+import bbam_captum.mmlab
+installed = allowed()
+with mmengine_checkpoint_globals():  # what load_detector does; the process-wide entries stay
+    pass
+print(installed - n, allowed() - installed)
+"""
+    out = _run([sys.executable, "-c", code], cwd=tmp_path, env=_env(PYTHONPATH=str(REPO))).stdout.split()
+    added, lost = int(out[0]), int(out[1])
+    assert added > 0 and lost == 0
 
 
 def test_public_api_is_what_a_plugin_user_needs():

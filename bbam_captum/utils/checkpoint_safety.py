@@ -70,7 +70,10 @@ def checkpoint_globals() -> list[tuple[object, str]]:
 def mmengine_checkpoint_globals() -> Iterator[None]:
     """Within the block, weights-only loading reads mmengine's checkpoints; afterwards torch's
     allow-list is as it was."""
-    with torch.serialization.safe_globals(checkpoint_globals()):
+    # torch's context removes on exit whatever it was given, so it is given only the entries not
+    # allowed already (by install_checkpoint_allowlist, say), which then stay allowed
+    present = set(torch.serialization.get_safe_globals())
+    with torch.serialization.safe_globals([g for g in checkpoint_globals() if g not in present]):
         yield
 
 
