@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO
 
@@ -160,3 +161,15 @@ def test_public_api_is_what_a_plugin_user_needs():
     assert set(bbam_captum.__all__) == {"BBAM", "BoxGradCAM", "BoxRecord", "DetectorAdapter", "MMDetTwoStageAdapter",
                                         "load_detector"}
     assert all(hasattr(bbam_captum, name) for name in bbam_captum.__all__)
+
+
+def test_box_gradcam_gives_one_map_per_box(random_detector):
+    from bbam_captum import BoxGradCAM
+
+    image = torch.rand(3, 96, 96) * 255
+    boxes = torch.tensor([[10.0, 10.0, 60.0, 70.0], [40.0, 30.0, 90.0, 90.0]])
+    maps = BoxGradCAM(random_detector).attribute(image, boxes)  # target None: the detector's own classes
+    assert maps.shape == (2, 1, 96, 96) and maps.min() >= 0 and maps.max() <= 1
+    assert torch.equal(BoxGradCAM(random_detector).attribute(image, boxes, target=[1, 2]),
+                       torch.cat([BoxGradCAM(random_detector).attribute(image, b[None], target=t)
+                                  for b, t in zip(boxes, (1, 2))]))

@@ -72,7 +72,7 @@ class BoxGradCAM:
         """
         adapter = self.adapter
         image = format_image(inputs, adapter.device)  # [1, 3, H, W]
-        boxes = check_boxes(boxes, *image.shape[-2:]).to(device)
+        boxes = check_boxes(boxes, *image.shape[-2:]).to(image.device)  # [K, 4]
         maps = []
         with adapter.frozen():
             with torch.no_grad():
