@@ -26,7 +26,6 @@ def slim_checkpoint(src: str | Path, dst: str | Path) -> dict:
     return meta
 
 
-
 def _write_inference_config(src: Path, dst: Path) -> None:
     """Copies the run's dumped config without ``custom_imports``: the slim checkpoint loads
     without :mod:`bbam_captum.mmlab`, so loading the bundled detector changes nothing global."""
