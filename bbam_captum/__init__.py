@@ -1,14 +1,11 @@
 """bbam-captum: BBAM as a Captum attribution method for MMDetection two-stage detectors.
 
-Importing the package also lets torch's weights-only loading read mmengine's own
-checkpoints (see :mod:`bbam_captum.utils.checkpoint_safety`).
+Importing the package changes nothing global (torch's unpickling allow-list, matplotlib's
+backend, OpenMMLab's registries). OpenMMLab configs name :mod:`bbam_captum.mmlab` in
+``custom_imports`` to get what a training run needs.
 """
-from .utils.checkpoint_safety import install_checkpoint_allowlist
-
-install_checkpoint_allowlist()
-
-from .attr import BBAM, BoxRecord  # noqa: E402
-from .detectors import MMDetTwoStageAdapter, load_detector  # noqa: E402
+from .attr import BBAM, BoxGradCAM, BoxRecord
+from .detectors import DetectorAdapter, MMDetTwoStageAdapter, load_detector
 
 __version__ = "0.1.0"
-__all__ = ["BBAM", "BoxRecord", "MMDetTwoStageAdapter", "install_checkpoint_allowlist", "load_detector"]
+__all__ = ["BBAM", "BoxGradCAM", "BoxRecord", "DetectorAdapter", "MMDetTwoStageAdapter", "load_detector"]

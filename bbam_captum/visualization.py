@@ -1,19 +1,21 @@
-"""Figures: an image with its boxes, and each box's map over the image (drawn with Captum)."""
+"""Figures: an image with its boxes, and each box's map over the image (drawn with Captum).
+
+Figures are drawn on their own Agg canvas, not through pyplot, so the process's matplotlib
+backend is left as the user set it.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
+from captum.attr import visualization as viz
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from captum.attr import visualization as viz  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-_COLOURS = plt.get_cmap("tab10").colors
+_COLOURS = matplotlib.colormaps["tab10"].colors
 
 
 def _draw_box(ax, box: Sequence[float], colour, text: str | None = None) -> None:
@@ -36,12 +38,13 @@ def explanation_figure(image: Tensor, boxes: Tensor, labels: Sequence[str], maps
         masks (Tensor[K, H, W] bool, optional): pseudo masks, outlined on each panel.
 
     Returns:
-        A matplotlib Figure with 1 + K axes (panel width about 2.2 inches).
+        A matplotlib Figure on an Agg canvas with 1 + K axes (panel width about 2.2 inches).
     """
     rgb = image.detach().cpu().permute(1, 2, 0).float().numpy() / 255.0
     k = boxes.shape[0]
-    fig, axes = plt.subplots(1, k + 1, figsize=(2.2 * (k + 1), 2.5), squeeze=False)
-    axes = axes[0]
+    fig = Figure(figsize=(2.2 * (k + 1), 2.5))
+    FigureCanvasAgg(fig)  # fig.savefig and fig.canvas.buffer_rgba without a global backend
+    axes = fig.subplots(1, k + 1, squeeze=False)[0]
     axes[0].imshow(rgb)
     axes[0].set_title("image", fontsize=8)
     for i in range(k):

@@ -11,25 +11,14 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
+from captum.attr import IntegratedGradients, Occlusion
 from torch import Tensor
 
-from bbam_captum import BBAM
+from bbam_captum import BBAM, BoxGradCAM
+from bbam_captum.attr.gradcam import box_score
 from bbam_captum.detectors import MMDetTwoStageAdapter
 from bbam_captum.labels import instance_masks
 from bbam_captum.ops import box_iou_pairwise
-
-
-def box_score(adapter: MMDetTwoStageAdapter, box: Tensor, target: int) -> Callable[[Tensor], Tensor]:
-    """``images (Tensor[N, 3, H, W], RGB 0..255) -> Tensor[N]``: the class-``target`` probability of the RoI ``box``."""
-
-    def score(images: Tensor) -> Tensor:
-        features = adapter.features(images)
-        rois = torch.cat([torch.arange(images.shape[0], dtype=box.dtype, device=box.device)[:, None],
-                          box.expand(images.shape[0], 4)], 1)
-        return adapter.roi_outputs(features, rois).probs[:, target]
-
-    return score
 
 
 def _normalise(maps: Tensor) -> Tensor:
@@ -60,15 +49,6 @@ class BoxMethod:
         return instance_masks(ones, boxes, 0.5).float()[:, None]
 
 
-def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width: int) -> torch.nn.Module:
-    """The FPN output that the RoI extractor pools ``box`` (in an image of this size) from: Grad-CAM's layer."""
-    extractor = adapter.roi_extractor
-    sx, sy = adapter.input_scale(height, width)
-    roi = torch.cat([box.new_zeros(1), box * box.new_tensor([sx, sy, sx, sy])])[None]
-    level = int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])
-    return adapter.model.neck.fpn_convs[level]
-
-
 def _per_box(adapter: MMDetTwoStageAdapter, boxes: Tensor, targets: Tensor, gradients: bool,
              explain: Callable[[Callable[[Tensor], Tensor], Tensor], Tensor]) -> Tensor:
     """Runs ``explain(score, box) -> Tensor[1, 1, H, W]`` for each box's score with the
@@ -90,22 +70,7 @@ class GradCAMMethod:
     name: str = "gradcam"
 
     def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
-        def explain(score: Callable[[Tensor], Tensor], box: Tensor) -> Tensor:
-            cam = LayerGradCam(score, gradcam_layer(adapter, box, *image.shape[-2:]))
-            attr = cam.attribute(image[None].float(), relu_attributions=True)  # [1, 1, h, w]
-            # the layer's grid covers the padded input: keep the part over the image
-            return _crop_to_image(attr, adapter, image)
-
-        return _per_box(adapter, boxes, targets, True, explain)
-
-
-def _crop_to_image(attr: Tensor, adapter: MMDetTwoStageAdapter, image: Tensor) -> Tensor:
-    """A layer attribution over the detector's padded input -> Tensor[1, 1, H, W] over the image."""
-    height, width = image.shape[-2:]
-    x, (sx, sy) = adapter.preprocess(image[None].float())
-    up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-    up = up[..., : round(height * sy), : round(width * sx)]
-    return F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)
+        return BoxGradCAM(adapter).attribute(image, boxes, target=targets)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv/ at the repository root with the pinned OpenMMLab stack.
+# Creates .venv/ at the repository root with the OpenMMLab stack pinned in constraints.txt
+# (pyproject.toml declares ranges, so the package itself installs beside any compatible stack).
 # Idempotent: a finished environment is detected by a stamp file and left alone.
 # mmcv 2.1.0 has no wheel on PyPI for this torch; it is built from its sdist (with
 # its compiled ops) once and cached outside the checkout, keyed by versions.
@@ -8,12 +9,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PY="${PYTHON:-python3.11}"
-TORCH_VERSION=2.14.1
-TORCHVISION_VERSION=0.29.1
-MMCV_VERSION=2.1.0
+CONSTRAINTS="$ROOT/constraints.txt"
+pin() { sed -n "s/^$1==\([^ ]*\).*/\1/p" "$CONSTRAINTS"; }
+TORCH_VERSION="$(pin torch)"
+TORCHVISION_VERSION="$(pin torchvision)"
+MMCV_VERSION="$(pin mmcv)"
 CACHE_ROOT="${BBAM_CAPTUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bbam-captum}"
 STAMP="$VENV/.bbam-captum-env"
-STAMP_KEY="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -c1-16)"
+STAMP_KEY="$(cat "$ROOT/pyproject.toml" "$CONSTRAINTS" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -c1-16)"
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -28,10 +31,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 PIP=("$VENV/bin/python" -m pip)
 "${PIP[@]}" install --quiet --upgrade pip
+PIN=("${PIP[@]}" install --quiet -c "$CONSTRAINTS")
 
 say "installing build tools and torch $TORCH_VERSION / torchvision $TORCHVISION_VERSION (about a minute)"
-"${PIP[@]}" install --quiet "setuptools>=77.0.3,<82" wheel ninja \
-    "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+"${PIN[@]}" setuptools wheel ninja torch torchvision
 
 PY_TAG="$("$VENV/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
 MMCV_CACHE="$CACHE_ROOT/wheels/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-$PY_TAG"
@@ -46,7 +49,7 @@ if [[ -z "$(mmcv_wheel)" ]]; then
     SRC="$BUILD_DIR/mmcv-$MMCV_VERSION"
     # torch 2.14's headers refuse anything older than C++20; mmcv hard-codes C++17.
     sed -i 's/-std=c++17/-std=c++20/g' "$SRC/setup.py"
-    "${PIP[@]}" install --quiet mmengine==0.10.7 "numpy<2.5" packaging addict yapf pyyaml
+    "${PIN[@]}" mmengine numpy packaging addict yapf pyyaml
     (cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" \
         "$VENV/bin/python" -m pip wheel --no-build-isolation --no-deps -v . -w "$BUILD_DIR/dist" \
         > "$BUILD_DIR/build.log" 2>&1) || { tail -n 40 "$BUILD_DIR/build.log"; say "mmcv build failed"; exit 1; }
@@ -58,8 +61,8 @@ else
 fi
 
 say "installing mmcv, the OpenMMLab stack, captum and bbam-captum (editable)"
-"${PIP[@]}" install --quiet "$(mmcv_wheel)"
-"${PIP[@]}" install --quiet -e "$ROOT[test]"
+"${PIN[@]}" "$(mmcv_wheel)"
+"${PIN[@]}" -e "$ROOT[test]"
 # grad-cam pulls opencv-python-headless beside mmcv's opencv-python; both own cv2/.
 # Reinstalling one of them last leaves a single consistent cv2 module.
 CV_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"

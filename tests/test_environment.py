@@ -1,4 +1,4 @@
-"""The environment: the pinned stack imports, mmcv has its compiled ops, checkpoints load."""
+"""The environment: the stack of constraints.txt imports, mmcv has its compiled ops, checkpoints load."""
 from __future__ import annotations
 
 import subprocess
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from bbam_captum.detectors import bundled_detector_files
+from bbam_captum.utils.checkpoint_safety import mmengine_checkpoint_globals
 from conftest import DETECTOR_CONFIG, REPO
 
 
@@ -39,7 +41,8 @@ def _train_two_iterations(tiny_synth: Path, work_dir: Path) -> Path:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    cfg = Config.fromfile(DETECTOR_CONFIG)
+    # bbam_captum.mmlab (custom_imports) would change torch's allow-list for the whole session
+    cfg = Config.fromfile(DETECTOR_CONFIG, import_custom_modules=False)
     cfg.work_dir = str(work_dir)
     for loader in ("train_dataloader",):
         cfg[loader].dataset.data_root = str(tiny_synth)
@@ -58,22 +61,37 @@ def _train_two_iterations(tiny_synth: Path, work_dir: Path) -> Path:
     return work_dir / "iter_2.pth"
 
 
-def test_runner_checkpoint_loads_with_init_detector(tiny_synth, tmp_path):
+def test_runner_checkpoint_loads_with_load_detector_and_in_openmmlab_runs(tiny_synth, tmp_path):
     ckpt = _train_two_iterations(tiny_synth, tmp_path / "work")
-    # Without bbam-captum's allow-list, torch 2.14's weights-only loading refuses it...
+    # torch 2.14's weights-only loading refuses the runner's checkpoint as it is...
     refused = subprocess.run([sys.executable, "-c", f"import torch; torch.load({str(ckpt)!r})"],
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "HistoryBuffer" in refused.stderr
-    # ...with it (imported with bbam_captum), mmdet's own init_detector loads it.
-    from mmdet.apis import init_detector
-
-    import bbam_captum  # noqa: F401
-
-    model = init_detector(str(DETECTOR_CONFIG), str(ckpt), device="cpu")
-    state = torch.load(ckpt, map_location="cpu")["state_dict"]
-    name = "roi_head.bbox_head.fc_cls.weight"
-    assert torch.equal(model.state_dict()[name], state[name])
-    assert "message_hub" in torch.load(ckpt, map_location="cpu")
+    # ...load_detector reads it, with the extra globals allowed for that call only (a fresh process,
+    # so that nothing else of the session has touched the allow-list)...
+    config = bundled_detector_files()[0]  # the same architecture, without custom_imports
+    code = f"""
+import torch
+from bbam_captum import load_detector
+from bbam_captum.utils.checkpoint_safety import mmengine_checkpoint_globals
+def foreign():  # torch allow-lists some of its own classes as their modules get imported
+    return {{repr(g) for g in torch.serialization.get_safe_globals() if "torch." not in repr(g)}}
+allowed = foreign()
+model = load_detector({str(config)!r}, {str(ckpt)!r})
+assert foreign() == allowed, f"load_detector left globals allowed: {{foreign() - allowed}}"
+with mmengine_checkpoint_globals():
+    state = torch.load({str(ckpt)!r}, map_location="cpu")
+assert "message_hub" in state
+name = "roi_head.bbox_head.fc_cls.weight"
+assert torch.equal(model.state_dict()[name], state["state_dict"][name])
+"""
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    # ...and an OpenMMLab process reads it after importing the module its configs name in custom_imports.
+    loads = subprocess.run([sys.executable, "-c", "import bbam_captum.mmlab, torch; "
+                            f"print(sorted(torch.load({str(ckpt)!r}, map_location='cpu')))"],
+                           capture_output=True, text=True)
+    assert loads.returncode == 0 and "message_hub" in loads.stdout, loads.stderr[-2000:]
 
 
 @pytest.mark.parametrize("attribute, allowed", [("mean", True), ("__init__", False), ("update", False)])
@@ -82,19 +100,18 @@ def test_allowlist_getattr_reaches_only_statistics_methods(tmp_path, attribute, 
 
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    import bbam_captum  # noqa: F401
-
     class Lookup:
         def __reduce__(self):
             return (getattr, (HistoryBuffer, attribute))
 
     path = tmp_path / "lookup.pth"
     torch.save({"x": Lookup()}, path)
-    if allowed:
-        assert torch.load(path)["x"] is HistoryBuffer.mean
-    else:
-        with pytest.raises(pickle.UnpicklingError, match="refused getattr"):
-            torch.load(path)
+    with mmengine_checkpoint_globals():
+        if allowed:
+            assert torch.load(path)["x"] is HistoryBuffer.mean
+        else:
+            with pytest.raises(pickle.UnpicklingError, match="refused getattr"):
+                torch.load(path)
 
 
 def test_ci_runs_the_readme_test_command():
@@ -102,3 +119,19 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     assert "make test" in ci.splitlines()[-1]
     assert "make test" in readme
+
+
+def test_environment_has_the_versions_of_constraints_txt():
+    from importlib.metadata import version
+
+    pins = [line.split("==") for line in (REPO / "constraints.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")]
+    assert {"torch", "mmcv", "mmdet", "mmsegmentation", "mmengine", "captum"} <= {name for name, _ in pins}
+    assert {name: version(name) for name, _ in pins} == dict(pins)
+
+
+def test_package_declares_ranges_not_pins():
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert deps and not [d for d in deps if "==" in d], "exact versions belong in constraints.txt"

@@ -9,22 +9,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import torch
 
 from ..metrics.pseudo_labels import box_fill_miou
+from ..utils.checkpoint_safety import mmengine_checkpoint_globals
 
 
 def slim_checkpoint(src: str | Path, dst: str | Path) -> dict:
     """Writes ``meta`` + ``state_dict`` of the mmengine checkpoint ``src`` to ``dst``; returns meta."""
-    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    with mmengine_checkpoint_globals():  # the runner's checkpoint holds its message hub
+        ckpt = torch.load(src, map_location="cpu", weights_only=True)
     meta = {k: v for k, v in ckpt.get("meta", {}).items() if isinstance(v, (str, int, float, dict, list, tuple))}
     torch.save({"meta": meta, "state_dict": ckpt["state_dict"]}, dst)
     return meta
 
 
+def _write_inference_config(src: Path, dst: Path) -> None:
+    """Copies the run's dumped config without ``custom_imports``: the slim checkpoint loads
+    without :mod:`bbam_captum.mmlab`, so loading the bundled detector changes nothing global."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(src, import_custom_modules=False)
+    cfg.pop("custom_imports", None)
+    cfg.dump(dst)
 
 
 def _val_history(work_dir: Path) -> list[dict]:
@@ -47,7 +56,7 @@ def export(work_dir: str | Path, out: str | Path, val_ann: str | Path | None = N
     config = sorted(work_dir.glob("*.py"))
     if not config:
         raise FileNotFoundError(f"no dumped config (*.py) in {work_dir}")
-    shutil.copy(config[0], out / "config.py")
+    _write_inference_config(config[0], out / "config.py")
     history = _val_history(work_dir)
     metrics = {"checkpoint": checkpoint.name, "iter": meta.get("iter"), "val_history": history,
                "final": history[-1] if history else None}

@@ -27,9 +27,14 @@ def load_detector(config: str | Path | None = None, checkpoint: str | Path | Non
     Returns:
         mmdet.models.TwoStageDetector (or whatever the config builds), with ``cfg`` and
         ``dataset_meta`` set.
+
+    Checkpoints that mmengine's runner wrote (with their ``message_hub``) load under torch's
+    weights-only loading: the globals they name are allowed for this call only.
     """
     from mmdet.apis import init_detector
     from mmdet.utils import register_all_modules
+
+    from ..utils.checkpoint_safety import mmengine_checkpoint_globals
 
     if config is None:
         config, default_checkpoint = bundled_detector_files()
@@ -38,5 +43,7 @@ def load_detector(config: str | Path | None = None, checkpoint: str | Path | Non
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"detector {label} not found: {path}")
     register_all_modules(init_default_scope=True)
-    model = init_detector(str(config), None if checkpoint is None else str(checkpoint), device=str(device))
+    # weights-only loading with the few extra globals of mmengine's checkpoints, for this call only
+    with mmengine_checkpoint_globals():
+        model = init_detector(str(config), None if checkpoint is None else str(checkpoint), device=str(device))
     return model.eval()

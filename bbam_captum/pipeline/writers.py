@@ -28,7 +28,9 @@ from .generate import failure_path, image_path, map_path, maps_key, time_path
 from .images import file_digest, read_image
 from .outputs import check_inputs_outside_outputs
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "mm_configs"
+# The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
+# packages ship theirs), so written configs name files that exist however it was installed.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / ".mim" / "configs"
 SEG_BASE_CONFIG = CONFIG_DIR / "seg" / "fpn_r18-slim_pseudo-labels.py"
 INST_BASE_CONFIG = CONFIG_DIR / "inst" / "mask-rcnn_r18-slim_pseudo-labels.py"
 

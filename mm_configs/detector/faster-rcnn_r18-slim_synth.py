@@ -11,9 +11,9 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 
-# importing bbam_captum makes mmengine's own checkpoints loadable under torch's
-# weights-only loading (resume, load_from, init_detector).
-custom_imports = dict(imports=['bbam_captum'], allow_failed_imports=False)
+# bbam_captum.mmlab makes mmengine's own checkpoints loadable under torch's
+# weights-only loading (resume, load_from).
+custom_imports = dict(imports=['bbam_captum.mmlab'], allow_failed_imports=False)
 
 classes = ('ring', 'frame', 'cross', 'star', 'triangle', 'crescent', 'ellipse')
 metainfo = dict(classes=classes)

@@ -7,7 +7,8 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 
-custom_imports = dict(imports=['bbam_captum'], allow_failed_imports=False)
+# mmengine's own checkpoints (load_from, resume) under torch's weights-only loading
+custom_imports = dict(imports=['bbam_captum.mmlab'], allow_failed_imports=False)
 
 model = dict(
     data_preprocessor=dict(pad_size_divisor=32),

@@ -9,7 +9,8 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
 ]
 
-custom_imports = dict(imports=['bbam_captum'], allow_failed_imports=False)
+# mmengine's own checkpoints (load_from, resume) under torch's weights-only loading
+custom_imports = dict(imports=['bbam_captum.mmlab'], allow_failed_imports=False)
 
 norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN needs a distributed GPU run
 crop_size = (192, 192)

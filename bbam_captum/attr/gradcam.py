@@ -1,0 +1,90 @@
+"""Grad-CAM for one box of a two-stage detector: the baseline that BBAM is compared with."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from captum.attr import LayerAttribution, LayerGradCam
+from torch import Tensor
+
+from ..detectors.mmdet_two_stage import MMDetTwoStageAdapter
+from ..ops import check_boxes
+from ._utils import format_image, format_target
+from .bbam import TargetType
+
+
+def box_score(adapter: MMDetTwoStageAdapter, box: Tensor, target: int) -> Callable[[Tensor], Tensor]:
+    """``images (Tensor[N, 3, H, W], RGB 0..255) -> Tensor[N]``: the class-``target`` probability of the RoI ``box``."""
+
+    def score(images: Tensor) -> Tensor:
+        features = adapter.features(images)
+        rois = torch.cat([torch.arange(images.shape[0], dtype=box.dtype, device=box.device)[:, None],
+                          box.expand(images.shape[0], 4)], 1)
+        return adapter.roi_outputs(features, rois).probs[:, target]
+
+    return score
+
+
+def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width: int) -> torch.nn.Module:
+    """The FPN output that the RoI extractor pools ``box`` (in an image of this size) from: Grad-CAM's layer."""
+    extractor = adapter.roi_extractor
+    sx, sy = adapter.input_scale(height, width)
+    roi = torch.cat([box.new_zeros(1), box * box.new_tensor([sx, sy, sx, sy])])[None]
+    level = int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])
+    return adapter.model.neck.fpn_convs[level]
+
+
+def _crop_to_image(attr: Tensor, adapter: MMDetTwoStageAdapter, image: Tensor) -> Tensor:
+    """A layer attribution over the detector's padded input -> Tensor[1, 1, H, W] over the image (Tensor[1, 3, H, W])."""
+    height, width = image.shape[-2:]
+    x, (sx, sy) = adapter.preprocess(image)
+    up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    up = up[..., : round(height * sy), : round(width * sx)]
+    return F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)
+
+
+class BoxGradCAM:
+    r"""Grad-CAM for boxes: Captum's ``LayerGradCam`` of the detector's probability of the box's
+    class for the RoI equal to the box (second stage, proposals fixed), on the FPN level that
+    the RoI is pooled from.
+
+    Paper: https://arxiv.org/abs/1610.02391
+
+    Args:
+        model (torch.nn.Module or MMDetTwoStageAdapter): an MMDetection two-stage detector
+            (e.g. from :func:`bbam_captum.load_detector`) or its adapter.
+    """
+
+    def __init__(self, model: torch.nn.Module | MMDetTwoStageAdapter) -> None:
+        self.adapter = MMDetTwoStageAdapter(model) if isinstance(model, torch.nn.Module) else model
+
+    def attribute(self, inputs: Tensor, boxes: Tensor, target: TargetType = None) -> Tensor:
+        r"""
+        Args:
+            inputs (Tensor): one image, ``(3, H, W)`` or ``(1, 3, H, W)``, RGB, values 0..255.
+            boxes (Tensor): ``(K, 4)`` or ``(4,)``, ``(x1, y1, x2, y2)`` in the image's pixels.
+            target (int, list, Tensor or None, optional): class index per box; None: the
+                detector's own top class for each box. Default: None
+
+        Returns:
+            Tensor[K, 1, H, W]: one map per box, positive part, scaled to [0, 1] by its maximum.
+        """
+        adapter = self.adapter
+        image = format_image(inputs, adapter.device)  # [1, 3, H, W]
+        boxes = check_boxes(boxes, *image.shape[-2:]).to(image.device)  # [K, 4]
+        maps = []
+        with adapter.frozen():
+            with torch.no_grad():
+                targets = format_target(target, boxes, image, adapter)  # [K]
+            for box, cls in zip(boxes, targets):
+                cam = LayerGradCam(box_score(adapter, box, int(cls)), gradcam_layer(adapter, box, *image.shape[-2:]))
+                with torch.enable_grad():
+                    attr = cam.attribute(image, relu_attributions=True)  # [1, 1, h, w]
+                # the layer's grid covers the padded input: keep the part over the image
+                maps.append(_crop_to_image(attr, adapter, image).detach())
+        if not maps:
+            return image.new_zeros((0, 1, *image.shape[-2:]))
+        maps = torch.cat(maps)  # [K, 1, H, W]
+        peak = maps.flatten(1).amax(1).clamp(min=1e-12)[:, None, None, None]
+        return (maps.clamp(min=0) / peak).clamp(0, 1)
