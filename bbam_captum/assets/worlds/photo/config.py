@@ -8,10 +8,6 @@ classes = (
     'crescent',
     'ellipse',
 )
-custom_imports = dict(
-    allow_failed_imports=False, imports=[
-        'bbam_captum',
-    ])
 data_root = 'data/synth/'
 default_hooks = dict(
     checkpoint=dict(
