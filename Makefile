@@ -20,6 +20,8 @@ setup:
 	@bash scripts/setup_env.sh
 
 test: setup
+	@# Debian's Chromium for the review page's browser test; without it that test skips and says why
+	-@bash scripts/install_browser.sh
 	@echo "[test] running the test suite"
 	$(PY) -m pytest -q tests
 
