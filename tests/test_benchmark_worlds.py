@@ -21,6 +21,7 @@ def _results(table: dict[str, dict[tuple[str, str], float]]) -> dict[str, dict]:
 
 def test_leave_one_world_out_chooses_on_the_other_worlds_only(monkeypatch):
     monkeypatch.setattr(worlds, "MAP_VARIANTS", {"default": {}})
+    monkeypatch.setattr(worlds, "BOX_VARIANT", "default")
     monkeypatch.setattr(worlds, "CHAINS", {"a": None, "b": None})
     # chain a wins on worlds 1 and 2, chain b only on world 3 (by a lot)
     table = {"w1": {("default", "a"): 0.9, ("default", "b"): 0.6},

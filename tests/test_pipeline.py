@@ -111,8 +111,8 @@ def test_labels_remakes_with_other_thresholds(generated, tmp_path):
     assert json.loads((tmp_path / "high" / "summary.json").read_text())["label_settings"]["theta_fg"] == 0.9
 
 
-@pytest.mark.parametrize("switch, default", [("refine", False), ("crf", True)])
-def test_crf_on_and_refinement_off_by_default_and_both_switch(generated, tmp_path, switch, default):
+@pytest.mark.parametrize("switch, default", [("refine", True), ("crf", True)])
+def test_crf_and_refinement_on_by_default_and_both_switch(generated, tmp_path, switch, default):
     assert json.loads((generated / "summary.json").read_text())["label_settings"][switch] is default
     copy = tmp_path / "copy"
     shutil.copytree(generated, copy)
