@@ -59,7 +59,7 @@ def test_box_is_a_poor_mask():
 
 def test_synth_rejects_bad_arguments(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "x"), "--num-images", "0"]) == 2
-    assert "num_images must be at least 1" in capsys.readouterr().err
+    assert "--num-images must be at least 1" in capsys.readouterr().err
 
 
 def test_the_default_world_is_the_bundled_detectors():
