@@ -8,9 +8,11 @@ from ..synth import WORLDS, WorldConfig, write_dataset
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "synth", help="draw a synthetic shapes dataset (COCO, with true masks for evaluation)",
+        "synth", help="draw a synthetic dataset of one of the worlds (COCO, with true masks for evaluation)",
         description="Draws OUT/images/*.png and OUT/annotations.json (boxes, classes and true "
-                    "instance masks as RLE). The same seed gives the same dataset.")
+                    "instance masks as RLE) of one world: shapes (the bundled detector's), camouflage "
+                    "(fills like the background) or photo (photographic textures, holes, thin parts). "
+                    "The same world and seed give the same dataset.")
     parser.add_argument("out", help="output folder")
     parser.add_argument("--num-images", type=int, default=100, help="number of images (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default: 0)")
