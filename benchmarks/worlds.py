@@ -35,8 +35,9 @@ from tqdm import tqdm
 from bbam_captum import BBAM, load_detector
 from bbam_captum.detectors import bundled_detector_files
 from bbam_captum.labels import semantic_label
-from bbam_captum.labels.masks import instance_masks, smooth_maps
-from bbam_captum.metrics.pseudo_labels import confusion_miou
+from bbam_captum.labels.masks import smooth_maps
+from bbam_captum.metrics import box_masks, mask_iou
+from bbam_captum.metrics.pseudo_labels import box_fill_miou, confusion_miou
 from bbam_captum.pipeline import compute_maps, read_coco
 from bbam_captum.pipeline.coco_input import CocoInput
 from bbam_captum.pipeline.generate import map_path, read_image
@@ -44,6 +45,8 @@ from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks
 from bbam_captum.synth import CLASSES, WORLDS, write_dataset
 from bbam_captum.synth.coco import decode_mask
 from bbam_captum.utils.atomic import write_json_atomic
+
+from .metrics import mask_ious
 
 REPO = Path(__file__).resolve().parent.parent
 VAL_SEED, VAL_IMAGES = 1, 300
@@ -109,9 +112,7 @@ class _Score:
         self.confusion = np.zeros((num_classes + 1, num_classes + 1), np.int64)
 
     def add(self, instance: np.ndarray, true: np.ndarray, label: np.ndarray, truth: np.ndarray) -> None:
-        inter = (instance & true).sum((1, 2))
-        union = (instance | true).sum((1, 2))
-        self.ious += np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist()
+        self.ious += mask_iou(torch.from_numpy(instance), torch.from_numpy(true)).tolist()
         n = len(self.confusion)
         as_background = np.where(label == 255, 0, label).astype(np.int64)  # ignored pixels count as background
         self.confusion += np.bincount(truth.ravel().astype(np.int64) * n + as_background.ravel(),
@@ -136,8 +137,7 @@ def _truth(gt: dict, image_id: int, ann_ids: np.ndarray, height: int, width: int
 
 def box_maps(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
     """The filled boxes as maps (K, H, W) float32: 1 inside each box, 0 outside."""
-    return instance_masks(torch.zeros((len(boxes), height, width)) + 1.0, torch.from_numpy(boxes), 0.5).numpy() \
-        .astype(np.float32)
+    return box_masks(torch.from_numpy(boxes), height, width).numpy().astype(np.float32)
 
 
 def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chains: dict[str, LabelSettings],
@@ -163,10 +163,9 @@ def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chain
                 scores[source][name].add(instance, true, label, truth)
         for blur in RAW_BLURS:
             smoothed = smooth_maps(torch.from_numpy(maps_of["bbam"])[:, None], blur)
-            for t in RAW_THRESHOLDS:
-                masks = instance_masks(smoothed, torch.from_numpy(boxes), t).numpy()
-                inter, union = (masks & true).sum((1, 2)), (masks | true).sum((1, 2))
-                raw[blur, t] += np.where(union > 0, inter / np.maximum(union, 1), 1.0).tolist()
+            ious = mask_ious(smoothed, torch.from_numpy(boxes), torch.from_numpy(true), RAW_THRESHOLDS)  # [T, K]
+            for t, row in zip(RAW_THRESHOLDS, ious.tolist()):
+                raw[blur, t] += row
     out = {source: {name: s.result() for name, s in by_chain.items()} for source, by_chain in scores.items()}
     (best_blur, best_t), best = max(raw.items(), key=lambda kv: np.mean(kv[1]))
     out["raw"] = {"best_threshold": {"instance_miou": float(np.mean(best)), "blur": best_blur, "threshold": best_t,
@@ -188,8 +187,7 @@ def run_world(world: str, out: Path, images: int, threads: int) -> dict | None:
     class_of = dict(coco.class_of_category)
     bbam = BBAM(model)
     result = {"world": world, "detector": str(files[1].relative_to(REPO)), "images": len(coco.items),
-              "box_fill_miou_val_split": float(np.mean([a["area"] / (a["bbox"][2] * a["bbox"][3])
-                                                        for a in gt["annotations"]])),
+              "box_fill_miou_val_split": box_fill_miou(ann),
               "variants": {}}
     metrics_file = files[0].parent / "metrics.json"
     if metrics_file.is_file():
