@@ -1,6 +1,6 @@
 """End to end: segmentation networks trained on each label source, scored against true masks.
 
-    .venv/bin/python -m benchmarks.pipeline [--quick] --out DIR
+    .venv/bin/python -m benchmarks.pipeline [--quick] [--world NAME] --out DIR
 
 For each label source (``bbam``, ``bbam_refined``, ``bbam_crf``, ``box``, ``box_refined``,
 ``box_crf``, ``gradcam``, ``gt``) the same pseudo-label writer (``bbam_captum.pipeline.write_labels``) turns per-box
@@ -22,9 +22,14 @@ Label sources, all thresholded by the same writer:
   filled box through the CRF, so that the post-processing's share and BBAM's can be told apart;
 - ``gt``: the true masks (the full-supervision reference).
 
+With ``--world NAME`` (default ``shapes``, the bundled detector's world) the splits are drawn from
+that world and its detector (``make detector WORLD=NAME``) explains the boxes and initialises both
+models.
+
 Writes ``DIR/pipeline.json`` (rows: ``label_source``, ``semantic_miou``, ``mask_ap``,
-``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_meta.json`` and ``DIR/pipeline.md``;
-data, labels and training runs go to ``DIR/work``. Everything resumes: maps per image, each
+``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_meta.json`` and ``DIR/pipeline.md``
+(``pipeline_{NAME}.*`` for another world); data, labels and training runs go to ``DIR/work``
+(``DIR/work/{NAME}`` for another world). Everything resumes: maps per image, each
 training run once its result file exists.
 """
 from __future__ import annotations
@@ -44,12 +49,12 @@ import numpy as np
 import torch
 
 from bbam_captum import BBAM, load_detector
-from bbam_captum.detectors import MMDetTwoStageAdapter, bundled_detector_files
+from bbam_captum.detectors import MMDetTwoStageAdapter
 from bbam_captum.pipeline import compute_maps, read_coco, write_labels
 from bbam_captum.pipeline.coco_input import CocoInput, load_coco_image
 from bbam_captum.pipeline.generate import map_path, read_image, save_maps
 from bbam_captum.pipeline.writers import LabelSettings
-from bbam_captum.synth import write_dataset
+from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .methods import GradCAMMethod
@@ -78,12 +83,22 @@ FULL = Scale(num_train=200, num_val=100, seg_iters=2000, inst_iters=600)
 QUICK = Scale(num_train=24, num_val=20, seg_iters=40, inst_iters=40)
 
 
-def make_split(root: Path, num: int, seed: int) -> Path:
-    """The first ``num`` images of a synthetic split (drawn once); returns its COCO file."""
+def make_split(root: Path, num: int, seed: int, world: str = "shapes") -> Path:
+    """The first ``num`` images of a synthetic split of ``world`` (drawn once); returns its COCO file."""
     ann = root / "annotations.json"
     if ann.is_file() and len(json.loads(ann.read_text())["images"]) == num:
         return ann
-    return write_dataset(root, num, seed, show_progress=False)
+    return write_dataset(root, num, seed, WORLDS[world], show_progress=False)
+
+
+def detector_files(world: str) -> tuple[Path, Path]:
+    """Config and checkpoint of the detector trained on ``world``'s boxes."""
+    from .worlds import detector_files as trained
+
+    files = trained(world)
+    if files is None:
+        raise SystemExit(f"no detector for world {world!r}: train it with `make detector WORLD={world}`")
+    return files
 
 
 def _write_binary_maps(out: Path, coco: CocoInput, ann_file: Path, source: str) -> None:
@@ -144,14 +159,16 @@ def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: di
     return write_labels(out, coco, img_dir, settings, adapter.class_names, bbam_settings, stats)
 
 
-def _train_config(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, work_dir: Path) -> str:
-    """A config over the label writer's ready config: schedule, init and val split with true masks
-    (the shipped configs train only, so their val entries are None and get replaced)."""
-    checkpoint = str(bundled_detector_files()[1])
+def _train_config(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, work_dir: Path,
+                  checkpoint: Path) -> str:
+    """A config over the label writer's ready config: schedule, init from the detector's ``checkpoint``
+    and val split with true masks (the shipped configs train only, so their val entries are None and
+    get replaced)."""
+    checkpoint = str(checkpoint)
     if kind == "seg":
         meta = json.loads((val_labels / "mmseg" / "classes.json").read_text())
         return f"""_base_ = {str(labels / 'mmseg' / 'config.py')!r}
-# the bundled detector's backbone and FPN as initialisation
+# the detector's backbone and FPN as initialisation
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='backbone.')),
              neck=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='neck.')))
 val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
@@ -174,7 +191,7 @@ work_dir = {str(work_dir)!r}
 """
     classes = tuple(json.loads((val_labels / "mmseg" / "classes.json").read_text())["classes"][1:])
     return f"""_base_ = {str(labels / 'coco' / 'config.py')!r}
-load_from = {checkpoint!r}  # backbone, FPN, RPN and box head of the bundled detector; the mask head is new
+load_from = {checkpoint!r}  # backbone, FPN, RPN and box head of the detector; the mask head is new
 val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='CocoDataset', data_root='', test_mode=True, ann_file={str(val / 'annotations.json')!r},
@@ -208,7 +225,8 @@ def _val_records(work_dir: Path) -> list[dict]:
     return sorted(val, key=lambda r: r.get("step", 0))
 
 
-def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_dir: Path) -> dict:
+def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_dir: Path,
+          checkpoint: Path) -> dict:
     """One ``mim train`` run (skipped when its result exists); returns its metrics and minutes."""
     result_file = run_dir / "result.json"
     if result_file.is_file():
@@ -218,7 +236,7 @@ def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_
     work_dir.mkdir(parents=True)
     config = run_dir / "config.py"
     config.write_text(_train_config(kind, labels.resolve(), val.resolve(), val_labels.resolve(), iters,
-                                    work_dir.resolve()))
+                                    work_dir.resolve(), checkpoint.resolve()))
     command = [str(Path(sys.executable).parent / "mim"), "train", "mmseg" if kind == "seg" else "mmdet", str(config)]
     start = time.perf_counter()
     with open(run_dir / "train.log", "w") as log:
@@ -240,7 +258,8 @@ def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_
 
 
 def write_table(rows: list[dict], meta: dict, path: Path) -> None:
-    lines = [f"End-to-end pipeline benchmark, {meta['device']}, {meta['date']}: {meta['num_train']} train images, "
+    lines = [f"End-to-end pipeline benchmark, world {meta.get('world', 'shapes')}, {meta['device']}, {meta['date']}: "
+             f"{meta['num_train']} train images, "
              f"{meta['num_val']} val images, {meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, "
              f"{sum(r['train_minutes'] for r in rows):.0f} min of training in all "
              f"(this invocation {meta['wall_minutes']:.0f} min; finished runs are reused).", "",
@@ -254,9 +273,10 @@ def write_table(rows: list[dict], meta: dict, path: Path) -> None:
                      f"{curve(r.get('semantic_miou_curve', []))} | {curve(r.get('mask_ap50_curve', []))} |")
     gt = next((r for r in rows if r["label_source"] == "gt"), None)
     if gt:
+        share = lambda value, reference: f"{value / reference:.0%}" if reference > 0 else "n/a"  # noqa: E731
         lines += ["", "Share of the true-mask models' scores: " + "; ".join(
-            f"{r['label_source']} {r['semantic_miou'] / max(gt['semantic_miou'], 1e-9):.0%} mIoU, "
-            f"{r['mask_ap50'] / max(gt['mask_ap50'], 1e-9):.0%} AP50" for r in rows if r is not gt)]
+            f"{r['label_source']} {share(r['semantic_miou'], gt['semantic_miou'])} mIoU, "
+            f"{share(r['mask_ap50'], gt['mask_ap50'])} AP50" for r in rows if r is not gt)]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -277,22 +297,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iters", type=int, help="training iterations of both models (default: "
                         f"{FULL.seg_iters} Semantic FPN, {FULL.inst_iters} Mask R-CNN; quick: {QUICK.seg_iters})")
     parser.add_argument("--bbam-steps", type=int, help="BBAM steps (default: BBAM's default)")
+    parser.add_argument("--world", default="shapes", choices=sorted(WORLDS),
+                        help="the world to draw the splits from; its detector explains them (default: shapes)")
     args = parser.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]
     unknown = set(sources) - set(SOURCES)
     if unknown:
         parser.error(f"unknown label sources {sorted(unknown)}; expected some of {SOURCES}")
-    if set(REUSE_BBAM_MAPS) & set(sources) and "bbam" not in sources:
+    maps_only = set(REUSE_BBAM_MAPS) & set(sources) and "bbam" not in sources
+    if maps_only:  # bbam's maps are made, but its threshold labels are not trained on
         sources.insert(0, "bbam")
     base = QUICK if args.quick else FULL
     scale = Scale(args.num_train or base.num_train, args.num_val or base.num_val,
                   args.iters or base.seg_iters, args.iters or base.inst_iters)
     out = Path(args.out)
-    work = out / "work"  # data, labels and training runs; the tables stay in OUT
+    # data, labels and training runs; the tables stay in OUT
+    work = out / "work" if args.world == "shapes" else out / "work" / args.world
+    stem = "pipeline" if args.world == "shapes" else f"pipeline_{args.world}"
     start = time.perf_counter()
-    train_ann = make_split(work / "data" / "train", scale.num_train, TRAIN_SEED)
-    val_ann = make_split(work / "data" / "val", scale.num_val, VAL_SEED)
-    model = load_detector()
+    train_ann = make_split(work / "data" / "train", scale.num_train, TRAIN_SEED, args.world)
+    val_ann = make_split(work / "data" / "val", scale.num_val, VAL_SEED, args.world)
+    config, checkpoint = detector_files(args.world)
+    model = load_detector(config, checkpoint)
     bbam_settings = {"steps": args.bbam_steps} if args.bbam_steps else {}
     val_labels = work / "labels" / "val_gt"
     make_labels("gt", val_labels, val_ann, model, bbam_settings)
@@ -307,21 +333,24 @@ def main(argv: list[str] | None = None) -> None:
         summary = make_labels(source, labels, train_ann, model, bbam_settings)
         if summary["failures"]:
             raise RuntimeError(f"{source}: labels failed for {summary['failures'][:3]}")
+        if maps_only and source == "bbam":
+            continue
         row = {"label_source": source, "label_instance_miou": _label_quality(labels, train_ann)}
         for kind, iters in (("seg", scale.seg_iters), ("inst", scale.inst_iters)):
             print(f"[{source}] mim train {'mmseg' if kind == 'seg' else 'mmdet'} ({iters} iterations)", flush=True)
-            row.update(train(kind, labels, val_ann.parent, val_labels, iters, work / "runs" / f"{source}_{kind}"))
+            row.update(train(kind, labels, val_ann.parent, val_labels, iters, work / "runs" / f"{source}_{kind}",
+                             checkpoint))
         row["train_minutes"] = row["seg_train_minutes"] + row["inst_train_minutes"]
         rows.append(row)
         print(f"[{source}] {row}", flush=True)
     device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    meta = {**asdict(scale), "device": device, "date": time.strftime("%Y-%m-%d"),
+    meta = {**asdict(scale), "world": args.world, "device": device, "date": time.strftime("%Y-%m-%d"),
             "wall_minutes": (time.perf_counter() - start) / 60, "bbam_settings": bbam_settings,
             "command": "python -m benchmarks.pipeline " + " ".join(argv if argv is not None else sys.argv[1:])}
-    write_json_atomic(out / "pipeline.json", [dict(r, device=device) for r in rows], indent=1)
-    write_json_atomic(out / "pipeline_meta.json", meta, indent=1)
-    write_table(rows, meta, out / "pipeline.md")
-    print((out / "pipeline.md").read_text())
+    write_json_atomic(out / f"{stem}.json", [dict(r, device=device) for r in rows], indent=1)
+    write_json_atomic(out / f"{stem}_meta.json", meta, indent=1)
+    write_table(rows, meta, out / f"{stem}.md")
+    print((out / f"{stem}.md").read_text())
 
 
 if __name__ == "__main__":
