@@ -7,6 +7,12 @@ probability of a two-label dense CRF over the image (pydensecrf); pixels with a 
 above 0.9 form the mask. A small box whose mask comes out too small is retried with the CRF
 started from a flat probability inside the box. Eq. 4 (:mod:`.refine`) then refines the
 result.
+
+The CRF's cost grows with the image's pixels (and the blur's with its width, which grows with
+the image), so an image over ``max_pixels`` is inferred on a grid downscaled to that budget,
+with the kernels' spatial widths scaled to the grid, and each posterior is upsampled back to
+the image, guided by its colours, before it is cut at 0.9: every box still sees the whole image, at a bounded cost.
+Images within the budget (192 px ones among them) take the full-resolution path unchanged.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pydensecrf.densecrf as dcrf
 import torch
+import torch.nn.functional as F
 from pydensecrf.utils import unary_from_softmax
 
 from ..ops import adaptive_stride
@@ -34,6 +41,9 @@ class DenseCRFSettings:
         small_box: a box below this share of the image whose mask covers under
             ``min_share`` of the box is retried from flat probabilities ``retry_probs``,
             the first giving over ``retry_share`` of the box kept.
+        max_pixels: an image with more pixels is inferred on a grid downscaled to about this
+            many (its spatial kernel widths scaled alike) and the posteriors are upsampled
+            guided by the image's colours; 0 always infers at full resolution.
     """
 
     iterations: int = 10
@@ -47,6 +57,7 @@ class DenseCRFSettings:
     min_share: float = 0.2
     retry_probs: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 0.96)
     retry_share: float = 1 / 3
+    max_pixels: int = 256 * 256
 
 
 def crf_foreground(image: np.ndarray, prob: np.ndarray, settings: DenseCRFSettings = DenseCRFSettings()) -> np.ndarray:
@@ -64,15 +75,21 @@ def crf_foreground(image: np.ndarray, prob: np.ndarray, settings: DenseCRFSettin
 
 class _ImageCRF:
     """The pairwise terms of one image, built once and shared by every prior inferred on it
-    (building them costs about a third of a box's CRF; swapping the unary gives the same posterior)."""
+    (building them costs about a third of a box's CRF; swapping the unary gives the same posterior).
 
-    def __init__(self, image: np.ndarray, settings: DenseCRFSettings) -> None:
+    ``xy_scale`` ``(sx, sy)`` scales the kernels' spatial widths for an image that is a
+    downscaled grid of the one they were set for.
+    """
+
+    def __init__(self, image: np.ndarray, settings: DenseCRFSettings,
+                 xy_scale: tuple[float, float] = (1.0, 1.0)) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
         self.shape, self.iterations = image.shape[:2], settings.iterations
+        sx, sy = xy_scale
         self.crf = dcrf.DenseCRF2D(image.shape[1], image.shape[0], 2)
-        self.crf.addPairwiseGaussian(sxy=settings.pos_xy_std, compat=settings.pos_weight)
-        self.crf.addPairwiseBilateral(sxy=settings.bi_xy_std, srgb=settings.bi_rgb_std,
+        self.crf.addPairwiseGaussian(sxy=_scaled(settings.pos_xy_std, sx, sy), compat=settings.pos_weight)
+        self.crf.addPairwiseBilateral(sxy=_scaled(settings.bi_xy_std, sx, sy), srgb=settings.bi_rgb_std,
                                       rgbim=np.ascontiguousarray(image), compat=settings.bi_weight)
 
     def foreground(self, prob: np.ndarray) -> np.ndarray:
@@ -83,9 +100,29 @@ class _ImageCRF:
         return np.asarray(self.crf.inference(self.iterations), dtype=np.float32).reshape(2, *self.shape)[0]
 
 
+def _scaled(std: float, sx: float, sy: float) -> float | tuple[float, float]:
+    # a scalar at full resolution, so that images within the budget get the very same kernels
+    return std if sx == sy == 1.0 else (std * sx, std * sy)
+
+
+def crf_grid(height: int, width: int, max_pixels: int) -> tuple[int, int]:
+    """The grid ``(h, w)`` the CRF infers an image of ``height x width`` pixels on: the image
+    itself within ``max_pixels`` (or with 0), else the image downscaled, aspect kept, to at
+    most ``max_pixels``."""
+    if max_pixels <= 0 or height * width <= max_pixels:
+        return height, width
+    factor = (max_pixels / (height * width)) ** 0.5
+    return max(1, int(height * factor)), max(1, int(width * factor))
+
+
 def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], image: np.ndarray,
               top_share: float, settings: DenseCRFSettings = DenseCRFSettings()) -> np.ndarray:
     """One mask per box from its map by the original's box-wise dense CRF.
+
+    An image over ``settings.max_pixels`` is inferred on the grid of :func:`crf_grid` (image
+    and maps area-averaged, boxes and the kernels' spatial widths scaled) and each posterior is
+    upsampled to the image (:class:`_GuidedUpsampling`) before it is cut; the masks keep the
+    image's size.
 
     Args:
         maps (np.ndarray[K, H, W]): attribution maps (any non-negative scale).
@@ -106,37 +143,116 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
         raise ValueError(f"top_share must be in (0, 1], got {top_share}")
     if not len(boxes):
         return np.zeros(maps.shape, dtype=bool)
-    crf = _ImageCRF(image, settings)
-    return np.stack([_crf_mask(m, b, crf, top_share, settings) for m, b in zip(maps, boxes)])
+    h, w = image.shape[:2]
+    grid = crf_grid(h, w, settings.max_pixels)
+    if grid == (h, w):
+        crf = _ImageCRF(image, settings)
+        return np.stack([(_crf_posterior(m, b, crf, top_share, settings) > settings.keep) & _inside(b, h, w)
+                         for m, b in zip(maps, boxes)])
+    sx, sy = grid[1] / w, grid[0] / h
+    grid_image = _resize(image.transpose(2, 0, 1), grid).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
+    crf = _ImageCRF(grid_image, settings, (sx, sy))
+    upsample = _GuidedUpsampling(image, grid_image, settings.bi_rgb_std)
+    grid_maps, grid_boxes = _resize(maps, grid), boxes * np.array([sx, sy, sx, sy])
+    masks = np.zeros(maps.shape, dtype=bool)
+    for k, (map_, box, grid_box) in enumerate(zip(grid_maps, boxes, grid_boxes)):
+        posterior = upsample(_crf_posterior(map_, grid_box, crf, top_share, settings), settings.keep)
+        masks[k] = (posterior > settings.keep) & _inside(box, h, w)
+    return masks
 
 
-def _crf_mask(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share: float,
-              settings: DenseCRFSettings) -> np.ndarray:
-    h, w = map_.shape
-    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
-    x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+class _GuidedUpsampling:
+    """Joint bilateral upsampling (Kopf et al., 2007) of grid posteriors to the image.
+
+    Bilinear upsampling would cut every edge through the grid cells that straddle it, losing a
+    rim of about a cell; here a pixel near the cut takes the mean posterior of the cells around
+    it weighted by their distance and by how close their colour is to its own (the CRF's colour
+    width), so that masks follow the image's edges. Pixels whose cells all lie on one side of
+    the cut keep the bilinear value.
+    """
+
+    def __init__(self, image: np.ndarray, grid_image: np.ndarray, rgb_std: float, radius: int = 2) -> None:
+        (h, w), (gh, gw) = image.shape[:2], grid_image.shape[:2]
+        self.image, self.grid_image = image.astype(np.float32), grid_image.astype(np.float32)
+        self.shape, self.rgb_std, self.radius = (h, w), rgb_std, radius
+        # grid coordinates of the pixel centres (cell centres at integers) and the nearest cells
+        self.gy = ((np.arange(h) + 0.5) * gh / h - 0.5).astype(np.float32)
+        self.gx = ((np.arange(w) + 0.5) * gw / w - 0.5).astype(np.float32)
+        self.cy = np.clip(np.rint(self.gy), 0, gh - 1).astype(np.int64)
+        self.cx = np.clip(np.rint(self.gx), 0, gw - 1).astype(np.int64)
+
+    def __call__(self, posterior: np.ndarray, cut: float) -> np.ndarray:
+        """Posterior (h, w) on the grid -> (H, W) on the image."""
+        gh, gw = posterior.shape
+        grid = torch.from_numpy(posterior)[None, None]
+        out = F.interpolate(grid, size=self.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
+        size = 2 * self.radius + 1
+        above = F.max_pool2d(grid, size, stride=1, padding=self.radius)[0, 0].numpy() > cut
+        below = -F.max_pool2d(-grid, size, stride=1, padding=self.radius)[0, 0].numpy() <= cut
+        ys, xs = np.nonzero((above & below)[self.cy[:, None], self.cx[None, :]])  # pixels near the cut
+        if not len(ys):
+            return out
+        offsets = np.arange(-self.radius, self.radius + 1)
+        ny = np.clip(self.cy[ys][None, :] + offsets.repeat(size)[:, None], 0, gh - 1)  # [S*S, N]
+        nx = np.clip(self.cx[xs][None, :] + np.tile(offsets, size)[:, None], 0, gw - 1)
+        near = np.exp(-((self.gy[ys] - ny) ** 2 + (self.gx[xs] - nx) ** 2) / 2)
+        colour = ((self.image[ys, xs][None] - self.grid_image[ny, nx]) ** 2).sum(-1)  # [S*S, N]
+        # a floor, so that a pixel unlike every cell around it falls back to its nearest cells
+        weight = near * (np.exp(-colour / (2 * self.rgb_std ** 2)) + 1e-4)
+        out[ys, xs] = (weight * posterior[ny, nx]).sum(0) / weight.sum(0)
+        return out
+
+
+def _resize(arrays: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-averaged (C, H, W) -> (C, h, w) float32."""
+    return F.interpolate(torch.from_numpy(np.ascontiguousarray(arrays, dtype=np.float32))[None], size=size,
+                         mode="area")[0].numpy()
+
+
+def _box_extent(box: np.ndarray, h: int, w: int, margin: int = 0) -> tuple[slice, slice]:
+    """Rows and columns of the box rounded outwards, grown by ``margin`` and cut to the image."""
+    return (slice(max(0, int(np.floor(box[1])) - margin), min(h, int(np.ceil(box[3])) + margin)),
+            slice(max(0, int(np.floor(box[0])) - margin), min(w, int(np.ceil(box[2])) + margin)))
+
+
+def _inside(box: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The box's pixels (H, W) bool."""
     inside = np.zeros((h, w), dtype=bool)
-    inside[y1:y2, x1:x2] = True
+    inside[_box_extent(box, h, w)] = True
+    return inside
+
+
+def _crf_posterior(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share: float,
+                   settings: DenseCRFSettings) -> np.ndarray:
+    """Foreground posterior (H, W) of the prior the box's mask is taken from (the map's, or a
+    small box's flat retry), on the CRF's grid; zero for a box with no pixel."""
+    h, w = map_.shape
+    inside = _inside(box, h, w)
     area = int(inside.sum())
     if area == 0:
-        return inside
+        return np.zeros((h, w), dtype=np.float32)
     prior = np.where(inside, np.clip(map_, 0, None), 0).astype(np.float32)
     # the top_share most-attributed pixels of the box saturate at 1, the rest scale with them
     ranked = np.sort(prior[inside])[::-1]
     prior = np.clip(prior / (ranked[min(int(area * top_share), area - 1)] + 1e-8), 0, 1)
     # blurred as wide as BBAM's mask cells for this box, so that the CRF, not the cells, draws the edges
     sigma = adaptive_stride(torch.as_tensor(box), h, w)
-    prior = smooth_maps(torch.from_numpy(prior)[None, None], sigma)[0, 0].numpy() * inside
+    # the prior is zero outside the box: blurring the box and the blur's reach gives the same box pixels
+    reach = _box_extent(box, h, w, margin=int(3 * sigma))
+    blurred = np.zeros_like(prior)
+    blurred[reach] = smooth_maps(torch.from_numpy(prior[reach])[None, None], sigma)[0, 0].numpy()
+    prior = blurred * inside
     if prior.max() > 0:
         prior = prior / prior.max()
-    mask = (crf.foreground(prior) > settings.keep) & inside
+    posterior = crf.foreground(prior)
+    mask = (posterior > settings.keep) & inside
     if mask.sum() > settings.min_share * area or area > settings.small_box * h * w:
-        return mask
+        return posterior
     # a small box with too little foreground: start the CRF from a flat probability in the box
     for p in settings.retry_probs:
         prior = np.where(inside, p, 0.0)
         prior[mask] = 1.0
-        retried = (crf.foreground(prior.astype(np.float32)) > settings.keep) & inside
-        if retried.sum() > settings.retry_share * area:
-            return retried
-    return retried
+        posterior = crf.foreground(prior.astype(np.float32))
+        if ((posterior > settings.keep) & inside).sum() > settings.retry_share * area:
+            return posterior
+    return posterior
