@@ -23,21 +23,22 @@ def _scene(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("height, width", [(800, 800), (600, 1000), (4000, 30)])
 def test_grid_keeps_the_aspect_within_the_budget(height, width):
-    budget = DenseCRFSettings().max_pixels
+    budget = 256 * 256
     h, w = crf_grid(height, width, budget)
     assert h * w <= budget < height * width
     assert abs(h / w - height / width) < 0.05 * height / width + 1 / min(h, w)
 
 
 def test_grid_is_the_image_within_the_budget_or_without_one():
-    assert crf_grid(192, 192, DenseCRFSettings().max_pixels) == (192, 192)
+    assert crf_grid(192, 192, 256 * 256) == (192, 192)
     assert crf_grid(800, 800, 0) == (800, 800)
+    assert DenseCRFSettings().max_pixels == 0  # full resolution unless asked
 
 
-def test_small_images_take_the_full_resolution_path():
+def test_images_within_the_budget_take_the_full_resolution_path():
     image, _, blob, box = _scene(64)
     default = crf_masks(blob, box, image, 0.15)
-    assert np.array_equal(default, crf_masks(blob, box, image, 0.15, replace(DenseCRFSettings(), max_pixels=0)))
+    assert np.array_equal(default, crf_masks(blob, box, image, 0.15, replace(DenseCRFSettings(), max_pixels=64 * 64)))
 
 
 def test_grid_masks_agree_with_the_full_resolution_crf():
