@@ -171,3 +171,76 @@ def test_unsupported_torchvision_model():
         BBAM(ssd)
     with pytest.raises(TypeError, match="FasterRCNN"):
         TorchvisionRCNNAdapter(ssd)
+
+
+@pytest.fixture(scope="module")
+def synth_pair(tmp_path_factory):
+    """Two 96 px images of the synthetic world (COCO), and a torchvision model whose classes are the world's."""
+    from bbam_captum.synth import CLASSES, WorldConfig, write_dataset
+
+    data = tmp_path_factory.mktemp("tv_synth")
+    write_dataset(data, num_images=2, seed=7, config=WorldConfig(image_size=96, max_object_size=64),
+                  show_progress=False)
+    torch.manual_seed(0)
+    model = detection.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None,
+                                                        num_classes=len(CLASSES) + 1, min_size=128, max_size=128,
+                                                        box_detections_per_img=3)
+    return data, TorchvisionRCNNAdapter(model.eval(), class_names=CLASSES)
+
+
+def test_generate_labels_from_python(synth_pair, tmp_path):
+    import json
+
+    import numpy as np
+
+    from bbam_captum.pipeline import LabelSettings, generate_labels
+    from bbam_captum.synth import CLASSES
+
+    data, adapter = synth_pair
+    ann = json.loads((data / "annotations.json").read_text())
+    out = tmp_path / "out"
+    fast_labels = LabelSettings(crf=False, refine=False)  # the label chain has tests of its own
+    summary = generate_labels(adapter, data / "annotations.json", data / "images", out, fast_labels,
+                              show_progress=False, steps=2, num_proposals=16)
+    assert summary["images_labelled"] == 2 and summary["boxes"] == len(ann["annotations"]) and not summary["failures"]
+    for image in ann["images"]:
+        with np.load(out / "maps" / f"{image['id']}.npz") as stored:
+            count = sum(a["image_id"] == image["id"] for a in ann["annotations"])
+            assert stored["maps"].shape == (count, image["height"], image["width"])
+            # categories map onto the detector's classes by name
+            names = {c["id"]: c["name"] for c in ann["categories"]}
+            wanted = [CLASSES.index(names[a["category_id"]]) for a in ann["annotations"] if a["image_id"] == image["id"]]
+            assert stored["classes"].tolist() == wanted
+    run = json.loads((out / "run.json").read_text())
+    assert run["class_names"] == list(CLASSES) and run["detector_digest"].startswith("model:")
+    assert (out / "coco" / "instances.json").is_file() and (out / "mmseg" / "train.txt").is_file()
+    # a rerun with the same model resumes; other weights are another detector
+    again = generate_labels(adapter, data / "annotations.json", data / "images", out, fast_labels,
+                            show_progress=False, steps=2, num_proposals=16)
+    assert again["images_computed_this_run"] == 0 and not again["failures"]
+    with torch.no_grad():
+        adapter.model.roi_heads.box_predictor.cls_score.bias.add_(1.0)
+    try:
+        from bbam_captum.pipeline.api import model_digest
+
+        assert model_digest(adapter) != run["detector_digest"]
+    finally:
+        with torch.no_grad():
+            adapter.model.roi_heads.box_predictor.cls_score.bias.sub_(1.0)
+    with pytest.raises(TypeError, match="unknown BBAM settings"):
+        generate_labels(adapter, data / "annotations.json", data / "images", out, stpes=2)
+
+
+def test_explain_from_python(synth_pair, tmp_path):
+    from bbam_captum.pipeline import explain
+
+    data, adapter = synth_pair
+    image_file = sorted((data / "images").iterdir())[0]
+    figure = tmp_path / "fig" / "explain.png"
+    result = explain(adapter, image_file, torch.tensor([10.0, 12.0, 60.0, 70.0]), out=figure, steps=2,
+                     num_proposals=16)
+    assert result.maps.shape == (1, 1, 96, 96) and figure.stat().st_size > 0
+    assert result.labels[0] in adapter.class_names and result.scores is None
+    detected = explain(adapter, image_file, score_thr=0.0, steps=1, num_proposals=8)
+    assert detected.scores is not None and len(detected.labels) == detected.maps.shape[0] == len(detected.boxes)
+    assert all(label.split()[0] in adapter.class_names for label in detected.labels)
