@@ -127,6 +127,7 @@ def test_gradients_reach_the_mask_inside_the_crop_only(faster_rcnn):
     assert all(p.grad is None for p in faster_rcnn.parameters())
 
 
+@pytest.mark.slow
 def test_bbam_on_a_torchvision_model(faster_rcnn):
     image, _ = _object_on_mu(TorchvisionRCNNAdapter(faster_rcnn))
     boxes = torch.tensor([[64.0, 64.0, 96.0, 96.0], [20.0, 30.0, 70.0, 90.0]])
@@ -188,6 +189,7 @@ def synth_pair(tmp_path_factory):
     return data, TorchvisionRCNNAdapter(model.eval(), class_names=CLASSES)
 
 
+@pytest.mark.slow
 def test_generate_labels_from_python(synth_pair, tmp_path):
     import json
 
@@ -231,6 +233,7 @@ def test_generate_labels_from_python(synth_pair, tmp_path):
         generate_labels(adapter, data / "annotations.json", data / "images", out, stpes=2)
 
 
+@pytest.mark.slow
 def test_explain_from_python(synth_pair, tmp_path):
     from bbam_captum.pipeline import explain
 
