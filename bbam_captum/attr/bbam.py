@@ -63,21 +63,30 @@ class BBAM(PerturbationAttribution):
 
     Args:
         model (torch.nn.Module or DetectorAdapter): an MMDetection two-stage detector
-            (e.g. from :func:`bbam_captum.load_detector`), or an adapter for another
-            detector family.
+            (e.g. from :func:`bbam_captum.load_detector`), a torchvision Faster R-CNN or
+            Mask R-CNN (e.g. ``fasterrcnn_resnet50_fpn(weights=...)``; wrap it in
+            :class:`~bbam_captum.detectors.TorchvisionRCNNAdapter` to give its class
+            names), or an adapter for another detector family.
     """
 
     def __init__(self, model: torch.nn.Module | DetectorAdapter) -> None:
         if isinstance(model, torch.nn.Module):
-            from ..detectors.mmdet_two_stage import MMDetTwoStageAdapter
+            from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 
-            adapter: DetectorAdapter = MMDetTwoStageAdapter(model)
+            if isinstance(model, GeneralizedRCNN):
+                from ..detectors.torchvision_rcnn import TorchvisionRCNNAdapter
+
+                adapter: DetectorAdapter = TorchvisionRCNNAdapter(model)
+            else:
+                from ..detectors.mmdet_two_stage import MMDetTwoStageAdapter
+
+                adapter = MMDetTwoStageAdapter(model)
         else:
             needed = ("roi_outputs", "features", "crop", "decode", "pixel_mean", "frozen", "class_names")
             if any(not hasattr(model, name) for name in needed):
                 raise TypeError("BBAM needs a detector: an MMDetection two-stage model (torch.nn.Module, e.g. from "
-                                "bbam_captum.load_detector()) or a DetectorAdapter; got "
-                                f"{type(model).__name__}")
+                                "bbam_captum.load_detector()), a torchvision Faster/Mask R-CNN or a DetectorAdapter; "
+                                f"got {type(model).__name__}")
             adapter = model
         PerturbationAttribution.__init__(self, adapter.roi_outputs)
         self.adapter = adapter

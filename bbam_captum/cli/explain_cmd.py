@@ -67,9 +67,9 @@ def figure_path(out: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import BBAM, load_detector
+    from .. import load_detector
+    from ..pipeline.api import explain
     from ..pipeline.images import read_image
-    from ..visualization import explanation_figure
 
     check_bbam_args(args)
     check_detector_args(args)
@@ -78,33 +78,23 @@ def run(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     image = read_image(path)
+    boxes = None
     if args.boxes:
         from ..ops import check_boxes
 
+        boxes = torch.tensor(args.boxes)
         try:
-            check_boxes(torch.tensor(args.boxes), image.shape[1], image.shape[2])
+            check_boxes(boxes, image.shape[1], image.shape[2])
         except ValueError as err:
             raise InputError(f"--boxes on {path} ({image.shape[2]}x{image.shape[1]}): {err}") from err
     model = load_detector(args.config, args.checkpoint, device=args.device)
-    bbam = BBAM(model)
-    if args.boxes:
-        boxes, target, scores = torch.tensor(args.boxes), None, None
-    else:
-        det = bbam.adapter.detect(image, score_thr=args.score_thr)
-        if det.boxes.shape[0] == 0:
-            print(f"no detection scores {args.score_thr} or more on {path}; nothing to explain "
-                  "(lower --score-thr or give --boxes)")
-            return 1
-        boxes, target, scores = det.boxes, det.labels, det.scores
-    maps, records = bbam.attribute(image, boxes, target=target, steps=args.steps, l1_coef=args.l1_coef,
-                                   seed=args.seed, show_progress=True, return_records=True)
-    names = bbam.adapter.class_names
-    labels = [names[r.target] + (f" {float(scores[i]):.2f}" if scores is not None else "")
-              for i, r in enumerate(records)]
-    fig = explanation_figure(image, boxes, labels, maps, title=f"BBAM: {path.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    for i, (label, record) in enumerate(zip(labels, records)):
+    result = explain(model, image, boxes, score_thr=args.score_thr, out=out, title=f"BBAM: {path.name}",
+                     show_progress=True, steps=args.steps, l1_coef=args.l1_coef, seed=args.seed)
+    if not result.records:
+        print(f"no detection scores {args.score_thr} or more on {path}; nothing to explain "
+              "(lower --score-thr or give --boxes)")
+        return 1
+    for i, (label, record) in enumerate(zip(result.labels, result.records)):
         note = " (no positive proposal: the box itself was used)" if record.fallback else ""
         print(f"box {i}: {label}, {record.num_positives} positive proposals, stride {record.stride}{note}")
     print(f"wrote {out}")

@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from ..errors import InputError
+from ..pipeline.api import RUN_FILE
 from ..pipeline.writers import LabelSettings
-from ..utils.atomic import write_json_atomic
 from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
-
-RUN_FILE = "run.json"
 
 
 def add_label_args(parser: argparse.ArgumentParser) -> None:
@@ -90,56 +86,30 @@ def check_inputs(args: argparse.Namespace) -> None:
         InputError: bad settings, detector files or device, image folder, output folder,
             a malformed COCO file, or an input that lies where the run writes.
     """
-    from ..pipeline.coco_input import load_coco_json
-    from ..pipeline.outputs import check_inputs_outside_outputs, check_output_folder
+    from ..pipeline.api import check_generate_inputs
 
     label_settings(args)
     check_bbam_args(args)
     check_detector_args(args)
-    img_dir, out = Path(args.img_dir), Path(args.out)
-    if not img_dir.is_dir():
-        raise InputError(f"image folder not found: {img_dir}")
-    check_output_folder(out)
-    images = load_coco_json(args.ann)["images"]
-    check_inputs_outside_outputs(out, [Path(args.ann), *(img_dir / i["file_name"] for i in images)])
+    check_generate_inputs(args.ann, args.img_dir, args.out)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmengine.dist import barrier, get_dist_info
-
-    from .. import BBAM, load_detector
-    from ..pipeline import compute_maps, read_coco, write_labels
-    from ..pipeline.generate import run_fingerprint
+    from .. import load_detector
+    from ..pipeline.api import generate_labels
 
     check_inputs(args)
-    labels = label_settings(args)
-    img_dir, out = Path(args.img_dir), Path(args.out)
     if args.launcher != "none":
         _init_distributed(args.launcher, args.device)
-    rank, world_size = get_dist_info()
     model = load_detector(args.config, args.checkpoint, device=args.device)
-    bbam = BBAM(model)
-    coco = read_coco(args.ann, bbam.adapter.class_names)
     settings = {"steps": args.steps, "l1_coef": args.l1_coef, "early_stop_patience": args.early_stop,
                 "context": None if args.context < 0 else args.context, "seed": args.seed}
-    digest = detector_digest(args.config, args.checkpoint)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    done = compute_maps(bbam, coco, img_dir, out, settings, rank, world_size, detector_digest=digest,
-                        force=args.force)
-    if world_size > 1:
-        barrier()
-    if rank != 0:
+    summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
+                              detector_digest=detector_digest(args.config, args.checkpoint),
+                              run_info={"config": args.config, "checkpoint": args.checkpoint}, **settings)
+    if summary is None:  # not rank 0
         return 0
-    run_info = {"ann": str(Path(args.ann).resolve()), "img_dir": str(img_dir.resolve()),
-                "config": args.config, "checkpoint": args.checkpoint, "bbam_settings": settings,
-                "detector_digest": digest, "class_names": list(bbam.adapter.class_names), "world_size": world_size}
-    write_json_atomic(out / RUN_FILE, run_info, indent=1)
-    run_stats = {"images_computed_this_run": done,
-                 "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
-    summary = write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings, run_stats,
-                           fingerprint=run_fingerprint(settings, digest))
-    _report(summary, out)
+    _report(summary, Path(args.out))
     return 1 if summary["failures"] else 0
 
 
@@ -147,7 +117,7 @@ def _init_distributed(launcher: str, device: str) -> None:
     """Joins the process group that torchrun describes in the environment.
 
     mmengine's launcher always selects a CUDA device, so a CPU run joins with gloo
-    directly; mmengine's ``get_dist_info``/``barrier`` work on either group.
+    directly; ``torch.distributed``'s rank and barrier work on either group.
     """
     if device == "cpu":
         import torch.distributed as dist

@@ -1,7 +1,9 @@
-"""Detector adapters (what BBAM sees of a detector) and loading of the bundled detector."""
+"""Detector adapters (what BBAM sees of a detector: MMDetection and torchvision two-stage detectors)
+and loading of the bundled detector."""
 from .base import DetectorAdapter, Detections, RoIOutputs
 from .loading import bundled_detector_files, load_detector
 from .mmdet_two_stage import MMDetTwoStageAdapter
+from .torchvision_rcnn import TorchvisionRCNNAdapter
 
-__all__ = ["DetectorAdapter", "Detections", "MMDetTwoStageAdapter", "RoIOutputs", "bundled_detector_files",
-           "load_detector"]
+__all__ = ["DetectorAdapter", "Detections", "MMDetTwoStageAdapter", "RoIOutputs", "TorchvisionRCNNAdapter",
+           "bundled_detector_files", "load_detector"]

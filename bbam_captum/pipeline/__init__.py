@@ -1,6 +1,11 @@
-"""The pseudo-label pipeline: BBAM maps for every box of a dataset, then labels from them."""
+"""The pseudo-label pipeline: BBAM maps for every box of a dataset, then labels from them.
+
+From Python, :func:`explain` and :func:`generate_labels` run it with any detector BBAM accepts.
+"""
+from .api import Explanation, explain, generate_labels
 from .coco_input import CocoInput, ImageItem, read_coco
 from .generate import compute_maps
 from .writers import LabelSettings, write_labels
 
-__all__ = ["CocoInput", "ImageItem", "LabelSettings", "compute_maps", "read_coco", "write_labels"]
+__all__ = ["CocoInput", "Explanation", "ImageItem", "LabelSettings", "compute_maps", "explain", "generate_labels",
+           "read_coco", "write_labels"]

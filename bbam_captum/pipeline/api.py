@@ -1,0 +1,211 @@
+"""The pipeline from Python, for any detector BBAM accepts: :func:`explain` one image and
+:func:`generate_labels` for every box of a COCO file.
+
+The model is an MMDetection two-stage detector, a torchvision Faster R-CNN / Mask R-CNN,
+an adapter (e.g. ``TorchvisionRCNNAdapter(model, class_names=...)``) or a ready
+:class:`~bbam_captum.BBAM`. ``bbam-captum explain`` and ``bbam-captum generate`` run these
+functions after loading an MMDetection detector from ``--config``/``--checkpoint``.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..attr import BBAM, BoxRecord
+from ..detectors.base import DetectorAdapter
+from ..errors import InputError
+from ..utils.atomic import write_json_atomic
+from .coco_input import load_coco_json, read_coco
+from .generate import compute_maps, run_fingerprint
+from .images import read_image
+from .outputs import check_inputs_outside_outputs, check_output_folder
+from .writers import LabelSettings, write_labels
+
+__all__ = ["Explanation", "check_generate_inputs", "explain", "generate_labels", "model_digest"]
+
+RUN_FILE = "run.json"
+# what the pipeline itself sets on every BBAM.attribute call
+_RESERVED = {"self", "inputs", "boxes", "target", "return_records", "show_progress"}
+
+
+@dataclass
+class Explanation:
+    """BBAM's maps for the boxes of one image.
+
+    Attributes:
+        boxes (Tensor[K, 4]): the boxes explained, image pixels.
+        maps (Tensor[K, 1, H, W]): one map per box, values in [0, 1].
+        records: one :class:`~bbam_captum.BoxRecord` per box.
+        labels: per box, its class name (and the detection score for detections).
+        scores (Tensor[K] or None): detection scores; None for given boxes.
+    """
+
+    boxes: Tensor
+    maps: Tensor
+    records: list[BoxRecord]
+    labels: list[str]
+    scores: Tensor | None
+
+
+def _as_bbam(model: torch.nn.Module | DetectorAdapter | BBAM) -> BBAM:
+    return model if isinstance(model, BBAM) else BBAM(model)
+
+
+def _check_settings(settings: dict) -> None:
+    allowed = set(inspect.signature(BBAM.attribute).parameters) - _RESERVED
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise TypeError(f"unknown BBAM settings {unknown}; expected keywords of BBAM.attribute: {sorted(allowed)}")
+
+
+def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str | Path, boxes: Tensor | None = None,
+            score_thr: float = 0.5, out: str | Path | None = None, title: str | None = None,
+            show_progress: bool = False, **settings) -> Explanation:
+    """Explains the detector's detections on one image (or the given boxes) with BBAM.
+
+    Args:
+        model: a detector BBAM accepts (see the module's docstring).
+        image (Tensor or path): ``(3, H, W)`` RGB 0..255, or an image file.
+        boxes (Tensor, optional): ``(K, 4)`` boxes ``(x1, y1, x2, y2)`` to explain, each for
+            the detector's top class; None: the detector's detections scoring ``score_thr``
+            or more, each for its detected class. Default: None
+        score_thr (float, optional): detection score threshold. Default: 0.5
+        out (str or Path, optional): where to write a figure of the image, its boxes and
+            their maps (any format matplotlib writes). Default: no figure
+        title (str, optional): the figure's title. Default: "BBAM"
+        show_progress (bool, optional): a progress bar over BBAM's steps. Default: False
+        **settings: keywords of :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ...).
+
+    Returns:
+        :class:`Explanation`; with no detection above ``score_thr`` it holds no box (and no
+        figure is written).
+    """
+    _check_settings(settings)
+    bbam = _as_bbam(model)
+    if not isinstance(image, Tensor):
+        image = read_image(Path(image))
+    scores = None
+    if boxes is None:
+        det = bbam.adapter.detect(image, score_thr=score_thr)
+        boxes, target, scores = det.boxes, det.labels, det.scores
+    else:
+        boxes, target = torch.as_tensor(boxes, dtype=torch.float32), None
+        boxes = boxes[None] if boxes.dim() == 1 else boxes
+    if boxes.shape[0] == 0:
+        return Explanation(boxes, torch.zeros(0, 1, *image.shape[-2:]), [], [], scores)
+    maps, records = bbam.attribute(image, boxes, target=target, show_progress=show_progress, return_records=True,
+                                   **settings)
+    names = bbam.adapter.class_names
+    labels = [names[r.target] + (f" {float(scores[i]):.2f}" if scores is not None else "")
+              for i, r in enumerate(records)]
+    if out is not None:
+        from ..visualization import explanation_figure
+
+        fig = explanation_figure(image, boxes, labels, maps, title=title or "BBAM")
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+    return Explanation(boxes.cpu(), maps.cpu(), records, labels, None if scores is None else scores.cpu())
+
+
+def check_generate_inputs(ann_file: str | Path, img_dir: str | Path, out: str | Path) -> None:
+    """What :func:`generate_labels` checks before any image is explained.
+
+    Raises:
+        InputError: a missing image folder, an output folder that cannot be written, a
+            malformed COCO file, or an input that lies where the run writes.
+    """
+    img_dir, out = Path(img_dir), Path(out)
+    if not img_dir.is_dir():
+        raise InputError(f"image folder not found: {img_dir}")
+    check_output_folder(out)
+    images = load_coco_json(ann_file)["images"]
+    check_inputs_outside_outputs(out, [Path(ann_file), *(img_dir / i["file_name"] for i in images)])
+
+
+def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:
+    """A hash of a detector's architecture (its ``repr``, with the preprocessing settings
+    torchvision prints), weights and class names: part of every maps file's key, so that a
+    rerun with another detector recomputes the maps."""
+    adapter = model.adapter if isinstance(model, BBAM) else model
+    module = adapter if isinstance(adapter, torch.nn.Module) else getattr(adapter, "model", None)
+    h = hashlib.sha256(type(adapter).__name__.encode())
+    h.update(repr(tuple(getattr(adapter, "class_names", ()))).encode())
+    if isinstance(module, torch.nn.Module):
+        h.update(repr(module).encode())
+        for name, tensor in module.state_dict().items():
+            h.update(name.encode())
+            h.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return "model:" + h.hexdigest()
+
+
+def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: str | Path, img_dir: str | Path,
+                    out: str | Path, labels: LabelSettings | None = None, force: bool = False,
+                    show_progress: bool = True, detector_digest: str | None = None, run_info: dict | None = None,
+                    **settings) -> dict | None:
+    """BBAM pseudo labels for every box of a COCO file: what ``bbam-captum generate`` writes.
+
+    Writes ``out/maps/`` (the raw maps, one ``.npz`` per image), ``out/mmseg/`` and
+    ``out/coco/`` (labels with configs for ``mim train``), ``out/run.json`` (what
+    ``bbam-captum labels`` and ``report`` read) and ``out/summary.json``. A rerun
+    recomputes only images whose maps key changed (image, boxes, settings, detector).
+    Under ``torch.distributed`` each rank takes a share of the images and rank 0 writes
+    the labels after all ranks are done.
+
+    Args:
+        model: a detector BBAM accepts (see the module's docstring). Its class names must
+            cover the COCO categories, by name or by count (see
+            :func:`bbam_captum.pipeline.read_coco`).
+        ann_file (str or Path): COCO instance file with boxes (segmentations are ignored).
+        img_dir (str or Path): folder of the images it names.
+        out (str or Path): output folder.
+        labels (LabelSettings, optional): how labels are made from the maps. Default:
+            ``LabelSettings()``
+        force (bool, optional): recompute every image's maps. Default: False
+        show_progress (bool, optional): a progress bar over images. Default: True
+        detector_digest (str, optional): what identifies the detector in the maps' keys.
+            Default: :func:`model_digest` (hashes the weights)
+        run_info (dict, optional): extra entries for ``run.json``. Default: None
+        **settings: keywords of :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``,
+            ``context``, ``seed``, ...).
+
+    Returns:
+        The summary (as in ``summary.json``: counts, settings, timings, failures) on rank 0;
+        None on the other ranks.
+
+    Raises:
+        InputError: see :func:`check_generate_inputs`, and COCO categories that match no
+            detector classes.
+    """
+    _check_settings(settings)
+    check_generate_inputs(ann_file, img_dir, out)
+    img_dir, out = Path(img_dir), Path(out)
+    labels = LabelSettings() if labels is None else labels
+    bbam = _as_bbam(model)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    rank, world_size = ((torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed
+                        else (0, 1))
+    coco = read_coco(ann_file, bbam.adapter.class_names)
+    digest = model_digest(bbam) if detector_digest is None else detector_digest
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    done = compute_maps(bbam, coco, img_dir, out, settings, rank, world_size, show_progress=show_progress,
+                        detector_digest=digest, force=force)
+    if world_size > 1:
+        torch.distributed.barrier()
+    if rank != 0:
+        return None
+    info = {"ann": str(Path(ann_file).resolve()), "img_dir": str(img_dir.resolve()), **(run_info or {}),
+            "bbam_settings": settings, "detector_digest": digest, "class_names": list(bbam.adapter.class_names),
+            "world_size": world_size}
+    write_json_atomic(out / RUN_FILE, info, indent=1)
+    run_stats = {"images_computed_this_run": done,
+                 "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
+    return write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings, run_stats,
+                        fingerprint=run_fingerprint(settings, digest))
