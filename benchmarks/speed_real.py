@@ -38,7 +38,7 @@ at its start: what the call added, weights and input excluded.
 
 Writes ``DIR/speed_real.json`` (rows like ``speed.json``'s), ``DIR/speed_real_meta.json``
 (every case) and ``DIR/speed_real.md``. Cases are cached under
-``DIR/work/speed_real/<detector>_<device>/``, so a stopped run resumes (``--fresh`` starts
+``DIR/work/speed_real/<detector>_<device>_<size>_<positives>pos/``, so a stopped run resumes (``--fresh`` starts
 over).
 """
 from __future__ import annotations
@@ -75,23 +75,29 @@ OURS = {"steps": 40}  # our defaults; the step count is named for the extrapolat
 
 @dataclass
 class Detector:
-    """One entry of :data:`DETECTORS`: what every method needs.
+    """What every method needs of one detector (built by a :class:`DetectorEntry`).
 
     Attributes:
         adapter: the detector as the library sees it (frozen weights, no RPN).
         reference: the same detector with the original's habits (weight gradients, the RPN
             on every step).
         gradcam: ``(adapter, image, boxes, labels) -> maps``, or None where not available.
-        description: for the report.
     """
 
     adapter: object
     reference: object
     gradcam: Callable[[object, Tensor, Tensor, Tensor], Tensor] | None
+
+
+@dataclass
+class DetectorEntry:
+    """How to build one detector (``build(device)``), and what to call it in the report."""
+
     description: str
+    build: Callable[[str], Detector]
 
 
-def _mmdet(config: str | None, description: str) -> Callable[[str], Detector]:
+def _mmdet(config: str | None, description: str) -> DetectorEntry:
     """An MMDetection detector: ``config`` names one of MMDetection's own configs (random
     weights), None the bundled detector (trained weights)."""
 
@@ -109,13 +115,13 @@ def _mmdet(config: str | None, description: str) -> Callable[[str], Detector]:
             model = load_detector(device=device)
         else:
             model = load_detector(Path(get_installed_path("mmdet")) / ".mim" / "configs" / config, None, device=device)
-        return Detector(MMDetTwoStageAdapter(model), ReferenceAdapter(model), GradCAMMethod(), description)
+        return Detector(MMDetTwoStageAdapter(model), ReferenceAdapter(model), GradCAMMethod())
 
-    return build
+    return DetectorEntry(description, build)
 
 
-# name -> build(device); one entry per detector (e.g. a torchvision Faster R-CNN through its adapter)
-DETECTORS: dict[str, Callable[[str], Detector]] = {
+# one entry per detector (e.g. a torchvision Faster R-CNN through its adapter)
+DETECTORS: dict[str, DetectorEntry] = {
     "mmdet_r50_fpn": _mmdet("faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
                             "MMDetection faster-rcnn_r50_fpn_1x_coco.py (random weights)"),
     "bundled": _mmdet(None, "the bundled slim detector"),
@@ -311,21 +317,25 @@ def main(argv: list[str] | None = None) -> None:
     device_name = (f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if on_cpu
                    else torch.cuda.get_device_name(torch.device(args.device)))
     out = Path(args.out)
-    work = out / "work" / "speed_real" / f"{args.detector}_{'cpu' if on_cpu else 'cuda'}"
+    work = out / "work" / "speed_real" / (f"{args.detector}_{'cpu' if on_cpu else 'cuda'}_{height}x{width}"
+                                         f"_{args.positives}pos")
     work.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    detector = DETECTORS[args.detector](args.device)
+    entry = DETECTORS[args.detector]
     image = smooth_image(height, width, args.seed)
-    warm = draw_boxes(1, height, width, args.seed + 99, "small")
-    with forced_positives(args.positives):  # one-off allocations, outside every timing
-        BBAM(detector.adapter).attribute(image, warm, target=0, steps=1)
+    detector = None
     cases = {}
     for name, method, num, size in plan(counts, complete):
         path = work / f"{name}_{method}.json"
         if path.exists() and not args.fresh:
             cases[(name, method)] = json.loads(path.read_text())
             continue
+        if detector is None:  # built, and warmed up, only where a case is left to run
+            detector = entry.build(args.device)
+            warm = draw_boxes(1, height, width, args.seed + 99, "small")
+            with forced_positives(args.positives):  # one-off allocations, outside every timing
+                BBAM(detector.adapter).attribute(image, warm, target=0, steps=1)
         if method == "gradcam" and detector.gradcam is None:
             continue
         boxes = draw_boxes(num, height, width, args.seed + num + 7 * list(COCO_SIZES).index(size) if size else
@@ -338,10 +348,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:>16} {method:>9}: {row['seconds'] / num:8.2f} s/object "
               f"({'extrapolated' if row['extrapolated'] else 'measured'}), {row['peak_mem_mb']:.0f} MiB", flush=True)
 
-    meta = {"detector": args.detector, "description": detector.description, "device": device_name,
+    meta = {"detector": args.detector, "description": entry.description, "device": device_name,
             "image_size": [height, width], "positives": args.positives, "timed_steps": timed_steps,
             "max_memory_mb": args.max_memory_mb or "auto",
             "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start, 1),
+            "case_seconds": round(sum(c["seconds_measured"] for c in cases.values()), 1),
             "torch_threads": torch.get_num_threads(),
             "command": "python -m benchmarks.speed_real " + " ".join(argv if argv is not None else sys.argv[1:]),
             "cases": list(cases.values())}
@@ -354,11 +365,12 @@ def main(argv: list[str] | None = None) -> None:
     print((out / "speed_real.md").read_text())
 
 
-def _mix_mean(cases: dict, method: str, key: str = "seconds") -> float | None:
+def _mix_mean(cases: dict, method: str) -> float | None:
     """COCO's mix of sizes over the one-box cases of ``method``."""
     if not all((size, method) in cases for size in COCO_SIZES):
         return None
-    return sum(COCO_SIZES[s][2] * cases[(s, method)][key] for s in COCO_SIZES) / sum(v[2] for v in COCO_SIZES.values())
+    weights = {size: share for size, (_, _, share) in COCO_SIZES.items()}
+    return sum(w * cases[(size, method)]["seconds"] for size, w in weights.items()) / sum(weights.values())
 
 
 def summary_rows(cases: dict, counts: list[int], device: str) -> list[dict]:
@@ -394,9 +406,10 @@ def _ratio(rows: list[dict], a: str, b: str) -> float | None:
 def write_report(rows: list[dict], meta: dict, path: Path) -> None:
     h, w = meta["image_size"]
     steps = "measured to the end" if meta["timed_steps"] is None else (
-        f"{meta['timed_steps']} steps timed, extrapolated to the recipe's steps")
+        f"{meta['timed_steps']} step{'s' if meta['timed_steps'] > 1 else ''} timed, extrapolated to the recipe's steps")
     lines = [f"Speed at real scale, {meta['description']}, {h} x {w} input, {meta['device']}, {meta['date']}: "
-             f"{meta['seconds'] / 60:.0f} min in all; {steps}; {meta['positives']} forced positives per box "
+             f"the cases ran {meta['case_seconds'] / 60:.0f} min in all; {steps}; {meta['positives']} forced "
+             "positives per box "
              f"(each recipe keeps up to its max_positives); our step memory budget: {meta['max_memory_mb']} MiB.",
              "",
              f"Command: `{meta['command']}`.", "",
@@ -414,7 +427,7 @@ def write_report(rows: list[dict], meta: dict, path: Path) -> None:
     if meta["ours_over_gradcam"]:
         lines.append(f"- ours / Grad-CAM: {meta['ours_over_gradcam']:.1f}x the time per object")
     lines += ["", "| case | method | boxes | sec/object | measured s | s/step | s outside steps | peak mem (MiB) | "
-              "est. step mem (MiB) | chunks | window share | positives |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "est. step mem (MiB) | chunks | window share | positives |", "|---" * 12 + "|"]
     for c in meta["cases"]:
         bbam = "seconds_per_step" in c
 

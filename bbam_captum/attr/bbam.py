@@ -261,7 +261,9 @@ class BBAM(PerturbationAttribution):
         pixels_small, pixels_large = small.width * small.height, large.width * large.height
         per_box = float(two - one)
         # an adapter that cannot crop sees the whole input in every probe: no slope to fit
-        slope = 0.0 if pixels_large == pixels_small else max(0.0, (two_large - two) / (2 * (pixels_large - pixels_small)))
+        slope = 0.0
+        if pixels_large != pixels_small:
+            slope = max(0.0, (two_large - two) / (2 * (pixels_large - pixels_small)))
         full = self.adapter.crop(image.new_tensor([0.0, 0.0, width, height]), height, width)
         transient = 2 * 3 * full.width * full.height * image.element_size()
         return [transient + max(per_box + slope * (c.width * c.height - pixels_small), per_box)
