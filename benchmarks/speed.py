@@ -52,8 +52,8 @@ from bbam_captum.utils.atomic import write_json_atomic  # noqa: E402
 
 from .attribution import DEFAULT_ANN, ensure_val_split, peak_memory_mb  # noqa: E402
 from .methods import GradCAMMethod  # noqa: E402
+from .recipes import REFERENCE  # noqa: E402
 
-REFERENCE = dict(steps=300, lr=0.02, max_positives=100, early_stop_patience=None, context=None)
 
 
 class ReferenceAdapter(MMDetTwoStageAdapter):

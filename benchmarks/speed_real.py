@@ -65,6 +65,8 @@ from bbam_captum.attr._proposals import PositiveProposals, box_generator
 from bbam_captum.ops import jitter_boxes
 from bbam_captum.utils.atomic import write_json_atomic
 
+from .recipes import REFERENCE
+
 # COCO's size thresholds (areas in pixels of its images, about 640 x 480) and the share of
 # its instances in each: small < 32^2 <= medium < 96^2 <= large
 COCO_SIZES = {"small": (4.0**2, 32.0**2, 0.41), "medium": (32.0**2, 96.0**2, 0.34),
@@ -232,8 +234,6 @@ def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, time
              positives: int, max_memory_mb: float | None = None) -> dict:
     """One method on one image: measured seconds, seconds extrapolated to the recipe's steps,
     peak memory, and for BBAM its chunks and windows."""
-    from .speed import REFERENCE
-
     device = detector.adapter.device
     synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     labels = torch.zeros(len(boxes), dtype=torch.long)
@@ -376,8 +376,6 @@ def _mix_mean(cases: dict, method: str) -> float | None:
 def summary_rows(cases: dict, counts: list[int], device: str) -> list[dict]:
     """One row per method, like ``speed.json``'s: seconds per object over COCO's mix of sizes
     (for ``bbam`` over the boxes of the mixed images), peak memory the largest of its cases."""
-    from .speed import REFERENCE
-
     rows = []
     for method, settings, steps in (("reference", REFERENCE, REFERENCE["steps"]), ("bbam", {}, OURS["steps"]),
                                     ("gradcam", None, None)):
