@@ -1,6 +1,7 @@
 """Speed benchmark: our BBAM against the original recipe and Grad-CAM, in one process.
 
     .venv/bin/python -m benchmarks.speed [--quick] --out DIR
+    .venv/bin/python -m benchmarks.speed --scale real --out DIR  (see benchmarks.speed_real)
 
 - ``reference``: the original implementation's recipe: 300 Adam steps at lr 0.02, one
   object at a time, detector weights requiring gradients (they are computed every step),
@@ -51,8 +52,8 @@ from bbam_captum.utils.atomic import write_json_atomic  # noqa: E402
 
 from .attribution import DEFAULT_ANN, ensure_val_split, peak_memory_mb  # noqa: E402
 from .methods import GradCAMMethod  # noqa: E402
+from .recipes import REFERENCE  # noqa: E402
 
-REFERENCE = dict(steps=300, lr=0.02, max_positives=100, early_stop_patience=None, context=None)
 
 
 class ReferenceAdapter(MMDetTwoStageAdapter):
@@ -179,7 +180,13 @@ def scaling(model, image, boxes, labels, steps: int | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    scale, rest = _scale_parser().parse_known_args(argv)
+    if scale.scale == "real":
+        from .speed_real import main as main_real
+
+        main_real(rest)
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[_scale_parser()])
     parser.add_argument("--out", required=True)
     parser.add_argument("--quick", action="store_true", help="2 images, no ablations, short scaling runs")
     parser.add_argument("--num-images", type=int, default=None, help="default: 2 quick, 12 full")
@@ -228,6 +235,15 @@ def main(argv: list[str] | None = None) -> None:
     write_report(summary, out / "speed.md")
     plot_scaling(scale, device, out / "speed_scaling.png")
     print((out / "speed.md").read_text())
+
+
+def _scale_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--scale", choices=("synth", "real"), default="synth",
+                        help="synth: the bundled detector on the synthetic val split (default); real: a stock "
+                             "ResNet-50-FPN Faster R-CNN on 800 x 1333 inputs (benchmarks.speed_real, its own "
+                             "options)")
+    return parser
 
 
 def ABLATIONS(plain: MMDetTwoStageAdapter, reference: ReferenceAdapter) -> list[tuple]:  # noqa: N802

@@ -1,6 +1,7 @@
 """BBAM: Bounding Box Attribution Map (Lee, Yi, Shin and Yoon, CVPR 2021)."""
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,7 +58,9 @@ class BBAM(PerturbationAttribution):
     target class with a regressed box of IoU above a threshold with the box (Eq. 3).
     All boxes of an image are optimised together: each step runs one batched forward per
     size of context window (one in all with ``context=None``); the detector's weights get
-    no gradients and its RPN never runs.
+    no gradients and its RPN never runs. Where that batch would not fit the memory budget
+    (``max_memory_mb``), the boxes are optimised in chunks, one after another; every box
+    has its own loss, Adam state and early stop, so the maps are those of one batch.
 
     Paper: https://arxiv.org/abs/2103.08907
 
@@ -116,6 +119,7 @@ class BBAM(PerturbationAttribution):
         early_stop_tol: float = 1e-3,
         context: float | None = 0.25,
         seed: int = 0,
+        max_memory_mb: float | str | None = "auto",
         show_progress: bool = False,
         return_records: bool = False,
     ) -> Tensor | tuple[Tensor, list[BoxRecord]]:
@@ -170,6 +174,17 @@ class BBAM(PerturbationAttribution):
                 full-image forward. None: the whole image, as the original.
                 Default: 0.25
             seed (int, optional): seed of the proposal jitter and subsampling. Default: 0
+            max_memory_mb (float, "auto" or None, optional): memory budget of one step, in
+                MiB: the boxes are split into chunks whose estimated step memory (what the
+                forward keeps for the backward pass, not the detector's weights) stays
+                under it, and the chunks are optimised one after another; a box over
+                the budget alone makes a chunk of its own. The estimate per box is linear in
+                the pixels of its context window (of the whole input with ``context=None``),
+                fitted on three forwards of small windows, plus two RGB images of the
+                input's size that a step holds for a moment. Chunks give the maps of one batch
+                to float rounding. "auto": half the free memory of the CUDA device, or on
+                CPU half the memory the system reports available. None: one batch, no
+                estimate. Default: "auto"
             show_progress (bool, optional): show a progress bar over steps. Default: False
             return_records (bool, optional): also return a :class:`BoxRecord` per box.
                 Default: False
@@ -186,6 +201,7 @@ class BBAM(PerturbationAttribution):
         height, width = image.shape[-2:]
         boxes = check_boxes(boxes, height, width).to(image.device)  # [K, 4]
         _check_settings(box_head, cls_head, stride, steps, num_proposals, max_positives, iou_thresholds, context)
+        budget_mb = _memory_budget_mb(max_memory_mb, image.device)
         mu = format_baseline(baseline, self.adapter.pixel_mean(), image)
 
         with self.adapter.frozen():
@@ -199,9 +215,17 @@ class BBAM(PerturbationAttribution):
                      for p, s in zip(positives, strides)]
             crops = None if context is None else [
                 self.adapter.crop(context_window(p, b, context), height, width) for p, b in zip(positives, boxes)]
-            losses, steps_run = self._optimise(image, mu, masks, positives, crops, box_head, cls_head, l1_coef, tv_coef,
-                                               tv_power, steps, lr, early_stop_patience, early_stop_tol,
-                                               show_progress)
+            chunks = [list(range(len(boxes)))]
+            if budget_mb is not None and len(boxes) > 1:
+                chunks = _chunks(self._step_bytes(image, mu, masks, positives, crops), budget_mb * 2**20)
+            losses, steps_run = [0.0] * len(boxes), [0] * len(boxes)
+            for chunk in chunks:
+                chunk_losses, chunk_steps = self._optimise(
+                    image, mu, [masks[k] for k in chunk], [positives[k] for k in chunk],
+                    None if crops is None else [crops[k] for k in chunk], box_head, cls_head, l1_coef, tv_coef,
+                    tv_power, steps, lr, early_stop_patience, early_stop_tol, show_progress)
+                for k, loss, n in zip(chunk, chunk_losses, chunk_steps):
+                    losses[k], steps_run[k] = loss, n
         maps = torch.cat([upsample_mask(m.detach(), height, width) for m in masks]).clamp(0, 1)
         if not return_records:
             return maps
@@ -209,6 +233,50 @@ class BBAM(PerturbationAttribution):
                              fallback=p.fallback, steps=n, final_loss=float(l))
                    for t, s, p, n, l in zip(targets, strides, positives, steps_run, losses)]
         return maps, records
+
+    def _step_bytes(self, image: Tensor, mu: Tensor, masks: list[Tensor], positives: list[PositiveProposals],
+                    crops: list[Crop] | None) -> list[float]:
+        """Estimated bytes of one step, per box.
+
+        The memory of a step is ``fixed + sum over boxes of (a + b * pixels)``, ``pixels``
+        being the box's window of the detector's input. Three forwards on small windows
+        (one box on a small window, two on it, two on a window twice as wide) measure
+        ``a`` and ``b`` from the tensors autograd saves for the backward pass, whatever the
+        detector; the fixed part (weights, the image) cancels out. Each box also holds, for
+        a moment, its perturbed image and that image's gradient at the input's full size,
+        which autograd does not save: two RGB float images of the input's size are added.
+        """
+        height, width = image.shape[-2:]
+        side = min(height, width)
+        small, large = (self.adapter.crop(image.new_tensor([0.0, 0.0, side * f, side * f]), height, width)
+                        for f in (0.125, 0.25))
+        probe = max(range(len(masks)), key=lambda k: len(positives[k].rois))  # the most RoIs: the costliest head
+
+        def saved(num: int, crop: Crop) -> int:
+            storages: dict[int, Tensor] = {}  # kept alive so that no address is reused
+
+            def pack(t: Tensor) -> Tensor:
+                storages[t.untyped_storage().data_ptr()] = t
+                return t
+
+            mask = masks[probe].detach().requires_grad_(True).expand(num, -1, -1, -1)
+            rois = torch.cat([_with_batch_index(positives[probe].rois, i) for i in range(num)])
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                features = self.adapter.features(perturb(image, upsample_mask(mask, height, width), mu), [crop] * num)
+                self.adapter.roi_outputs(features, rois)
+            return sum(t.untyped_storage().nbytes() for t in storages.values())
+
+        one, two, two_large = saved(1, small), saved(2, small), saved(2, large)
+        pixels_small, pixels_large = small.width * small.height, large.width * large.height
+        per_box = float(two - one)
+        # an adapter that cannot crop sees the whole input in every probe: no slope to fit
+        slope = 0.0
+        if pixels_large != pixels_small:
+            slope = max(0.0, (two_large - two) / (2 * (pixels_large - pixels_small)))
+        full = self.adapter.crop(image.new_tensor([0.0, 0.0, width, height]), height, width)
+        transient = 2 * 3 * full.width * full.height * image.element_size()
+        return [transient + max(per_box + slope * (c.width * c.height - pixels_small), per_box)
+                for c in (crops if crops is not None else [full] * len(masks))]
 
     def _optimise(self, image: Tensor, mu: Tensor, masks: list[Tensor], positives: list[PositiveProposals],
                   crops: list[Crop] | None,
@@ -270,6 +338,43 @@ class BBAM(PerturbationAttribution):
                     masks[k].requires_grad_(False)
             active = still_active
         return last_loss, steps_run
+
+
+def _memory_budget_mb(setting: float | str | None, device: torch.device) -> float | None:
+    """The step memory budget in MiB: the setting, or with "auto" half the free memory."""
+    if setting is None:
+        return None
+    if setting == "auto":
+        if device.type == "cuda":
+            return torch.cuda.mem_get_info(device)[0] / 2**21
+        return _available_cpu_bytes() / 2**21
+    if isinstance(setting, str) or not setting > 0:
+        raise ValueError(f"max_memory_mb must be a positive number of MiB, 'auto' or None, got {setting!r}")
+    return float(setting)
+
+
+def _available_cpu_bytes() -> int:
+    """The memory the system could give this process without swapping: Linux's MemAvailable,
+    elsewhere the physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _chunks(costs: list[float], budget: float) -> list[list[int]]:
+    """Box indices in chunks whose costs add up to at most ``budget`` (a box over it alone),
+    filled from the costliest box down so that boxes of similar windows share a chunk."""
+    chunks: list[list[int]] = []
+    used = 0.0
+    for k in sorted(range(len(costs)), key=lambda k: -costs[k]):
+        if not chunks or used + costs[k] > budget:
+            chunks.append([])
+            used = 0.0
+        chunks[-1].append(k)
+        used += costs[k]
+    return [sorted(chunk) for chunk in chunks]
 
 
 def _group_by_crop(active: list[int], crops: list[Crop] | None) -> list[list[int]]:
