@@ -122,10 +122,75 @@ def _mmdet(config: str | None, description: str) -> DetectorEntry:
     return DetectorEntry(description, build)
 
 
-# one entry per detector (e.g. a torchvision Faster R-CNN through its adapter)
+def _torchvision_gradcam(adapter, image: Tensor, boxes: Tensor, labels: Tensor) -> Tensor:
+    """Box Grad-CAM on a torchvision detector, as :class:`bbam_captum.BoxGradCAM` does on an
+    MMDetection one: Captum's ``LayerGradCam`` of the box's class probability for the RoI equal
+    to the box, on the FPN output that torchvision's pooler reads the box from."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    from bbam_captum.attr.gradcam import box_score
+
+    height, width = image.shape[-2:]
+    image = image[None].float().to(adapter.device) if image.dim() == 3 else image.float().to(adapter.device)
+    pooler = adapter.model.roi_heads.box_roi_pool
+    fpn = adapter.model.backbone.fpn
+    maps = []
+    with adapter.frozen():
+        with torch.no_grad():  # one pass of the pooler sets up its level mapper
+            rois = torch.cat([boxes.new_zeros((len(boxes), 1)), boxes], 1).to(adapter.device)
+            adapter.roi_outputs(adapter.features(image), rois)
+        x, (sx, sy) = adapter.preprocess(image)
+        for box, label in zip(boxes.to(adapter.device), labels.tolist()):
+            scaled = box * box.new_tensor([sx, sy, sx, sy])
+            level = int(pooler.map_levels([scaled[None]])[0])
+            cam = LayerGradCam(box_score(adapter, box, int(label)), fpn.layer_blocks[level])
+            with torch.enable_grad():
+                attr = cam.attribute(image, relu_attributions=True)
+            up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+            maps.append(F.interpolate(up[..., : round(height * sy), : round(width * sx)], size=(height, width),
+                                      mode="bilinear", align_corners=False).detach())
+    return torch.cat(maps)
+
+
+def _torchvision(description: str) -> DetectorEntry:
+    """torchvision's ``fasterrcnn_resnet50_fpn`` (random weights, no download; its own transform
+    resizes to 800 x 1333), the detector used where MMDetection's CUDA ops are not built."""
+
+    def build(device: str) -> Detector:
+        from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+        from bbam_captum.detectors import TorchvisionRCNNAdapter
+
+        class Reference(TorchvisionRCNNAdapter):
+            """The original's habits: weights keep requiring gradients, the RPN head runs every forward."""
+
+            @contextmanager
+            def frozen(self):
+                was_training = self.model.training
+                self.model.eval()
+                try:
+                    yield
+                finally:
+                    self.model.zero_grad(set_to_none=True)
+                    self.model.train(was_training)
+
+            def features(self, images, crops=None):
+                features = super().features(images, crops)
+                self.model.rpn.head(list(features.maps.values()))  # computed and discarded
+                return features
+
+        torch.manual_seed(0)  # the random weights
+        model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).to(device).eval()
+        return Detector(TorchvisionRCNNAdapter(model), Reference(model), _torchvision_gradcam)
+
+    return DetectorEntry(description, build)
+
+
+# one entry per detector
 DETECTORS: dict[str, DetectorEntry] = {
     "mmdet_r50_fpn": _mmdet("faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
                             "MMDetection faster-rcnn_r50_fpn_1x_coco.py (random weights)"),
+    "torchvision_r50_fpn": _torchvision("torchvision fasterrcnn_resnet50_fpn (random weights)"),
     "bundled": _mmdet(None, "the bundled slim detector"),
 }
 

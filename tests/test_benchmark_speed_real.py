@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import pytest
 import torch
@@ -63,3 +64,22 @@ def test_harness_writes_rows_and_resumes(tmp_path, capsys):
     speed_real.main(args)  # every case cached: nothing runs again
     assert "s/object" not in capsys.readouterr().out.split("Speed at real scale")[0]
     assert json.loads((tmp_path / "speed_real_meta.json").read_text())["cases"] == meta["cases"]
+
+
+def test_torchvision_entry_runs_every_method_on_a_small_input():
+    """The detector the GPU run uses: torchvision's R50-FPN (shrunk transform, random weights)."""
+    from torchvision.models import detection
+
+    from benchmarks import speed_real
+
+    build = detection.fasterrcnn_resnet50_fpn
+    with mock.patch.object(detection, "fasterrcnn_resnet50_fpn",
+                           lambda **kw: build(min_size=96, max_size=128, **kw)):
+        detector = speed_real.DETECTORS["torchvision_r50_fpn"].build("cpu")
+    image = speed_real.smooth_image(96, 128, 0)
+    boxes = speed_real.draw_boxes(2, 96, 128, 1)
+    maps = detector.gradcam(detector.adapter, image, boxes, torch.zeros(2, dtype=torch.long))
+    assert maps.shape == (2, 1, 96, 128) and maps.min() >= 0
+    for method in ("bbam", "reference"):
+        row = speed_real.run_case(detector, method, image, boxes, 1, 4)
+        assert row["seconds"] > row["seconds_measured"] > 0  # one step timed, the recipe's extrapolated
