@@ -36,7 +36,7 @@ steps (measured, not extrapolated). Rows say which. Peak memory: on CUDA
 process's peak resident size over the call (reset at its start), minus the resident size
 at its start: what the call added, weights and input excluded.
 
-Writes ``DIR/speed_real.json`` (rows like ``speed.json``'s), ``DIR/speed_real_meta.json``
+Writes ``DIR/speed_real.json`` (rows like ``speed.json``'s; ``--name`` changes the stem), ``DIR/speed_real_meta.json``
 (every case) and ``DIR/speed_real.md``. Cases are cached under
 ``DIR/work/speed_real/<detector>_<device>_<size>_<positives>pos/``, so a stopped run resumes (``--fresh`` starts
 over).
@@ -372,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
                              "library's 'auto')")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fresh", action="store_true", help="ignore the cached cases")
+    parser.add_argument("--name", default="speed_real",
+                        help="stem of the files written in OUT (default: speed_real; e.g. speed_real_gpu)")
     args = parser.parse_args(argv)
     on_cpu = torch.device(args.device).type == "cpu"
     timed_steps = args.timed_steps if args.timed_steps is not None else (2 if on_cpu else None)
@@ -424,10 +426,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = summary_rows(cases, counts, device_name)
     meta["reference_over_ours"] = _ratio(rows, "reference", "bbam")
     meta["ours_over_gradcam"] = _ratio(rows, "bbam", "gradcam")
-    write_json_atomic(out / "speed_real.json", rows, indent=1)
-    write_json_atomic(out / "speed_real_meta.json", meta, indent=1)
-    write_report(rows, meta, out / "speed_real.md")
-    print((out / "speed_real.md").read_text())
+    write_json_atomic(out / f"{args.name}.json", rows, indent=1)
+    write_json_atomic(out / f"{args.name}_meta.json", meta, indent=1)
+    write_report(rows, meta, out / f"{args.name}.md")
+    print((out / f"{args.name}.md").read_text())
 
 
 def _mix_mean(cases: dict, method: str) -> float | None:
