@@ -148,7 +148,7 @@ def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     (tmp_path / "coco" / "instances.json").write_text(json.dumps(ann))
     for img in ann["images"]:
         objs = [a for a in ann["annotations"] if a["image_id"] == img["id"]]
-        masks = np.stack([decode_mask(a["segmentation"], 96, 96) for a in objs]) if objs else np.zeros((0, 96, 96), bool)
+        masks = np.array([decode_mask(a["segmentation"], 96, 96) for a in objs], bool).reshape(-1, 96, 96)
         boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                           for a in objs], np.float32).reshape(-1, 4)
         label = semantic_label(masks, np.zeros_like(masks), boxes, np.array([a["category_id"] - 1 for a in objs]))
@@ -215,7 +215,8 @@ def test_bad_items_are_recorded_and_the_run_goes_on(tiny_synth, tmp_path):
     assert main(_generate_args(data, out)) == 1
     summary = json.loads((out / "summary.json").read_text())
     reasons = " | ".join(f["reason"] for f in summary["failures"])
-    for expected in ("image file not found", "cannot read image", "degenerate box", "outside", "unknown category id 99"):
+    for expected in ("image file not found", "cannot read image", "degenerate box", "outside",
+                     "unknown category id 99"):
         assert expected in reasons
     assert summary["images_labelled"] == 4 and summary["images_failed"] == 2
 
