@@ -88,6 +88,7 @@ def test_mmseg_and_mmdet_datasets_read_the_labels(generated):
     assert coco.annToMask(ann).shape == (96, 96)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mmseg", "mmdet"])
 def test_mim_train_runs_on_the_labels(generated, kind, tmp_path):
     folder = "mmseg" if kind == "mmseg" else "coco"
@@ -160,6 +161,7 @@ def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     assert scores["semantic_miou"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_recomputing(tiny_synth, single_process, tmp_path):
     uninterrupted = single_process
     out = tmp_path / "out"
@@ -184,6 +186,7 @@ def test_killed_run_resumes_without_recomputing(tiny_synth, single_process, tmp_
     assert [k for k in reference if reference[k] != resumed[k]] == []  # byte-identical
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tiny_synth, single_process, tmp_path):
     out = tmp_path / "dist"
     torchrun = str(Path(sys.executable).parent / "torchrun")
