@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         for info in tqdm(infos, desc=method.name, unit="img"):
             cache = out / "cache" / f"{method.name}_{info['id']}.pt"
             image, boxes, labels, true = data[info["id"]]
-            result = torch.load(cache, weights_only=False) if cache.exists() else None
+            result = torch.load(cache, weights_only=True) if cache.exists() else None
             fresh = result is None or result.get("maps") is None  # absent, or cached before maps were kept
             if fresh or any(key not in result for key, _ in VARIANTS.values()):
                 if info["id"] not in pools:  # mask proposals for the refinement, shared by all methods
