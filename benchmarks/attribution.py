@@ -9,9 +9,9 @@ second. ``mask_miou`` scores each method's thresholded map (blurred, cut inside 
 beside it, every method's maps go through the label pipeline's post-processing alike:
 ``mask_miou_refined`` adds the mask-proposal refinement of Eq. 4, ``mask_miou_crf`` is the
 pipeline's default chain (the box-wise dense CRF, its share of certain foreground calibrated
-like the threshold, and Eq. 4 after it where the pipeline refines by default). Writes ``DIR/attribution.json`` (one row per method),
-``DIR/attribution.md`` and ``DIR/attribution.png``. Per-image results and maps are cached
-under ``DIR/cache``, so a stopped run resumes.
+like the threshold, and Eq. 4 after it where the pipeline refines by default). Writes
+``DIR/attribution.json`` (one row per method), ``DIR/attribution.md`` and ``DIR/attribution.png``.
+Per-image results and maps are cached under ``DIR/cache``, so a stopped run resumes.
 """
 from __future__ import annotations
 
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         for info in tqdm(infos, desc=method.name, unit="img"):
             cache = out / "cache" / f"{method.name}_{info['id']}.pt"
             image, boxes, labels, true = data[info["id"]]
-            result = torch.load(cache, weights_only=False) if cache.exists() else None
+            result = torch.load(cache, weights_only=True) if cache.exists() else None
             fresh = result is None or result.get("maps") is None  # absent, or cached before maps were kept
             if fresh or any(key not in result for key, _ in VARIANTS.values()):
                 if info["id"] not in pools:  # mask proposals for the refinement, shared by all methods
@@ -334,12 +334,12 @@ def main(argv: list[str] | None = None) -> None:
             "method_seconds": round(sum(r["sec_per_object"] * r["objects"] for r in rows), 1)}
     (out / "attribution.json").write_text(json.dumps(rows, indent=1))
     (out / "attribution_meta.json").write_text(json.dumps(meta, indent=1))
-    header = (f"Attribution benchmark: {meta['images']} images ({meta['calibration_images']} for threshold calibration, "
-              f"the rest for the metrics), {meta['machine']}, {meta['date']}; mask_miou: the thresholded maps, "
-              "mask_miou_refined: with Eq. 4, mask_miou_crf: the label pipeline's default (dense CRF"
-              f"{', then Eq. 4' if LabelSettings().refine else ''}); "
-              f"the methods' own time "
-              f"{meta['method_seconds'] / 60:.0f} min, this invocation {meta['seconds_this_invocation'] / 60:.0f} min "
+    header = (f"Attribution benchmark: {meta['images']} images ({meta['calibration_images']} for threshold "
+              f"calibration, the rest for the metrics), {meta['machine']}, {meta['date']}; "
+              "mask_miou: the thresholded maps, mask_miou_refined: with Eq. 4, mask_miou_crf: the label pipeline's "
+              f"default (dense CRF{', then Eq. 4' if LabelSettings().refine else ''}); "
+              f"the methods' own time {meta['method_seconds'] / 60:.0f} min, "
+              f"this invocation {meta['seconds_this_invocation'] / 60:.0f} min "
               "(per-image results cached).")
     write_table(rows, out / "attribution.md", header)
     examples, masks_by_method = [], {row["method"]: {} for row in rows}

@@ -175,7 +175,8 @@ val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_wor
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='BaseSegDataset', data_root='', reduce_zero_label=False, img_suffix='.png',
         seg_map_suffix='.png', ann_file={str(val_labels / 'mmseg' / 'train.txt')!r},
-        data_prefix=dict(img_path={str(val_labels / 'mmseg' / 'images')!r}, seg_map_path={str(val_labels / 'mmseg' / 'labels')!r}),
+        data_prefix=dict(img_path={str(val_labels / 'mmseg' / 'images')!r},
+                         seg_map_path={str(val_labels / 'mmseg' / 'labels')!r}),
         metainfo=dict(classes={tuple(meta['classes'])!r}, palette={meta['palette']!r}),
         pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=False),
                   dict(type='PackSegInputs')]))
@@ -259,8 +260,8 @@ def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_
 
 def write_table(rows: list[dict], meta: dict, path: Path) -> None:
     lines = [f"End-to-end pipeline benchmark, world {meta.get('world', 'shapes')}, {meta['device']}, {meta['date']}: "
-             f"{meta['num_train']} train images, "
-             f"{meta['num_val']} val images, {meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, "
+             f"{meta['num_train']} train images, {meta['num_val']} val images, "
+             f"{meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, "
              f"{sum(r['train_minutes'] for r in rows):.0f} min of training in all "
              f"(this invocation {meta['wall_minutes']:.0f} min; finished runs are reused).", "",
              "| label source | label mIoU (train) | semantic mIoU | mask AP | mask AP50 | train minutes "

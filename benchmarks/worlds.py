@@ -228,9 +228,10 @@ def leave_one_world_out(results: dict[str, dict]) -> dict[str, dict]:
             continue
         mean = {vc: float(np.mean([miou(w, *vc) for w in others])) for vc in candidates}
         variant, chain = max(mean, key=mean.get)
+        box = results[held_out]["variants"][BOX_VARIANT]["box"][chain]
         picks[held_out] = {"map_variant": variant, "chain": chain, "chosen_on": others,
                            "mean_on_others": mean[variant, chain], "instance_miou": miou(held_out, variant, chain),
-                           "box_instance_miou": results[held_out]["variants"][BOX_VARIANT]["box"][chain]["instance_miou"]}
+                           "box_instance_miou": box["instance_miou"]}
     return picks
 
 

@@ -9,7 +9,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 DETECTOR_CONFIG = REPO / "mm_configs" / "detector" / "faster-rcnn_r18-slim_synth.py"
 
-torch.set_num_threads(2)
+# One thread: the tests' images are small, and threads that outnumber the free cores (another job
+# running beside the suite) make torch many times slower: a BBAM call of test_bbam_mechanics took
+# 13.4 s with 2 threads and 0.38 s with 1 beside a one-core job on 2 cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,8 @@ def test_shape_range_and_no_weight_grads(random_detector, image):
     assert all(p.grad is None for p in random_detector.parameters())
     assert all(p.requires_grad for p in random_detector.parameters())  # restored afterwards
     assert [r.target for r in records] == [0, 1, 2] and all(r.steps == 4 for r in records)
-    # a random detector finds no positive: each box falls back to itself, and says so
-    assert all(r.fallback == (r.iou_threshold is None) for r in records)
+    # a random detector finds no positive: each box falls back to itself alone, and says so
+    assert all(r.fallback and r.iou_threshold is None and r.num_positives == 1 for r in records)
 
 
 def test_batched_equals_single(random_detector, image):

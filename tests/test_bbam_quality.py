@@ -1,6 +1,7 @@
 """BBAM on the bundled detector: its pseudo masks beat the filled box on val images."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bbam_captum import BBAM, load_detector
@@ -9,15 +10,17 @@ from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks
 from bbam_captum.synth import draw_image
 
 VAL_SEED = 1  # the bundled detector's validation split (never trained on)
-TUNED_ON = range(16)  # val images BBAM's defaults and the label thresholds were chosen on
+# BBAM's settings and the label thresholds were chosen on val images 0-15, the mask cells and label
+# chain on the other worlds (benchmarks.worlds, leave-one-world-out): these images chose nothing
+HELD_OUT = range(16, 24)
 
 
+@pytest.mark.slow
 def test_bbam_masks_beat_the_filled_box_by_five_points():
     bbam = BBAM(load_detector())
     settings = LabelSettings()  # the pipeline's defaults: the dense CRF, then Eq. 4
     ours, boxes_iou = [], []
-    for index in range(16, 24):
-        assert index not in TUNED_ON
+    for index in HELD_OUT:
         rgb, objects = draw_image(VAL_SEED, index)
         image = torch.from_numpy(rgb).permute(2, 0, 1)
         boxes = torch.tensor([o.bbox_xyxy for o in objects], dtype=torch.float32)

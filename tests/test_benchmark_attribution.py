@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from benchmarks.metrics import (THRESHOLDS, calibrate_threshold, deletion_insertion_auc, energy_pointing_game,
@@ -60,6 +61,7 @@ def test_size_buckets():
     assert size_bucket(torch.tensor([0, 0, 120, 100])) == "large"
 
 
+@pytest.mark.slow
 def test_quick_harness_on_two_images(tmp_path):
     from bbam_captum.synth import write_dataset
     from benchmarks.attribution import CRF_SHARES, main
@@ -81,9 +83,9 @@ def test_quick_harness_on_two_images(tmp_path):
 
     # a post-processing missing from a cached result is redone from the cached maps, the same
     cache = out / "cache" / "bbam_1.pt"
-    first = torch.load(cache, weights_only=False)
+    first = torch.load(cache, weights_only=True)
     torch.save({k: v for k, v in first.items() if k != "ious_crf"}, cache)
     main(["--quick", "--out", str(out), "--ann", str(tmp_path / "data" / "annotations.json"), "--num-images", "2",
           "--methods", "bbam"])
-    again = torch.load(cache, weights_only=False)
+    again = torch.load(cache, weights_only=True)
     assert torch.equal(again["ious_crf"], first["ious_crf"]) and again["seconds"] == first["seconds"]

@@ -8,6 +8,7 @@ import pytest
 from benchmarks.pipeline import main
 
 
+@pytest.mark.slow
 def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
     args = ["--out", str(tmp_path), "--sources", "bbam,gt", "--num-train", "3", "--num-val", "2", "--iters", "2",
             "--bbam-steps", "3"]

@@ -61,6 +61,7 @@ def _train_two_iterations(tiny_synth: Path, work_dir: Path) -> Path:
     return work_dir / "iter_2.pth"
 
 
+@pytest.mark.slow
 def test_runner_checkpoint_loads_with_load_detector_and_in_openmmlab_runs(tiny_synth, tmp_path):
     ckpt = _train_two_iterations(tiny_synth, tmp_path / "work")
     # torch 2.14's weights-only loading refuses the runner's checkpoint as it is...

@@ -88,6 +88,7 @@ def test_mmseg_and_mmdet_datasets_read_the_labels(generated):
     assert coco.annToMask(ann).shape == (96, 96)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mmseg", "mmdet"])
 def test_mim_train_runs_on_the_labels(generated, kind, tmp_path):
     folder = "mmseg" if kind == "mmseg" else "coco"
@@ -148,7 +149,7 @@ def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     (tmp_path / "coco" / "instances.json").write_text(json.dumps(ann))
     for img in ann["images"]:
         objs = [a for a in ann["annotations"] if a["image_id"] == img["id"]]
-        masks = np.stack([decode_mask(a["segmentation"], 96, 96) for a in objs]) if objs else np.zeros((0, 96, 96), bool)
+        masks = np.array([decode_mask(a["segmentation"], 96, 96) for a in objs], bool).reshape(-1, 96, 96)
         boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
                           for a in objs], np.float32).reshape(-1, 4)
         label = semantic_label(masks, np.zeros_like(masks), boxes, np.array([a["category_id"] - 1 for a in objs]))
@@ -160,6 +161,7 @@ def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     assert scores["semantic_miou"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_recomputing(tiny_synth, single_process, tmp_path):
     uninterrupted = single_process
     out = tmp_path / "out"
@@ -184,6 +186,7 @@ def test_killed_run_resumes_without_recomputing(tiny_synth, single_process, tmp_
     assert [k for k in reference if reference[k] != resumed[k]] == []  # byte-identical
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tiny_synth, single_process, tmp_path):
     out = tmp_path / "dist"
     torchrun = str(Path(sys.executable).parent / "torchrun")
@@ -215,7 +218,8 @@ def test_bad_items_are_recorded_and_the_run_goes_on(tiny_synth, tmp_path):
     assert main(_generate_args(data, out)) == 1
     summary = json.loads((out / "summary.json").read_text())
     reasons = " | ".join(f["reason"] for f in summary["failures"])
-    for expected in ("image file not found", "cannot read image", "degenerate box", "outside", "unknown category id 99"):
+    for expected in ("image file not found", "cannot read image", "degenerate box", "outside",
+                     "unknown category id 99"):
         assert expected in reasons
     assert summary["images_labelled"] == 4 and summary["images_failed"] == 2
 

@@ -66,6 +66,7 @@ def plugin_run(installed, tmp_path_factory) -> Path:
     return work
 
 
+@pytest.mark.slow
 def test_wheel_is_what_gets_imported_and_carries_the_configs(installed, tmp_path):
     code = "import bbam_captum, bbam_captum.pipeline.writers as w; print(bbam_captum.__file__); print(w.CONFIG_DIR)"
     out = _run([sys.executable, "-c", code], cwd=tmp_path, env=_env(PYTHONPATH=str(installed))).stdout.split()
@@ -76,6 +77,7 @@ def test_wheel_is_what_gets_imported_and_carries_the_configs(installed, tmp_path
     assert shipped == sorted(p.relative_to(REPO / "mm_configs").as_posix() for p in (REPO / "mm_configs").rglob("*.py"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, folder", [("mmseg", "mmseg"), ("mmdet", "coco")])
 def test_installed_wheel_labels_train_with_mim(plugin_run, installed, kind, folder):
     summary = json.loads((plugin_run / "pseudo" / "summary.json").read_text())

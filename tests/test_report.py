@@ -155,6 +155,7 @@ def _choose(browser: Chromium, select: str, value: str) -> None:
                      f"s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium found (run scripts/install_browser.sh, or set "
                                               "BBAM_CAPTUM_CHROMIUM to a Chromium or Chrome executable)")
 def test_page_in_headless_chromium(run_dir, tmp_path):

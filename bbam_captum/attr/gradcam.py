@@ -36,7 +36,8 @@ def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width
 
 
 def _crop_to_image(attr: Tensor, adapter: MMDetTwoStageAdapter, image: Tensor) -> Tensor:
-    """A layer attribution over the detector's padded input -> Tensor[1, 1, H, W] over the image (Tensor[1, 3, H, W])."""
+    """A layer attribution over the detector's padded input -> Tensor[1, 1, H, W] over the image
+    (Tensor[1, 3, H, W])."""
     height, width = image.shape[-2:]
     x, (sx, sy) = adapter.preprocess(image)
     up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -17,9 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..metrics.pseudo_labels import evaluate_pseudo_labels
-
     from ..errors import InputError
+    from ..metrics.pseudo_labels import evaluate_pseudo_labels
     from ..utils.atomic import write_json_atomic
 
     pred = Path(args.pred)

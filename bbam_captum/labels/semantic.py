@@ -17,7 +17,7 @@ def semantic_label(foreground: np.ndarray, uncertain: np.ndarray, boxes: np.ndar
     A pixel is its box's class (``classes + 1``) where that box claims it as foreground,
     ignore where it is uncertain for some box and foreground for none, background
     elsewhere. A pixel claimed by boxes of two classes is ignored, unless one box lies
-    wholly inside the other: then the inner box wins (bbam-method.md, pseudo labels).
+    wholly inside the other: then the inner box wins (the original's rule).
 
     Args:
         foreground (np.ndarray[K, H, W] bool): pixels each box claims.

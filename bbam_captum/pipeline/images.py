@@ -32,8 +32,9 @@ def _to_rgb8(img: Image.Image, path: Path) -> np.ndarray:
         grey8 = np.round(grey / 257.0).astype(np.uint8)
         return np.repeat(grey8[..., None], 3, axis=2)
     if img.mode in ("I", "F") or img.mode.startswith(("I;", "F;")):
-        raise InputError(f"cannot read image {path}: {img.mode!r} ({'32-bit integer' if img.mode.startswith('I') else 'float'}"
-                         " pixels) has no known 0..255 scale; convert it to 8-bit RGB")
+        kind = "32-bit integer" if img.mode.startswith("I") else "float"
+        raise InputError(f"cannot read image {path}: {img.mode!r} ({kind} pixels) has no known 0..255 scale; "
+                         "convert it to 8-bit RGB")
     return np.array(img.convert("RGB"))
 
 

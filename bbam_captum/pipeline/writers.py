@@ -60,7 +60,7 @@ class LabelSettings:
         crf_bg_share: the same for the outer edge of the ignore band (the original's 1 - 0.2).
     """
 
-    # Measured on val image ids 1-8 with the bundled detector (README, "Measured so far"):
+    # Chosen on val images 0-7 with the bundled detector:
     # BBAM's maps are low-valued and patchy, so a blur and a low threshold work best.
     theta_fg: float = 0.1
     theta_bg: float = 0.05

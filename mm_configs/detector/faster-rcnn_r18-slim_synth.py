@@ -2,7 +2,7 @@
 # channels, 2 x 256 FC box head) trained from scratch, on boxes only, on the synthetic
 # shapes world. Sized so that CPU training converges within about an hour.
 #
-# Reproduce (see README, "The bundled detector"):
+# Reproduce (see README, "The embedded default: a synthetic world and a bundled detector"):
 #   make detector
 # which draws the data with `bbam-captum synth` and runs
 #   mim train mmdet mm_configs/detector/faster-rcnn_r18-slim_synth.py --work-dir work_dirs/detector
@@ -105,7 +105,8 @@ param_scheduler = [
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2, save_best='coco/bbox_mAP_50'))
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2,
+                    save_best='coco/bbox_mAP_50'))
 log_processor = dict(by_epoch=False)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 auto_scale_lr = dict(enable=False, base_batch_size=4)
