@@ -68,7 +68,7 @@ def figure_path(out: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from .. import BBAM, load_detector
-    from ..pipeline.images import read_image
+    from ..io.images import read_image
     from ..visualization import explanation_figure
 
     check_bbam_args(args)

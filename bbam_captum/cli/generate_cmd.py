@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def detector_digest(config: str | None, checkpoint: str | None) -> str:
     """A hash of the detector's config and weights files (part of each maps file's key)."""
     from ..detectors.loading import bundled_detector_files
-    from ..pipeline.images import file_digest
+    from ..io.images import file_digest
 
     if config is None:
         config, default_checkpoint = bundled_detector_files()
@@ -90,7 +90,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         InputError: bad settings, detector files or device, image folder, output folder,
             a malformed COCO file, or an input that lies where the run writes.
     """
-    from ..pipeline.coco_input import load_coco_json
+    from ..io.coco import load_coco_json
     from ..pipeline.outputs import check_inputs_outside_outputs, check_output_folder
 
     label_settings(args)

@@ -28,11 +28,11 @@ from tqdm import tqdm
 
 from ..attr import BBAM
 from ..errors import InputError
+from ..io.images import file_digest, read_image
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
-from .images import file_digest, read_image
 
-__all__ = ["compute_maps", "maps_key", "map_path", "read_image", "save_maps", "stored_key"]
+__all__ = ["compute_maps", "maps_key", "map_path", "save_maps", "stored_key"]
 
 KEY_VERSION = 1  # part of every key: a change of the maps format invalidates old files
 

@@ -21,11 +21,11 @@ from PIL import Image
 from ..labels import IGNORE, instance_masks, refine_masks, segment_pools, semantic_label, smooth_maps
 from ..labels.crf import crf_masks
 from ..errors import InputError
-from ..synth.coco import encode_mask
+from ..io.coco import encode_mask, load_coco_json
+from ..io.images import file_digest, read_image
 from ..utils.atomic import atomic_open, write_json_atomic
-from .coco_input import CocoInput, ImageItem, load_coco_json
+from .coco_input import CocoInput, ImageItem
 from .generate import failure_path, image_path, map_path, maps_key, time_path
-from .images import file_digest, read_image
 from .outputs import check_inputs_outside_outputs
 
 # The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab

@@ -18,8 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..io.coco import decode_mask
 from ..pipeline.writers import label_name
-from ..synth.coco import decode_mask
 from ..utils.atomic import write_json_atomic
 from .thumbs import RENDER_VERSION, box_view, label_view, overview, save_png
 
