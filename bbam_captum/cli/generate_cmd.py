@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from ..pipeline.writers import LabelSettings
+from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
 from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
 
