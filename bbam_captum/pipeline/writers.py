@@ -19,11 +19,11 @@ from PIL import Image
 
 from ..errors import InputError
 from ..io.coco import encode_mask, load_coco_json
-from ..io.images import file_digest, read_image
+from ..io.images import read_image
 from ..labels import IGNORE, LabelSettings, pseudo_masks, semantic_label
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
-from .generate import failure_path, image_path, map_path, maps_key, time_path
+from .generate import expected_key, failure_path, image_path, map_path, npz_key, time_path
 from .outputs import check_inputs_outside_outputs
 
 # The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
@@ -86,7 +86,7 @@ def _load_maps(path: Path, item: ImageItem, key: str | None) -> tuple[dict | Non
     missing = {"maps", "boxes", "classes", "ann_ids"} - arrays.keys()
     if missing:
         return None, f"maps file {path} lacks {sorted(missing)}: rerun generate"
-    stored = str(arrays["key"]) if "key" in arrays else ""
+    stored = npz_key(arrays)
     if key is not None and stored and stored != key:
         return None, (f"maps file {path} was made from other boxes, image or settings than the current ones: "
                       "rerun generate")
@@ -110,9 +110,8 @@ def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | N
         return None, reason
     key = None
     if fingerprint is not None:
-        try:
-            key = maps_key(item, file_digest(image_path(img_dir, item)), fingerprint)
-        except OSError:
+        key = expected_key(item, img_dir, fingerprint)
+        if key is None:
             return None, f"image file not found or unreadable: {image_path(img_dir, item)}"
     return _load_maps(map_path(out, item.image_id), item, key)
 
