@@ -40,11 +40,11 @@ world-data: setup
 ifeq ($(WORLD),shapes)
 detector: detector-data
 	$(MIM) train mmdet $(DETECTOR_CONFIG) --work-dir $(DETECTOR_WORK_DIR) --resume
-	$(PY) -m bbam_captum.detectors.export --work-dir $(DETECTOR_WORK_DIR) --out $(DETECTOR_ASSET) --val-ann data/synth/val/annotations.json
+	$(PY) -m bbam_captum.export_detector --work-dir $(DETECTOR_WORK_DIR) --out $(DETECTOR_ASSET) --val-ann data/synth/val/annotations.json
 else
 # --resume only once a checkpoint exists: mmdet's --resume drops load_from, the starting weights.
 detector: world-data
 	$(MIM) train mmdet $(WORLD_CONFIG) --work-dir work_dirs/detector-$(WORLD) \
 		$(if $(wildcard work_dirs/detector-$(WORLD)/last_checkpoint),--resume) --cfg-options $(WORLD_PATHS)
-	$(PY) -m bbam_captum.detectors.export --work-dir work_dirs/detector-$(WORLD) --out bbam_captum/assets/worlds/$(WORLD) --val-ann $(WORLD_DATA)/val/annotations.json
+	$(PY) -m bbam_captum.export_detector --work-dir work_dirs/detector-$(WORLD) --out bbam_captum/assets/worlds/$(WORLD) --val-ann $(WORLD_DATA)/val/annotations.json
 endif

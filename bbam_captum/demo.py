@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from .cli.main import main as cli
+from .io import decode_mask
 from .metrics.pseudo_labels import box_fill_miou
-from .synth.coco import decode_mask
 from .visualization import explanation_figure
 
 DEMO_SEED = 2024

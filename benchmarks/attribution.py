@@ -35,11 +35,10 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bbam_captum import load_detector  # noqa: E402
-from bbam_captum.labels import instance_masks, refine_masks, segment_pools, smooth_maps  # noqa: E402
+from bbam_captum.io import load_coco_image  # noqa: E402
+from bbam_captum.labels import LabelSettings, instance_masks, refine_masks, segment_pools, smooth_maps  # noqa: E402
 from bbam_captum.labels.crf import crf_masks  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
-from bbam_captum.pipeline.coco_input import load_coco_image  # noqa: E402
-from bbam_captum.pipeline.writers import LabelSettings  # noqa: E402
 from bbam_captum.synth import write_dataset  # noqa: E402
 from bbam_captum.utils.atomic import atomic_open  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402

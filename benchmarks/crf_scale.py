@@ -38,13 +38,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bbam_captum.labels import semantic_label
+from bbam_captum.io.images import read_image
+from bbam_captum.labels import LabelSettings, pseudo_masks, semantic_label
 from bbam_captum.labels.crf import DenseCRFSettings, crf_grid, crf_masks
 from bbam_captum.labels.refine import refine_masks, segment_pools
 from bbam_captum.pipeline import read_coco
-from bbam_captum.pipeline import writers
-from bbam_captum.pipeline.generate import map_path, read_image
-from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks
+from bbam_captum.labels import chain as label_chain
+from bbam_captum.pipeline.generate import map_path
 from bbam_captum.synth import CLASSES, WORLDS
 from bbam_captum.utils.atomic import write_json_atomic
 
@@ -119,7 +119,7 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
             s["masks"].append(instance)
             s["crf"].add(instance, true, np.zeros_like(truth), truth)
             s["crf + Eq. 4"].add(refine_masks(instance, boxes, pools), true, np.zeros_like(truth), truth)
-            with mock.patch.object(writers, "crf_masks", crfs[name]):
+            with mock.patch.object(label_chain, "crf_masks", crfs[name]):
                 instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image)
             s["default chain"].add(instance, true, semantic_label(foreground, uncertain, boxes, classes), truth)
         if sum(len(m) for m in large[next(iter(large))]["masks"]) >= large_boxes:

@@ -50,10 +50,11 @@ import torch
 
 from bbam_captum import BBAM, load_detector
 from bbam_captum.detectors import MMDetTwoStageAdapter
+from bbam_captum.io import load_coco_image, read_image
+from bbam_captum.labels import LabelSettings
 from bbam_captum.pipeline import compute_maps, read_coco, write_labels
-from bbam_captum.pipeline.coco_input import CocoInput, load_coco_image
-from bbam_captum.pipeline.generate import map_path, read_image, save_maps
-from bbam_captum.pipeline.writers import LabelSettings
+from bbam_captum.pipeline.coco_input import CocoInput
+from bbam_captum.pipeline.generate import map_path, save_maps
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 

@@ -45,9 +45,9 @@ from tqdm import tqdm  # noqa: E402
 
 from bbam_captum import BBAM, load_detector  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
+from bbam_captum.io import load_coco_image  # noqa: E402
+from bbam_captum.labels import LabelSettings, pseudo_masks  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
-from bbam_captum.pipeline.coco_input import load_coco_image  # noqa: E402
-from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks  # noqa: E402
 from bbam_captum.utils.atomic import write_json_atomic  # noqa: E402
 
 from .attribution import DEFAULT_ANN, ensure_val_split, peak_memory_mb  # noqa: E402

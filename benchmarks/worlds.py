@@ -34,16 +34,15 @@ from tqdm import tqdm
 
 from bbam_captum import BBAM, load_detector
 from bbam_captum.detectors import bundled_detector_files
-from bbam_captum.labels import semantic_label
+from bbam_captum.io import decode_mask, read_image
+from bbam_captum.labels import LabelSettings, pseudo_masks, semantic_label
 from bbam_captum.labels.masks import smooth_maps
 from bbam_captum.metrics import box_masks, mask_iou
 from bbam_captum.metrics.pseudo_labels import box_fill_miou, confusion_miou
 from bbam_captum.pipeline import compute_maps, read_coco
 from bbam_captum.pipeline.coco_input import CocoInput
-from bbam_captum.pipeline.generate import map_path, read_image
-from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks
+from bbam_captum.pipeline.generate import map_path
 from bbam_captum.synth import CLASSES, WORLDS, write_dataset
-from bbam_captum.synth.coco import decode_mask
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .metrics import mask_ious

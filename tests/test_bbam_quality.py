@@ -6,7 +6,7 @@ import torch
 
 from bbam_captum import BBAM, load_detector
 from bbam_captum.metrics import box_masks, mask_iou
-from bbam_captum.pipeline.writers import LabelSettings, pseudo_masks
+from bbam_captum.labels import LabelSettings, pseudo_masks
 from bbam_captum.synth import draw_image
 
 VAL_SEED = 1  # the bundled detector's validation split (never trained on)

@@ -12,7 +12,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from bbam_captum import BBAM, load_detector
-from bbam_captum.pipeline.coco_input import load_coco_image
+from bbam_captum.io import load_coco_image
 from bbam_captum.detectors import bundled_detector_files
 from bbam_captum.synth import write_dataset
 

@@ -141,7 +141,7 @@ def test_evaluate_scores_against_true_masks(generated, tiny_synth, capsys):
 def test_evaluate_gives_one_for_true_masks(tiny_synth, tmp_path):
     """A 'prediction' made of the true masks scores 1: the metric can tell perfect from not."""
     from bbam_captum.labels import semantic_label
-    from bbam_captum.synth.coco import decode_mask
+    from bbam_captum.io import decode_mask
 
     ann = json.loads((tiny_synth / "annotations.json").read_text())
     (tmp_path / "coco").mkdir()

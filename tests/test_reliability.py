@@ -169,7 +169,7 @@ def _must_not_load(*args, **kwargs):
 
 # 4. pixel data is read as it is
 def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
-    from bbam_captum.pipeline.images import read_image
+    from bbam_captum.io import read_image
 
     grey = (np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint16)
     Image.fromarray(grey * 257).save(tmp_path / "grey16.png")  # 16-bit grey PNG
@@ -463,7 +463,7 @@ def _odd_images(path: Path, rng: np.random.Generator) -> list[Path]:
 def test_fuzz_images_and_generate_runs(small, tmp_path):
     """Odd images read or refused with an InputError; then 8 generate runs on corrupted COCO files and
     images end in 0/1 with a consistent summary or 2 with a message, writing only under OUT."""
-    from bbam_captum.pipeline.images import read_image
+    from bbam_captum.io import read_image
 
     data, ann = small
     odd = _odd_images(data / "images" / ann["images"][0]["file_name"], np.random.default_rng(0))

@@ -195,7 +195,8 @@ def test_generate_labels_from_python(synth_pair, tmp_path):
 
     import numpy as np
 
-    from bbam_captum.pipeline import LabelSettings, generate_labels
+    from bbam_captum.labels import LabelSettings
+    from bbam_captum.pipeline import generate_labels
     from bbam_captum.synth import CLASSES
 
     data, adapter = synth_pair

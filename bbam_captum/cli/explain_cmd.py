@@ -68,8 +68,8 @@ def figure_path(out: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from .. import load_detector
+    from ..io.images import read_image
     from ..pipeline.api import explain
-    from ..pipeline.images import read_image
 
     check_bbam_args(args)
     check_detector_args(args)

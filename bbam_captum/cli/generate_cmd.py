@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..labels import LabelSettings
 from ..pipeline.api import RUN_FILE
-from ..pipeline.writers import LabelSettings
 from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
 
 
@@ -71,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def detector_digest(config: str | None, checkpoint: str | None) -> str:
     """A hash of the detector's config and weights files (part of each maps file's key)."""
     from ..detectors.loading import bundled_detector_files
-    from ..pipeline.images import file_digest
+    from ..io.images import file_digest
 
     if config is None:
         config, default_checkpoint = bundled_detector_files()

@@ -9,8 +9,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..labels import IGNORE
-from ..pipeline.coco_input import load_coco_json
-from ..synth.coco import decode_mask
+from ..io.coco import decode_mask, load_coco_json
 
 
 def box_fill_miou(ann_file: str | Path) -> float:

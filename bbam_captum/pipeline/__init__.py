@@ -5,7 +5,7 @@ From Python, :func:`explain` and :func:`generate_labels` run it with any detecto
 from .api import Explanation, explain, generate_labels
 from .coco_input import CocoInput, ImageItem, read_coco
 from .generate import compute_maps
-from .writers import LabelSettings, write_labels
+from .writers import write_labels
 
-__all__ = ["CocoInput", "Explanation", "ImageItem", "LabelSettings", "compute_maps", "explain", "generate_labels",
-           "read_coco", "write_labels"]
+__all__ = ["CocoInput", "Explanation", "ImageItem", "compute_maps", "explain", "generate_labels", "read_coco",
+           "write_labels"]

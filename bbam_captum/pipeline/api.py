@@ -20,12 +20,14 @@ from torch import Tensor
 from ..attr import BBAM, BoxRecord
 from ..detectors.base import DetectorAdapter
 from ..errors import InputError
+from ..io.coco import load_coco_json
+from ..io.images import read_image
+from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
-from .coco_input import load_coco_json, read_coco
+from .coco_input import read_coco
 from .generate import compute_maps, run_fingerprint
-from .images import read_image
 from .outputs import check_inputs_outside_outputs, check_output_folder
-from .writers import LabelSettings, write_labels
+from .writers import write_labels
 
 __all__ = ["Explanation", "check_generate_inputs", "explain", "generate_labels", "model_digest"]
 

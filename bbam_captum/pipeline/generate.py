@@ -19,6 +19,7 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,11 +29,11 @@ from tqdm import tqdm
 
 from ..attr import BBAM
 from ..errors import InputError
+from ..io.images import file_digest, read_image
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
-from .images import file_digest, read_image
 
-__all__ = ["compute_maps", "maps_key", "map_path", "read_image", "save_maps", "stored_key"]
+__all__ = ["compute_maps", "maps_key", "map_path", "npz_key", "save_maps", "stored_key"]
 
 KEY_VERSION = 1  # part of every key: a change of the maps format invalidates old files
 
@@ -79,11 +80,18 @@ def run_fingerprint(settings: dict, detector_digest: str) -> str:
     return json.dumps({"bbam": settings, "detector": detector_digest}, sort_keys=True)
 
 
+def npz_key(arrays: Mapping[str, np.ndarray]) -> str | None:
+    """The key saved with a maps file's arrays (an open ``np.load`` file or a dict of its
+    arrays); None when it has none."""
+    key = arrays.get("key")
+    return None if key is None else str(key)
+
+
 def stored_key(path: Path) -> str | None:
     """The key of a maps file; None when it has none or cannot be read."""
     try:
         with np.load(path) as data:
-            return str(data["key"]) if "key" in data.files else None
+            return npz_key(data)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
         return None
 

@@ -11,21 +11,19 @@ import json
 import os
 import shutil
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ..labels import IGNORE, instance_masks, refine_masks, segment_pools, semantic_label, smooth_maps
-from ..labels.crf import crf_masks
 from ..errors import InputError
-from ..synth.coco import encode_mask
+from ..io.coco import encode_mask, load_coco_json
+from ..io.images import read_image
+from ..labels import IGNORE, LabelSettings, pseudo_masks, semantic_label
 from ..utils.atomic import atomic_open, write_json_atomic
-from .coco_input import CocoInput, ImageItem, load_coco_json
-from .generate import failure_path, image_path, map_path, maps_key, time_path
-from .images import file_digest, read_image
+from .coco_input import CocoInput, ImageItem
+from .generate import expected_key, failure_path, image_path, map_path, npz_key, time_path
 from .outputs import check_inputs_outside_outputs
 
 # The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
@@ -33,58 +31,6 @@ from .outputs import check_inputs_outside_outputs
 CONFIG_DIR = Path(__file__).resolve().parents[1] / ".mim" / "configs"
 SEG_BASE_CONFIG = CONFIG_DIR / "seg" / "fpn_r18-slim_pseudo-labels.py"
 INST_BASE_CONFIG = CONFIG_DIR / "inst" / "mask-rcnn_r18-slim_pseudo-labels.py"
-
-
-@dataclass
-class LabelSettings:
-    """How BBAM maps become pseudo labels.
-
-    With ``crf`` (the default, as the original implementation) each map goes through the
-    box-wise dense CRF of :func:`bbam_captum.labels.crf.crf_masks` twice: with
-    ``crf_fg_share`` it gives the instance mask and the semantic foreground, with the wider
-    ``crf_bg_share`` the edge of the ignore band. Without ``crf`` the maps are blurred and
-    cut at the thresholds ``theta_*`` and ``instance_threshold`` instead.
-
-    Attributes:
-        theta_fg: above it, semantic foreground of the box's class (without ``crf``).
-        theta_bg: below it, background; between the two, ignore (255) (without ``crf``).
-        instance_threshold: above it, the instance mask (inside the box) (without ``crf``).
-        refine: apply the mask-proposal refinement of Eq. 4 to the masks (the paper refines
-            its pseudo labels, with MCG proposals; here Felzenszwalb segments stand in).
-        blur_sigma: Gaussian blur of the maps before thresholding, in pixels (without
-            ``crf``, which blurs by its own rule); 0 disables.
-        crf: use the dense CRF instead of the thresholds.
-        crf_fg_share: share of a box's most-attributed pixels taken as certain
-            foreground for the instance mask and semantic foreground (the original's
-            1 - 0.85).
-        crf_bg_share: the same for the outer edge of the ignore band (the original's 1 - 0.2).
-    """
-
-    # Chosen on val images 0-7 with the bundled detector:
-    # BBAM's maps are low-valued and patchy, so a blur and a low threshold work best.
-    theta_fg: float = 0.1
-    theta_bg: float = 0.05
-    instance_threshold: float = 0.1
-    # The paper's full chain (CRF, then Eq. 4), chosen across worlds by leave-one-world-out
-    # (benchmarks/results/worlds.md): on the shapes world it costs 0.002-0.01 against the CRF
-    # alone, on the camouflage and photo worlds it adds 0.02-0.04.
-    refine: bool = True
-    blur_sigma: float = 3.0
-    crf: bool = True
-    crf_fg_share: float = 0.15
-    crf_bg_share: float = 0.8
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.crf_fg_share <= self.crf_bg_share <= 1.0:
-            raise InputError(f"CRF shares must satisfy 0 < crf_fg_share <= crf_bg_share <= 1, got "
-                             f"crf_fg_share={self.crf_fg_share}, crf_bg_share={self.crf_bg_share}")
-        if not 0.0 <= self.theta_bg <= self.theta_fg <= 1.0:
-            raise InputError(f"thresholds must satisfy 0 <= theta_bg <= theta_fg <= 1, got theta_bg={self.theta_bg}, "
-                             f"theta_fg={self.theta_fg}")
-        if not 0.0 <= self.instance_threshold <= 1.0:
-            raise InputError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
-        if not 0.0 <= self.blur_sigma <= 100.0:
-            raise InputError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")
 
 
 def _palette(n: int) -> list[list[int]]:
@@ -95,41 +41,6 @@ def _palette(n: int) -> list[list[int]]:
 def _write_png_atomic(path: Path, array: np.ndarray) -> None:
     with atomic_open(path) as f:
         Image.fromarray(array).save(f, format="PNG")
-
-
-def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
-                 image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Instance masks, foreground and uncertain claims of one image's boxes.
-
-    Args:
-        maps (np.ndarray[K, H, W]), boxes (np.ndarray[K, 4]); ``image`` (H, W, 3) uint8
-        is needed with ``settings.crf`` or ``settings.refine``.
-
-    Returns:
-        instance, foreground, uncertain: each np.ndarray[K, H, W] bool (uncertain: claimed
-        by the wider mask, not by the foreground).
-    """
-    if (settings.crf or settings.refine) and image is None:
-        raise ValueError("the CRF and the refinement (settings.crf, settings.refine) need the image; pass it, "
-                         "or use crf=False, refine=False")
-    maps = maps.astype(np.float32)
-    if settings.crf:
-        instance = crf_masks(maps, boxes, image, settings.crf_fg_share)
-        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share)
-    else:
-        maps_t = smooth_maps(torch.from_numpy(maps)[:, None], settings.blur_sigma)
-        boxes_t = torch.from_numpy(boxes)
-        instance = instance_masks(maps_t, boxes_t, settings.instance_threshold).numpy()
-        foreground = instance_masks(maps_t, boxes_t, settings.theta_fg).numpy()
-        wider = instance_masks(maps_t, boxes_t, settings.theta_bg).numpy()
-    if settings.refine and len(boxes):
-        pools = segment_pools(image)
-        refined_instance = refine_masks(instance, boxes, pools)
-        foreground = refined_instance if foreground is instance else refine_masks(foreground, boxes, pools)
-        instance = refined_instance
-        if settings.crf:  # the original refined its wider masks too, keeping the foreground in them
-            wider = refine_masks(wider, boxes, pools) | foreground
-    return instance, foreground, wider & ~foreground
 
 
 def label_name(image_id: int) -> str:
@@ -175,7 +86,7 @@ def _load_maps(path: Path, item: ImageItem, key: str | None) -> tuple[dict | Non
     missing = {"maps", "boxes", "classes", "ann_ids"} - arrays.keys()
     if missing:
         return None, f"maps file {path} lacks {sorted(missing)}: rerun generate"
-    stored = str(arrays["key"]) if "key" in arrays else ""
+    stored = npz_key(arrays)
     if key is not None and stored and stored != key:
         return None, (f"maps file {path} was made from other boxes, image or settings than the current ones: "
                       "rerun generate")
@@ -199,9 +110,8 @@ def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | N
         return None, reason
     key = None
     if fingerprint is not None:
-        try:
-            key = maps_key(item, file_digest(image_path(img_dir, item)), fingerprint)
-        except OSError:
+        key = expected_key(item, img_dir, fingerprint)
+        if key is None:
             return None, f"image file not found or unreadable: {image_path(img_dir, item)}"
     return _load_maps(map_path(out, item.image_id), item, key)
 

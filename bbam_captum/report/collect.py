@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..io.coco import decode_mask
+from ..metrics import mask_iou
 from ..pipeline.writers import label_name
-from ..synth.coco import decode_mask
 from ..utils.atomic import write_json_atomic
 from .thumbs import RENDER_VERSION, box_view, label_view, overview, save_png
 
@@ -113,11 +115,6 @@ def _label_path(inputs: RunInputs, info: dict) -> Path:
     return inputs.out / "mmseg" / "labels" / f"{label_name(info['id'])}.png"
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 1.0
-
-
 def _load_arrays(inputs: RunInputs, info: dict) -> tuple:
     """The maps file, image and label of one image; ValueError naming the file when unusable."""
     maps_file = inputs.out / "maps" / f"{info['id']}.npz"
@@ -181,7 +178,8 @@ def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dic
             "claimed": round(float(((claimed_by > 1) & mask).sum() / area), 4) if area else 0.0,
             # the largest share of another box's mask that this mask covers
             "covers": round(float(covers[k].max()), 4) if len(masks) > 1 else 0.0,
-            "iou": round(_iou(mask, true_mask), 4) if true_mask is not None else None,
+            "iou": (round(mask_iou(torch.from_numpy(mask)[None], torch.from_numpy(true_mask)[None]).item(), 4)
+                    if true_mask is not None else None),
             "thumb": thumb,
         })
     return entry

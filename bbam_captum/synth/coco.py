@@ -3,31 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pycocotools.mask as mask_utils
 from PIL import Image
 from tqdm import tqdm
 
+from ..io.coco import encode_mask
 from ..utils.atomic import write_json_atomic
 
 from .world import CLASSES, WorldConfig, draw_image
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """COCO RLE of a (H, W) bool mask, with ``counts`` as str so that it is JSON."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
-def decode_mask(segmentation: dict | list, height: int, width: int) -> np.ndarray:
-    """A COCO segmentation (compressed or uncompressed RLE, or polygons) as an (H, W) bool mask."""
-    if isinstance(segmentation, list):  # polygons
-        rles = mask_utils.frPyObjects(segmentation, height, width)
-        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-    if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
-        segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    return mask_utils.decode(segmentation).astype(bool)
 
 
 def write_dataset(out: str | Path, num_images: int, seed: int, config: WorldConfig = WorldConfig(),

@@ -1,6 +1,6 @@
 """Turns a training work dir into the bundled detector: slim checkpoint, config, log, metrics.
 
-``python -m bbam_captum.detectors.export --work-dir work_dirs/detector --out bbam_captum/assets/detector``
+``python -m bbam_captum.export_detector --work-dir work_dirs/detector --out bbam_captum/assets/detector``
 
 The checkpoint keeps only ``meta`` and ``state_dict`` (no optimizer, no message hub), so
 it loads with torch's plain weights-only loading and is less than half the size.
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..metrics.pseudo_labels import box_fill_miou
-from ..utils.checkpoint_safety import mmengine_checkpoint_globals
+from .metrics.pseudo_labels import box_fill_miou
+from .utils.checkpoint_safety import mmengine_checkpoint_globals
 
 
 def slim_checkpoint(src: str | Path, dst: str | Path) -> dict:
