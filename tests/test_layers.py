@@ -7,9 +7,9 @@ The order, lowest first (parts in one layer are independent of each other):
 - ``detectors`` (adapters and loading), ``mmlab`` (the module OpenMMLab configs import);
 - ``attr`` (BBAM, Grad-CAM), ``labels`` (the label chain: maps to pseudo labels);
 - the package's own ``__init__`` (the public API: ``BBAM``, ``load_detector``);
-- ``metrics``;
+- ``metrics``, ``visualization`` (figures of maps and boxes);
 - ``pipeline`` (``generate``, its maps and label files);
-- ``report``, ``visualization``, ``synth`` (draws data; nothing of the library depends on it);
+- ``report``, ``synth`` (draws data; nothing of the library depends on it);
 - ``cli``;
 - ``demo``, ``export_detector`` (``python -m`` tools).
 
@@ -30,9 +30,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("detectors", "mmlab"),
     ("attr", "labels"),
     (ROOT,),
-    ("metrics",),
+    ("metrics", "visualization"),
     ("pipeline",),
-    ("report", "visualization", "synth"),
+    ("report", "synth"),
     ("cli",),
     ("demo", "export_detector"),
 )

@@ -175,3 +175,25 @@ def test_box_gradcam_gives_one_map_per_box(random_detector):
     assert torch.equal(BoxGradCAM(random_detector).attribute(image, boxes, target=[1, 2]),
                        torch.cat([BoxGradCAM(random_detector).attribute(image, b[None], target=t)
                                   for b, t in zip(boxes, (1, 2))]))
+
+
+TORCH_ONLY = """
+import importlib.abc, sys
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("mmdet", "mmengine", "mmcv", "mmseg", "pydensecrf"):
+            raise ImportError(f"{name} is absent here")
+sys.meta_path.insert(0, Absent())
+from bbam_captum import BBAM
+from bbam_captum.detectors import TorchvisionRCNNAdapter
+from bbam_captum.labels import LabelSettings
+from bbam_captum.pipeline import explain, generate_labels
+print("imported")
+"""
+
+
+def test_torchvision_path_needs_no_openmmlab_and_no_crf():
+    """BBAM on a torchvision detector, and labels without the CRF, import where neither OpenMMLab nor
+    pydensecrf is installed (a GPU machine with only torch and torchvision, say)."""
+    done = subprocess.run([sys.executable, "-c", TORCH_ONLY], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "imported" in done.stdout, done.stderr[-2000:]

@@ -22,10 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pydensecrf.densecrf as dcrf
 import torch
 import torch.nn.functional as F
-from pydensecrf.utils import unary_from_softmax
 
 from ..ops import adaptive_stride
 from .masks import smooth_maps
@@ -89,6 +87,9 @@ class _ImageCRF:
                  xy_scale: tuple[float, float] = (1.0, 1.0)) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+        # imported here: the label chain without the CRF (and BBAM itself) runs where pydensecrf is absent
+        import pydensecrf.densecrf as dcrf
+
         self.shape, self.iterations = image.shape[:2], settings.iterations
         sx, sy = xy_scale
         self.crf = dcrf.DenseCRF2D(image.shape[1], image.shape[0], 2)
@@ -99,6 +100,8 @@ class _ImageCRF:
     def foreground(self, prob: np.ndarray) -> np.ndarray:
         if prob.shape != self.shape:
             raise ValueError(f"prob must be (H, W) = {self.shape}, got {prob.shape}")
+        from pydensecrf.utils import unary_from_softmax
+
         unary = unary_from_softmax(np.stack([prob, 1 - prob]).astype(np.float32))
         self.crf.setUnaryEnergy(np.ascontiguousarray(unary))
         return np.asarray(self.crf.inference(self.iterations), dtype=np.float32).reshape(2, *self.shape)[0]
