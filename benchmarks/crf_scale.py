@@ -15,8 +15,8 @@ of each world's val split, and scores, for each CRF:
 
 The CRFs: ``before`` is :func:`crf_masks` as of ``--before`` (a git revision; the whole-image
 CRF at full resolution), the others are this checkout's with ``max_pixels`` set to each of
-``--budgets`` (the default budget marked; 0: the whole image at full resolution). Seconds per box: one ``crf_masks`` call (the
-foreground share, the prior of one mask) per box, on one thread.
+``--budgets`` (the default budget marked; 0: the whole image at full resolution). Seconds per box:
+one ``crf_masks`` call (the foreground share, the prior of one mask) per box, on one thread.
 
 Writes ``DIR/crf_scale.json`` and ``DIR/crf_scale.md``.
 """
@@ -163,7 +163,8 @@ def write_markdown(path: Path, results: list[dict], meta: dict) -> None:
              f"pixels the CRF infers on. Seconds per box: one "
              f"CRF mask (foreground share) per box, one thread beside other jobs. 'IoU with before': mean IoU of each "
              f"box's mask with the before mask.", ""]
-    for size, title in (("large", f"{LARGE} px (the val images upscaled {LARGE}/192)"), ("small", "192 px (val split)")):
+    titles = (("large", f"{LARGE} px (the val images upscaled {LARGE}/192)"), ("small", "192 px (val split)"))
+    for size, title in titles:
         lines += [f"## {title}", "", "| world | CRF | grid | boxes | s / box | CRF instance mIoU | CRF + Eq. 4 "
                   "instance mIoU |" + (" default chain instance / semantic |" if size == "small" else "")
                   + " IoU with before | same masks |",

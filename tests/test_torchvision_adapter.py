@@ -39,7 +39,8 @@ def _object_on_mu(adapter: TorchvisionRCNNAdapter) -> tuple[torch.Tensor, torch.
     return image, rois
 
 
-def _model_forward(model: torch.nn.Module, image: torch.Tensor, rois: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _model_forward(model: torch.nn.Module, image: torch.Tensor,
+                   rois: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The model's own second stage on the full image, as its forward runs it: class
     probabilities [R, C + 1] (background first) and boxes [R, C + 1, 4] in image pixels."""
     images, _ = model.transform([image[0] / 255.0])
@@ -212,7 +213,8 @@ def test_generate_labels_from_python(synth_pair, tmp_path):
             assert stored["maps"].shape == (count, image["height"], image["width"])
             # categories map onto the detector's classes by name
             names = {c["id"]: c["name"] for c in ann["categories"]}
-            wanted = [CLASSES.index(names[a["category_id"]]) for a in ann["annotations"] if a["image_id"] == image["id"]]
+            wanted = [CLASSES.index(names[a["category_id"]]) for a in ann["annotations"]
+                      if a["image_id"] == image["id"]]
             assert stored["classes"].tolist() == wanted
     run = json.loads((out / "run.json").read_text())
     assert run["class_names"] == list(CLASSES) and run["detector_digest"].startswith("model:")

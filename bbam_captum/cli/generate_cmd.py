@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from ..labels import LabelSettings
-from ..pipeline.api import RUN_FILE
 from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
 
 

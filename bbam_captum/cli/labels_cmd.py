@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .generate_cmd import RUN_FILE, _report, add_label_args, label_settings
+from ..pipeline.api import RUN_FILE
+from .generate_cmd import _report, add_label_args, label_settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
