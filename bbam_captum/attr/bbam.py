@@ -230,8 +230,8 @@ class BBAM(PerturbationAttribution):
         if not return_records:
             return maps
         records = [BoxRecord(target=int(t), stride=s, num_positives=len(p.rois), iou_threshold=p.iou_threshold,
-                             fallback=p.fallback, steps=n, final_loss=float(l))
-                   for t, s, p, n, l in zip(targets, strides, positives, steps_run, losses)]
+                             fallback=p.fallback, steps=n, final_loss=float(loss))
+                   for t, s, p, n, loss in zip(targets, strides, positives, steps_run, losses)]
         return maps, records
 
     def _step_bytes(self, image: Tensor, mu: Tensor, masks: list[Tensor], positives: list[PositiveProposals],
