@@ -100,7 +100,8 @@ def read_test_resize(cfg) -> TestResize:
         pipeline = get_test_pipeline_cfg(cfg)
     except (AttributeError, KeyError, RuntimeError) as error:
         raise UnsupportedDetectorError(
-            f"cannot find the test pipeline in the model's config (test_dataloader.dataset.pipeline): {error}") from error
+            "cannot find the test pipeline in the model's config (test_dataloader.dataset.pipeline): "
+            f"{error}") from error
     resizes = []
     for step in _pipeline_steps(pipeline):
         kind = str(step.get("type", "")).split(".")[-1]  # "mmdet.Resize" -> "Resize"
