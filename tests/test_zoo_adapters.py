@@ -157,6 +157,21 @@ def test_query_based_head_is_refused_at_construction():
         BBAM(model)
 
 
+def test_crops_of_deformable_backbones_are_large_enough_for_their_kernels(image):
+    """mmcv's deformable convolutions refuse maps smaller than 3 x 3: a crop around a small
+    box spans 3 cells of the coarsest grid, and the adapter runs on it."""
+    cfg = shipped_config("dcn/faster-rcnn_r50-dconv-c3-c5_fpn_1x_coco.py")
+    cfg.model.backbone.depth = 50  # ResNet-18's blocks take no DCN; 16 base channels: stages of 64..512
+    cfg.model.neck.in_channels = [64, 128, 256, 512]
+    adapter = MMDetTwoStageAdapter(build(cfg).eval())
+    crop = adapter.crop(torch.tensor([62.0, 42.0, 70.0, 50.0]), HEIGHT, WIDTH)
+    assert (crop.width, crop.height) == (96, 96)
+    with torch.no_grad(), adapter.frozen():
+        out = adapter.roi_outputs(adapter.features(image[None], [crop]),
+                                  to_rois([torch.tensor([[62.0, 42.0, 70.0, 50.0]])]))
+    assert torch.isfinite(out.deltas).all()
+
+
 # ----------------------------------------------------------------- loud failures
 
 def _with_test_pipeline(model: torch.nn.Module, pipeline: list[dict]) -> torch.nn.Module:

@@ -174,6 +174,12 @@ def _box_kind(roi_head: torch.nn.Module, bbox_head: torch.nn.Module) -> str:
     return "deltas"
 
 
+def _has_deformable_conv(model: torch.nn.Module) -> bool:
+    from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
+
+    return any(isinstance(m, (DeformConv2d, ModulatedDeformConv2d)) for m in model.modules())
+
+
 def _class_names(model: torch.nn.Module, num_classes: int) -> tuple[str, ...]:
     """Class names from the checkpoint's meta, else the config's metainfo, else indices."""
     cfg = getattr(model, "cfg", None)
@@ -234,6 +240,9 @@ class MMDetTwoStageAdapter:
         if self._box_kind == "grid":
             strides += list(roi_head.grid_roi_extractor.featmap_strides)
         self._crop_grid = int(max(strides))
+        # mmcv's deformable convolutions refuse feature maps smaller than their kernel (3 x 3):
+        # with them a crop spans at least 3 cells of the coarsest grid
+        self._min_crop_cells = 3 if _has_deformable_conv(model) else 1
         self.num_classes: int = int(self._bbox_head.num_classes)
         self.class_names = _class_names(model, self.num_classes)
 
@@ -287,10 +296,11 @@ class MMDetTwoStageAdapter:
         input_h = math.ceil(round(height * sy) / grid) * grid
         input_w = math.ceil(round(width * sx) / grid) * grid
         x1, y1, x2, y2 = window.tolist()
-        left = min(max(math.floor(x1 * sx / grid) * grid, 0), input_w - grid)
-        top = min(max(math.floor(y1 * sy / grid) * grid, 0), input_h - grid)
-        right = min(max(math.ceil(x2 * sx / grid) * grid, left + grid), input_w)
-        bottom = min(max(math.ceil(y2 * sy / grid) * grid, top + grid), input_h)
+        least = self._min_crop_cells * grid
+        left = min(max(math.floor(x1 * sx / grid) * grid, 0), max(input_w - least, 0))
+        top = min(max(math.floor(y1 * sy / grid) * grid, 0), max(input_h - least, 0))
+        right = min(max(math.ceil(x2 * sx / grid) * grid, left + least), input_w)
+        bottom = min(max(math.ceil(y2 * sy / grid) * grid, top + least), input_h)
         return Crop(left, top, right - left, bottom - top)
 
     def features(self, images: Tensor, crops: Sequence[Crop] | None = None) -> MMDetFeatures:
