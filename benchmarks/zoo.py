@@ -34,6 +34,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import re
 import resource
 import time
 import traceback
@@ -301,7 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     runs = args.out / "work" / "zoo_runs"
     runs.mkdir(parents=True, exist_ok=True)
     # reading every config takes minutes: the listing is kept for resumed runs
-    listing = args.out / "work" / f"zoo_configs_{args.dedup}_{args.only or 'all'}.json"
+    selection = re.sub(r"\W", "_", args.only or "all")
+    listing = args.out / "work" / f"zoo_configs_{args.dedup}_{selection}.json"
     if listing.exists():
         rows, unreadable, not_two_stage = json.loads(listing.read_text())
     else:

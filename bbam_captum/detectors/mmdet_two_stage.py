@@ -239,7 +239,9 @@ class MMDetTwoStageAdapter:
         strides = list(self.roi_extractor.featmap_strides)
         if self._box_kind == "grid":
             strides += list(roi_head.grid_roi_extractor.featmap_strides)
-        self._crop_grid = int(max(strides))
+        # crops lie on the coarsest RoI feature grid (so that their features are the image's,
+        # shifted) and are multiples of the padding divisor, which some necks need (FPG: 64)
+        self._crop_grid = math.lcm(int(max(strides)), int(model.data_preprocessor.pad_size_divisor or 1))
         # mmcv's deformable convolutions refuse feature maps smaller than their kernel (3 x 3):
         # with them a crop spans at least 3 cells of the coarsest grid
         self._min_crop_cells = 3 if _has_deformable_conv(model) else 1
