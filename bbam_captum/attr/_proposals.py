@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..detectors.base import DetectorAdapter
 from ..ops import box_iou_pairwise, jitter_boxes
+from ._utils import to_rois
 
 
 @dataclass
@@ -63,7 +64,7 @@ def select_positives(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, tar
     props = torch.cat([jitter_boxes(box[None], num_proposals, max_shift, height, width, g)
                        for box, g in zip(boxes.cpu(), generators)]).to(boxes.device)  # [K, N, 4]
     flat = props.reshape(-1, 4)
-    outputs = adapter.roi_outputs(adapter.features(image), torch.cat([flat.new_zeros((flat.shape[0], 1)), flat], 1))
+    outputs = adapter.roi_outputs(adapter.features(image), to_rois([flat]))
     cls_of = targets.repeat_interleave(num_proposals)  # [K * N]
     rows = torch.arange(flat.shape[0], device=flat.device)
     deltas = outputs.deltas[rows, cls_of]  # [K * N, 4]

@@ -9,6 +9,13 @@ from torch import Tensor
 from ..detectors.base import DetectorAdapter
 
 
+def to_rois(boxes: Sequence[Tensor]) -> Tensor:
+    """RoIs ``Tensor[R, 5]`` (batch index, x1, y1, x2, y2) from one ``Tensor[R_i, 4]`` per image
+    (the layout of MMDetection's ``bbox2roi`` and torchvision's ``roi_align``; written here so that
+    BBAM on a torchvision detector needs no MMDetection)."""
+    return torch.cat([torch.cat([b.new_full((len(b), 1), float(i)), b[:, :4]], dim=1) for i, b in enumerate(boxes)])
+
+
 def format_image(inputs: Tensor, device: torch.device) -> Tensor:
     """One RGB image ``(3, H, W)`` or ``(1, 3, H, W)``, 0..255 -> ``Tensor[1, 3, H, W]`` float.
 
@@ -59,8 +66,7 @@ def format_target(target: int | Sequence[int] | Tensor | None, boxes: Tensor, im
     """Class index per box, ``Tensor[K]`` long; None means the detector's top class for the box."""
     k = boxes.shape[0]
     if target is None:
-        rois = torch.cat([boxes.new_zeros((k, 1)), boxes], 1)
-        probs = adapter.roi_outputs(adapter.features(image), rois).probs
+        probs = adapter.roi_outputs(adapter.features(image), to_rois([boxes])).probs
         return probs[:, :-1].argmax(1)
     targets = torch.as_tensor(target, device=boxes.device)
     if targets.dtype.is_floating_point or targets.dtype == torch.bool:

@@ -14,7 +14,7 @@ from torch import Tensor
 from ..detectors.base import Crop, DetectorAdapter
 from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, total_variation, upsample_mask
 from ._proposals import PositiveProposals, select_positives
-from ._utils import format_baseline, format_image, format_target
+from ._utils import format_baseline, format_image, format_target, to_rois
 
 TargetType = int | Sequence[int] | Tensor | None
 
@@ -260,7 +260,7 @@ class BBAM(PerturbationAttribution):
                 return t
 
             mask = masks[probe].detach().requires_grad_(True).expand(num, -1, -1, -1)
-            rois = torch.cat([_with_batch_index(positives[probe].rois, i) for i in range(num)])
+            rois = to_rois([positives[probe].rois] * num)
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 features = self.adapter.features(perturb(image, upsample_mask(mask, height, width), mu), [crop] * num)
                 self.adapter.roi_outputs(features, rois)
@@ -300,7 +300,7 @@ class BBAM(PerturbationAttribution):
                 upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in group])  # [G, 1, H, W]
                 perturbed = perturb(image, upsampled, mu)  # [G, 3, H, W]
                 features = self.adapter.features(perturbed, None if crops is None else [crops[k] for k in group])
-                rois = torch.cat([_with_batch_index(positives[k].rois, i) for i, k in enumerate(group)])  # [P, 5]
+                rois = to_rois([positives[k].rois for k in group])  # [P, 5]
                 out = self.adapter.roi_outputs(features, rois)
                 sizes = [len(positives[k].rois) for k in group]
                 outputs.update(zip(group, zip(out.probs.split(sizes), out.deltas.split(sizes))))
@@ -394,11 +394,6 @@ def context_window(positives: PositiveProposals, box: Tensor, context: float) ->
     lo, hi = corners[:, :2].min(0).values, corners[:, 2:].max(0).values
     margin = context * (box[2:] - box[:2])
     return torch.cat([lo - margin, hi + margin])
-
-
-def _with_batch_index(boxes: Tensor, index: int) -> Tensor:
-    """Tensor[P, 4] -> Tensor[P, 5] with ``index`` as the first column (RoI format)."""
-    return torch.cat([boxes.new_full((boxes.shape[0], 1), float(index)), boxes], dim=1)
 
 
 def _check_settings(box_head: bool, cls_head: bool, stride: int | str, steps: int, num_proposals: int,

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..detectors.mmdet_two_stage import MMDetTwoStageAdapter
 from ..ops import check_boxes
-from ._utils import format_image, format_target
+from ._utils import format_image, format_target, to_rois
 from .bbam import TargetType
 
 
@@ -19,9 +19,7 @@ def box_score(adapter: MMDetTwoStageAdapter, box: Tensor, target: int) -> Callab
 
     def score(images: Tensor) -> Tensor:
         features = adapter.features(images)
-        rois = torch.cat([torch.arange(images.shape[0], dtype=box.dtype, device=box.device)[:, None],
-                          box.expand(images.shape[0], 4)], 1)
-        return adapter.roi_outputs(features, rois).probs[:, target]
+        return adapter.roi_outputs(features, to_rois([box[None]] * images.shape[0])).probs[:, target]
 
     return score
 
@@ -30,7 +28,7 @@ def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width
     """The FPN output that the RoI extractor pools ``box`` (in an image of this size) from: Grad-CAM's layer."""
     extractor = adapter.roi_extractor
     sx, sy = adapter.input_scale(height, width)
-    roi = torch.cat([box.new_zeros(1), box * box.new_tensor([sx, sy, sx, sy])])[None]
+    roi = to_rois([box[None] * box.new_tensor([sx, sy, sx, sy])])
     level = int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])
     return adapter.model.neck.fpn_convs[level]
 

@@ -15,11 +15,18 @@ class RoIOutputs:
 
     Attributes:
         probs (Tensor[R, C + 1]): softmax class probabilities; column C is background.
-        deltas (Tensor[R, C, 4]): class-specific box regression (raw deltas).
+        deltas (Tensor[R, C, 4]): class-specific box regression: the deltas that the
+            adapter's ``decode`` turns into the box regressed from each RoI (the head's own
+            deltas, or, for heads that give boxes, those boxes encoded relative to the RoI).
     """
 
     probs: Tensor
     deltas: Tensor
+
+
+class UnsupportedDetectorError(TypeError):
+    """A detector that BBAM cannot explain, or whose configuration an adapter cannot read;
+    raised when the adapter is made, with what it met and why."""
 
 
 @dataclass(frozen=True)

@@ -1,52 +1,183 @@
 """The adapter between BBAM and MMDetection two-stage detectors (RPN + RoI head).
 
 Supported: ``TwoStageDetector`` subclasses (Faster R-CNN, Mask R-CNN, ...) whose RoI head
-is a ``StandardRoIHead`` (or subclass), and ``CascadeRoIHead``, whose last stage is used.
-The RPN never runs here, except in :meth:`MMDetTwoStageAdapter.detect`.
+is a ``StandardRoIHead`` (or subclass, Grid R-CNN's included), and ``CascadeRoIHead`` and
+its subclasses (HTC, SCNet), whose last stage is used. Box heads that give deltas, SABL's
+bucketing head and Grid R-CNN's grid head (which give boxes) are explained alike: a box
+is encoded as deltas relative to its RoI. Refused, with the reason, when the adapter is
+made: query-based heads (Sparse R-CNN, QueryInst) and heads that give several boxes per
+RoI (CrowdDet). The RPN never runs here, except in :meth:`MMDetTwoStageAdapter.detect`.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Crop, Detections, RoIOutputs
+from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError
+
+# Keys of the test pipeline's Resize that :class:`TestResize` reproduces (the others,
+# e.g. ``scale_factor``, it cannot).
+_RESIZE_KEYS = frozenset({"type", "scale", "keep_ratio", "backend", "interpolation", "clip_object_border"})
+# Words in the names of test-pipeline steps that change the image's geometry: any such
+# step other than a plain Resize would make the adapter's input differ from the detector's.
+_GEOMETRIC_WORDS = ("Resize", "Rescale", "Crop", "Pad", "Affine", "Expand", "Flip", "Mosaic", "MixUp")
+# Attributes of the data preprocessor that :meth:`MMDetTwoStageAdapter.preprocess` reads.
+_PREPROCESSOR_ATTRS = ("_channel_conversion", "_enable_normalize", "pad_size_divisor", "pad_value")
+# Deltas of heads that give boxes: MMDetection's R-CNN box coder, whose normalisation
+# gives the box term of BBAM's loss the same scale as for Faster R-CNN.
+_BOX_DELTA_STDS = (0.1, 0.1, 0.2, 0.2)
 
 
 @dataclass
 class MMDetFeatures:
     """Features of a batch, the factor (x, y) that maps image pixels to the model's input,
     and, per image of the batch, where its crop of the model's input starts (Tensor[N, 2],
-    x and y in input pixels; zeros without windows)."""
+    x and y in input pixels; zeros without windows). ``extra`` holds what some RoI heads
+    take besides the maps (HTC's and SCNet's semantic and global-context features), as
+    keyword arguments of their ``_bbox_forward``."""
 
     maps: tuple[Tensor, ...]
     scale: tuple[float, float]
     input_shape: tuple[int, int]
     offsets: Tensor
+    extra: dict[str, Tensor] = field(default_factory=dict)
 
 
-def _test_resize_scale(cfg, height: int, width: int) -> tuple[float, float]:
-    """The (x, y) factor by which the detector's test pipeline resizes an image of this size."""
-    pipeline = []
-    if cfg is not None:
-        dataloader = cfg.get("test_dataloader") or {}
-        pipeline = (dataloader.get("dataset") or {}).get("pipeline") or cfg.get("test_pipeline") or []
+@dataclass(frozen=True)
+class TestResize:
+    """The resizing of a detector's test pipeline: to ``scale`` (width, height), keeping
+    the aspect ratio or not; ``scale`` None: no resizing."""
+
+    scale: tuple[int, int] | None = None
+    keep_ratio: bool = False
+
+    def factors(self, height: int, width: int) -> tuple[float, float]:
+        """The (x, y) factor by which an image of this size is resized (as ``mmcv.imrescale``)."""
+        if self.scale is None:
+            return 1.0, 1.0
+        if self.keep_ratio:
+            long_edge, short_edge = max(self.scale), min(self.scale)
+            factor = min(long_edge / max(height, width), short_edge / min(height, width))
+            return factor, factor
+        return self.scale[0] / width, self.scale[1] / height
+
+
+def _pipeline_steps(pipeline: Iterable) -> Iterator[dict]:
+    """The steps of a pipeline, those inside wrappers (``transforms``, e.g. ProposalBroadcaster) included."""
     for step in pipeline:
-        if step.get("type") in ("Resize", "mmdet.Resize") and step.get("scale") is not None:
-            scale = step["scale"]
-            target = (scale, scale) if isinstance(scale, int) else tuple(scale)
-            if step.get("keep_ratio", False):
-                long_edge, short_edge = max(target), min(target)
-                factor = min(long_edge / max(height, width), short_edge / min(height, width))
-                return factor, factor
-            return target[0] / width, target[1] / height
-    return 1.0, 1.0
+        yield step
+        inner = step.get("transforms")
+        if inner is not None:
+            if any(not isinstance(t, dict) for t in inner):  # TestTimeAug: lists of alternatives
+                raise UnsupportedDetectorError(
+                    f"the test pipeline's {step.get('type')} runs several variants of the image; BBAM needs "
+                    "one test pipeline (use the config's test_pipeline, not its tta_pipeline)")
+            yield from _pipeline_steps(inner)
+
+
+def read_test_resize(cfg) -> TestResize:
+    """How the test pipeline of ``cfg`` (an mmengine ``Config``) resizes images.
+
+    Found with MMDetection's ``get_test_pipeline_cfg``. A pipeline without a resizing step
+    leaves images as they are; one whose resizing cannot be reproduced on tensors (a
+    ``Resize`` by ``scale_factor`` or with unknown keys, ``RandomResize``, crops, flips,
+    padding, several resizes) raises :class:`UnsupportedDetectorError`.
+    """
+    from mmdet.utils import get_test_pipeline_cfg
+
+    if cfg is None:
+        raise UnsupportedDetectorError(
+            "the model has no config (model.cfg): BBAM needs its test pipeline to resize images as the detector "
+            "does; build it with bbam_captum.load_detector or mmdet.apis.init_detector, or set model.cfg")
+    try:
+        pipeline = get_test_pipeline_cfg(cfg)
+    except (AttributeError, KeyError, RuntimeError) as error:
+        raise UnsupportedDetectorError(
+            "cannot find the test pipeline in the model's config (test_dataloader.dataset.pipeline): "
+            f"{error}") from error
+    resizes = []
+    for step in _pipeline_steps(pipeline):
+        kind = str(step.get("type", "")).split(".")[-1]  # "mmdet.Resize" -> "Resize"
+        if kind == "Resize":
+            resizes.append(step)
+        elif any(word in kind for word in _GEOMETRIC_WORDS):
+            raise UnsupportedDetectorError(
+                f"the test pipeline's {kind} step changes the image in a way BBAM cannot reproduce on tensors; "
+                f"expected at most one Resize(scale=..., keep_ratio=...), got {dict(step)}")
+    if not resizes:
+        return TestResize()
+    if len(resizes) > 1:
+        raise UnsupportedDetectorError(f"expected at most one Resize in the test pipeline, got {len(resizes)}")
+    step = dict(resizes[0])
+    unknown = sorted(set(step) - _RESIZE_KEYS)
+    scale = step.get("scale")
+    if unknown or scale is None or step.get("interpolation", "bilinear") != "bilinear":
+        raise UnsupportedDetectorError(
+            "BBAM reproduces the test pipeline's Resize from scale=(width, height) or an int, keep_ratio and "
+            f"bilinear interpolation; cannot read {step}" + (f" (unknown keys {unknown})" if unknown else ""))
+    if isinstance(scale, int):
+        scale = (scale, scale)
+    if len(scale) != 2 or not all(isinstance(v, int) and v > 0 for v in scale):
+        raise UnsupportedDetectorError(f"expected the Resize scale as two positive ints (width, height), got {scale!r}")
+    return TestResize(tuple(scale), bool(step.get("keep_ratio", False)))
+
+
+def _check_preprocessor(pre: torch.nn.Module) -> None:
+    """Raises unless ``pre`` has what :meth:`MMDetTwoStageAdapter.preprocess` reads (as ``DetDataPreprocessor``)."""
+    missing = [name for name in _PREPROCESSOR_ATTRS if not hasattr(pre, name)]
+    if getattr(pre, "_enable_normalize", False):
+        missing += [name for name in ("mean", "std") if not isinstance(getattr(pre, name, None), Tensor)]
+    if missing:
+        raise UnsupportedDetectorError(
+            f"the model's data preprocessor ({type(pre).__name__}) lacks {', '.join(missing)}; BBAM applies the "
+            "preprocessing itself and reads them as mmdet's DetDataPreprocessor has them")
+
+
+def _refusal(roi_head: torch.nn.Module) -> str | None:
+    """Why BBAM cannot explain a box with this RoI head, or None."""
+    from mmdet.models.roi_heads import CascadeRoIHead, MultiInstanceRoIHead, SparseRoIHead, StandardRoIHead
+
+    name = type(roi_head).__name__
+    if isinstance(roi_head, SparseRoIHead):
+        return (f"{name} (Sparse R-CNN, QueryInst) is query-based: its class scores and boxes come from learned "
+                "proposal features refined together with learned proposal boxes, stage by stage, so it has no class "
+                "score and box for a given box, which is what BBAM explains")
+    if isinstance(roi_head, MultiInstanceRoIHead):
+        return (f"{name} (CrowdDet) predicts a set of several boxes and class scores per RoI; BBAM explains the one "
+                "class score and box that a RoI head gives for a given box")
+    if not isinstance(roi_head, (StandardRoIHead, CascadeRoIHead)) or not roi_head.with_bbox:
+        return ("BBAM needs a RoI head with a box head (StandardRoIHead, CascadeRoIHead or a subclass), "
+                f"got {name}")
+    return None
+
+
+def _box_kind(roi_head: torch.nn.Module, bbox_head: torch.nn.Module) -> str:
+    """How the explained head gives a RoI's box: "deltas" (its box head), "sabl" (SABL's
+    bucketing head) or "grid" (Grid R-CNN's grid head); raises when it gives none."""
+    from mmdet.models.roi_heads import GridRoIHead
+    from mmdet.models.roi_heads.bbox_heads import SABLHead
+
+    if isinstance(bbox_head, SABLHead):
+        return "sabl"
+    if isinstance(roi_head, GridRoIHead):
+        return "grid"
+    if not getattr(bbox_head, "with_reg", True):
+        raise UnsupportedDetectorError(f"{type(bbox_head).__name__} has no box regression (with_reg=False) and "
+                                       f"{type(roi_head).__name__} gives no box otherwise; BBAM explains a box")
+    return "deltas"
+
+
+def _has_deformable_conv(model: torch.nn.Module) -> bool:
+    from mmcv.ops import DeformConv2d, ModulatedDeformConv2d
+
+    return any(isinstance(m, (DeformConv2d, ModulatedDeformConv2d)) for m in model.modules())
 
 
 def _class_names(model: torch.nn.Module, num_classes: int) -> tuple[str, ...]:
@@ -65,35 +196,55 @@ class MMDetTwoStageAdapter:
 
     Args:
         model (mmdet.models.TwoStageDetector): the detector, e.g. from
-            :func:`bbam_captum.load_detector`. Its ``data_preprocessor`` (channel order,
-            mean, std, padding) and its test pipeline's ``Resize`` are applied here, to
-            tensors, so that gradients reach the raw pixels.
+            :func:`bbam_captum.load_detector`, with its config as ``model.cfg``. Its
+            ``data_preprocessor`` (channel order, mean, std, padding) and its test
+            pipeline's ``Resize`` are applied here, to tensors, so that gradients reach the
+            raw pixels.
+
+    Raises:
+        UnsupportedDetectorError: for a detector BBAM cannot explain (the message names
+            its RoI head and why), or whose test pipeline or data preprocessor it cannot
+            reproduce.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
         from mmdet.models.detectors import TwoStageDetector
-        from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
+        from mmdet.models.roi_heads import CascadeRoIHead
+        from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
 
         if not isinstance(model, TwoStageDetector):
-            raise TypeError("BBAM supports MMDetection two-stage detectors (TwoStageDetector: Faster R-CNN, "
-                            f"Mask R-CNN, Cascade R-CNN, ...), got {type(model).__name__}")
+            raise UnsupportedDetectorError(
+                "BBAM supports MMDetection two-stage detectors (TwoStageDetector: Faster R-CNN, Mask R-CNN, Cascade "
+                f"R-CNN, ...), got {type(model).__name__}")
         roi_head = getattr(model, "roi_head", None)
+        reason = _refusal(roi_head)
+        if reason is not None:
+            raise UnsupportedDetectorError(reason)
         if isinstance(roi_head, CascadeRoIHead):
-            self._stage = roi_head.num_stages - 1
+            self._stage: int | None = roi_head.num_stages - 1
             self._bbox_head = roi_head.bbox_head[self._stage]
-        elif isinstance(roi_head, StandardRoIHead) and roi_head.with_bbox:
+        else:
             self._stage = None
             self._bbox_head = roi_head.bbox_head
-        else:
-            raise TypeError("BBAM needs a RoI head with a box head (StandardRoIHead or CascadeRoIHead), "
-                            f"got {type(roi_head).__name__}")
-        if getattr(self._bbox_head, "custom_cls_channels", False):
-            raise TypeError(f"box heads with custom class channels are not supported ({type(self._bbox_head).__name__})")
+        self._box_kind = _box_kind(roi_head, self._bbox_head)
+        # decode() inverts the deltas of roi_outputs(): the head's own, or boxes encoded by the R-CNN coder
+        self._box_coder = (self._bbox_head.bbox_coder if self._box_kind == "deltas"
+                           else DeltaXYWHBBoxCoder(target_stds=_BOX_DELTA_STDS))
+        _check_preprocessor(model.data_preprocessor)
+        self._resize = read_test_resize(getattr(model, "cfg", None))
         self.model = model
         extractor = roi_head.bbox_roi_extractor
         # the RoI extractor of the stage explained (cascade heads keep one per stage)
         self.roi_extractor = extractor[self._stage] if self._stage is not None else extractor
-        self._crop_grid = int(max(self.roi_extractor.featmap_strides))
+        strides = list(self.roi_extractor.featmap_strides)
+        if self._box_kind == "grid":
+            strides += list(roi_head.grid_roi_extractor.featmap_strides)
+        # crops lie on the coarsest RoI feature grid (so that their features are the image's,
+        # shifted) and are multiples of the padding divisor, which some necks need (FPG: 64)
+        self._crop_grid = math.lcm(int(max(strides)), int(model.data_preprocessor.pad_size_divisor or 1))
+        # mmcv's deformable convolutions refuse feature maps smaller than their kernel (3 x 3):
+        # with them a crop spans at least 3 cells of the coarsest grid
+        self._min_crop_cells = 3 if _has_deformable_conv(model) else 1
         self.num_classes: int = int(self._bbox_head.num_classes)
         self.class_names = _class_names(model, self.num_classes)
 
@@ -108,30 +259,30 @@ class MMDetTwoStageAdapter:
             size = (int(round(height * sy)), int(round(width * sx)))
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             sx, sy = size[1] / width, size[0] / height
-        if not getattr(pre, "_channel_conversion", False):
+        if not pre._channel_conversion:
             # The detector was trained on BGR inputs as loaded by OpenCV and does not flip them.
             x = x.flip(1)
-        if getattr(pre, "_enable_normalize", False):
+        if pre._enable_normalize:
             x = (x - pre.mean) / pre.std
-        divisor = int(getattr(pre, "pad_size_divisor", 1) or 1)
+        divisor = int(pre.pad_size_divisor or 1)
         pad_h = (-x.shape[-2]) % divisor
         pad_w = (-x.shape[-1]) % divisor
         if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), value=float(getattr(pre, "pad_value", 0)))
+            x = F.pad(x, (0, pad_w, 0, pad_h), value=float(pre.pad_value))
         return x, (sx, sy)
 
     def input_scale(self, height: int, width: int) -> tuple[float, float]:
         """The (x, y) factor by which the detector's test pipeline resizes an image of this size."""
-        return _test_resize_scale(getattr(self.model, "cfg", None), height, width)
+        return self._resize.factors(height, width)
 
     def pixel_mean(self) -> Tensor:
         """The detector's pixel mean as RGB 0..255, Tensor[3, 1, 1] (the default mu)."""
         pre = self.model.data_preprocessor
-        if not getattr(pre, "_enable_normalize", False):
+        if not pre._enable_normalize:
             return torch.zeros(3, 1, 1, device=self.device)
         mean = pre.mean.detach().reshape(3, 1, 1).float()
         # With channel conversion the stored mean is in RGB; without it, in BGR.
-        return mean if getattr(pre, "_channel_conversion", False) else mean.flip(0)
+        return mean if pre._channel_conversion else mean.flip(0)
 
     @property
     def device(self) -> torch.device:
@@ -147,10 +298,11 @@ class MMDetTwoStageAdapter:
         input_h = math.ceil(round(height * sy) / grid) * grid
         input_w = math.ceil(round(width * sx) / grid) * grid
         x1, y1, x2, y2 = window.tolist()
-        left = min(max(math.floor(x1 * sx / grid) * grid, 0), input_w - grid)
-        top = min(max(math.floor(y1 * sy / grid) * grid, 0), input_h - grid)
-        right = min(max(math.ceil(x2 * sx / grid) * grid, left + grid), input_w)
-        bottom = min(max(math.ceil(y2 * sy / grid) * grid, top + grid), input_h)
+        least = self._min_crop_cells * grid
+        left = min(max(math.floor(x1 * sx / grid) * grid, 0), max(input_w - least, 0))
+        top = min(max(math.floor(y1 * sy / grid) * grid, 0), max(input_h - least, 0))
+        right = min(max(math.ceil(x2 * sx / grid) * grid, left + least), input_w)
+        bottom = min(max(math.ceil(y2 * sy / grid) * grid, top + least), input_h)
         return Crop(left, top, right - left, bottom - top)
 
     def features(self, images: Tensor, crops: Sequence[Crop] | None = None) -> MMDetFeatures:
@@ -163,33 +315,72 @@ class MMDetTwoStageAdapter:
                 raise ValueError(f"expected one crop per image ({x.shape[0]}), all of one size, got {list(crops)}")
             grid = self._crop_grid
             x = F.pad(x, (0, (-x.shape[-1]) % grid, 0, (-x.shape[-2]) % grid),
-                      value=float(getattr(self.model.data_preprocessor, "pad_value", 0)))
+                      value=float(self.model.data_preprocessor.pad_value))
             x = torch.stack([x[i, :, c.top:c.top + c.height, c.left:c.left + c.width] for i, c in enumerate(crops)])
             offsets = x.new_tensor([[c.left, c.top] for c in crops])
-        return MMDetFeatures(tuple(self.model.extract_feat(x)), scale, tuple(x.shape[-2:]), offsets)
+        maps = tuple(self.model.extract_feat(x))
+        return MMDetFeatures(maps, scale, tuple(x.shape[-2:]), offsets, self._extra_features(maps))
+
+    def _extra_features(self, maps: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """What the RoI head's ``_bbox_forward`` takes besides the maps, as its own ``predict`` computes it."""
+        roi_head = self.model.roi_head
+        extra = {}
+        if getattr(roi_head, "with_semantic", False):  # HTC, SCNet
+            extra["semantic_feat"] = roi_head.semantic_head(maps)[1]
+        if getattr(roi_head, "with_glbctx", False):  # SCNet
+            extra["glbctx_feat"] = roi_head.glbctx_head(maps)[1]
+        return extra
 
     def roi_outputs(self, features: MMDetFeatures, rois: Tensor) -> RoIOutputs:
-        """Class probabilities and class-specific deltas for ``rois`` (Tensor[R, 5], image pixels)."""
+        """Class probabilities and class-specific deltas for ``rois`` (Tensor[R, 5], image pixels).
+
+        For heads that give boxes (SABL, Grid R-CNN), the deltas are their boxes encoded
+        relative to the RoI, which :meth:`decode` inverts.
+        """
         sx, sy = features.scale
         scaled = rois * rois.new_tensor([1.0, sx, sy, sx, sy])
         shift = features.offsets[rois[:, 0].long()].repeat(1, 2)  # crops move the input's origin
         scaled = torch.cat([scaled[:, :1], scaled[:, 1:] - shift], dim=1)
         roi_head = self.model.roi_head
         if self._stage is None:
-            out = roi_head._bbox_forward(features.maps, scaled)
+            out = roi_head._bbox_forward(features.maps, scaled, **features.extra)
         else:
-            out = roi_head._bbox_forward(self._stage, features.maps, scaled)
-        probs = F.softmax(out["cls_score"], dim=-1)  # [R, C + 1]
-        deltas = out["bbox_pred"]
-        if self._bbox_head.reg_class_agnostic:
+            out = roi_head._bbox_forward(self._stage, features.maps, scaled, **features.extra)
+        if self._bbox_head.custom_cls_channels:  # e.g. Seesaw loss: its own activation, as the head's predict
+            probs = self._bbox_head.loss_cls.get_activation(out["cls_score"])
+        else:
+            probs = F.softmax(out["cls_score"], dim=-1)  # [R, C + 1]
+        if self._box_kind == "deltas":
+            deltas = out["bbox_pred"]
+        else:
+            boxes = self._head_boxes(features, scaled, out["bbox_pred"])
+            # boxes of random heads can be empty; their log-size deltas need a positive size
+            boxes = torch.cat([boxes[:, :2], torch.maximum(boxes[:, 2:], boxes[:, :2] + 1e-2)], dim=1)
+            deltas = self._box_coder.encode(scaled[:, 1:], boxes)  # [R, 4], class-agnostic
+        if self._box_kind != "deltas" or self._bbox_head.reg_class_agnostic:
             deltas = deltas.reshape(-1, 1, 4).expand(-1, self.num_classes, 4)
         else:
             deltas = deltas.reshape(-1, self.num_classes, 4)
         return RoIOutputs(probs=probs, deltas=deltas)
 
+    def _head_boxes(self, features: MMDetFeatures, rois: Tensor, bbox_pred) -> Tensor:
+        """Tensor[R, 4]: the boxes SABL's or Grid R-CNN's head gives for ``rois`` (Tensor[R, 5],
+        input pixels), unclipped (:meth:`decode` clips to the image), as their own ``predict``."""
+        if self._box_kind == "sabl":
+            return self._bbox_head.bbox_coder.decode(rois[:, 1:], bbox_pred, max_shape=None)[0]
+        roi_head = self.model.roi_head
+        extractor = roi_head.grid_roi_extractor
+        grid_feats = extractor(features.maps[:len(extractor.featmap_strides)], rois)
+        if roi_head.with_shared_head:
+            grid_feats = roi_head.shared_head(grid_feats)
+        fused = roi_head.grid_head(grid_feats)["fused"]
+        # its clipping to img_shape is left to decode(), which knows the image
+        return roi_head.grid_head._predict_by_feat_single(
+            fused, rois[:, 1:], img_meta={"img_shape": (math.inf, math.inf)}, rescale=False)
+
     def decode(self, proposals: Tensor, deltas: Tensor, height: int, width: int) -> Tensor:
         """Boxes regressed from ``proposals`` (Tensor[R, 4]) by ``deltas`` (Tensor[R, 4]), image pixels."""
-        return self._bbox_head.bbox_coder.decode(proposals, deltas, max_shape=(height, width))
+        return self._box_coder.decode(proposals, deltas, max_shape=(height, width))
 
     @contextmanager
     def frozen(self) -> Iterator[None]:
