@@ -57,7 +57,7 @@ MEMORY_CAP_GB = 12
 MISSING = (ImportError, FileNotFoundError)
 
 
-class DownloadBlocked(RuntimeError):
+class DownloadBlockedError(RuntimeError):
     """A model asked for weights from outside while being built."""
 
 
@@ -113,7 +113,7 @@ def _block_downloads() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
 
     def refuse(*args, **kwargs):
-        raise DownloadBlocked(f"wants pretrained weights ({args[1] if len(args) > 1 else args or kwargs})")
+        raise DownloadBlockedError(f"wants pretrained weights ({args[1] if len(args) > 1 else args or kwargs})")
 
     CheckpointLoader.load_checkpoint = classmethod(lambda cls, *a, **k: refuse(cls, *a, **k))
     torch.hub.load_state_dict_from_url = refuse
@@ -205,7 +205,7 @@ def run_one(cfg, steps: int) -> dict:
         cfg.load_from = None
         model = MODELS.build(cfg.model)
         model.init_weights()
-    except (*MISSING, DownloadBlocked, MemoryError) as error:
+    except (*MISSING, DownloadBlockedError, MemoryError) as error:
         return {"outcome": "not buildable here", "reason": f"{type(error).__name__}: {str(error)[:300]}"}
     except Exception as error:  # noqa: BLE001 - reported
         return {"outcome": "failed", "reason": f"building: {type(error).__name__}: {str(error)[:300]}",
