@@ -122,34 +122,11 @@ def _mmdet(config: str | None, description: str) -> DetectorEntry:
     return DetectorEntry(description, build)
 
 
-def _torchvision_gradcam(adapter, image: Tensor, boxes: Tensor, labels: Tensor) -> Tensor:
-    """Box Grad-CAM on a torchvision detector, as :class:`bbam_captum.BoxGradCAM` does on an
-    MMDetection one: Captum's ``LayerGradCam`` of the box's class probability for the RoI equal
-    to the box, on the FPN output that torchvision's pooler reads the box from."""
-    from captum.attr import LayerAttribution, LayerGradCam
+def _box_gradcam(adapter, image: Tensor, boxes: Tensor, labels: Tensor) -> Tensor:
+    """The library's box Grad-CAM, on any adapter that offers its layer."""
+    from bbam_captum import BoxGradCAM
 
-    from bbam_captum.attr.gradcam import box_score
-
-    height, width = image.shape[-2:]
-    image = image[None].float().to(adapter.device) if image.dim() == 3 else image.float().to(adapter.device)
-    pooler = adapter.model.roi_heads.box_roi_pool
-    fpn = adapter.model.backbone.fpn
-    maps = []
-    with adapter.frozen():
-        with torch.no_grad():  # one pass of the pooler sets up its level mapper
-            rois = torch.cat([boxes.new_zeros((len(boxes), 1)), boxes], 1).to(adapter.device)
-            adapter.roi_outputs(adapter.features(image), rois)
-        x, (sx, sy) = adapter.preprocess(image)
-        for box, label in zip(boxes.to(adapter.device), labels.tolist()):
-            scaled = box * box.new_tensor([sx, sy, sx, sy])
-            level = int(pooler.map_levels([scaled[None]])[0])
-            cam = LayerGradCam(box_score(adapter, box, int(label)), fpn.layer_blocks[level])
-            with torch.enable_grad():
-                attr = cam.attribute(image, relu_attributions=True)
-            up = LayerAttribution.interpolate(attr, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-            maps.append(F.interpolate(up[..., : round(height * sy), : round(width * sx)], size=(height, width),
-                                      mode="bilinear", align_corners=False).detach())
-    return torch.cat(maps)
+    return BoxGradCAM(adapter).attribute(image, boxes, target=labels)
 
 
 def _torchvision(description: str) -> DetectorEntry:
@@ -181,7 +158,7 @@ def _torchvision(description: str) -> DetectorEntry:
 
         torch.manual_seed(0)  # the random weights
         model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).to(device).eval()
-        return Detector(TorchvisionRCNNAdapter(model), Reference(model), _torchvision_gradcam)
+        return Detector(TorchvisionRCNNAdapter(model), Reference(model), _box_gradcam)
 
     return DetectorEntry(description, build)
 

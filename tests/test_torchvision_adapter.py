@@ -167,6 +167,27 @@ def test_class_names(faster_rcnn):
         TorchvisionRCNNAdapter(faster_rcnn, names[:3])
 
 
+def test_box_gradcam_on_a_torchvision_model(faster_rcnn):
+    """BoxGradCAM takes a torchvision model too: its layer is the FPN output that torchvision's own
+    level mapper assigns to the box (small boxes a fine level, large ones a coarse one)."""
+    from torchvision.ops.poolers import LevelMapper
+
+    from bbam_captum import BoxGradCAM
+
+    cam = BoxGradCAM(faster_rcnn)
+    assert isinstance(cam.adapter, TorchvisionRCNNAdapter)
+    image, _ = _object_on_mu(cam.adapter)
+    boxes = torch.tensor([[64.0, 64.0, 96.0, 96.0], [0.0, 0.0, 159.0, 159.0]])
+    maps = cam.attribute(image, boxes, target=[1, 1])
+    assert maps.shape == (2, 1, SIDE, SIDE) and 0 <= float(maps.min()) <= float(maps.max()) <= 1
+    blocks = list(faster_rcnn.backbone.fpn.layer_blocks)
+    levels = [blocks.index(cam.adapter.gradcam_layer(b, SIDE, SIDE)) for b in boxes]
+    mapper = faster_rcnn.roi_heads.box_roi_pool.map_levels
+    assert isinstance(mapper, LevelMapper)
+    assert levels == [int(mapper([b[None] * 1.5])[0]) for b in boxes]  # the model resizes 160 -> 240
+    assert levels[0] < levels[1]
+
+
 def test_unsupported_torchvision_model():
     ssd = detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
     with pytest.raises(TypeError, match="two-stage"):

@@ -11,6 +11,7 @@ from captum.attr import PerturbationAttribution
 from captum.log import log_usage
 from torch import Tensor
 
+from ..detectors.adapt import as_adapter
 from ..detectors.base import Crop, DetectorAdapter
 from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, total_variation, upsample_mask
 from ._proposals import PositiveProposals, select_positives
@@ -73,24 +74,7 @@ class BBAM(PerturbationAttribution):
     """
 
     def __init__(self, model: torch.nn.Module | DetectorAdapter) -> None:
-        if isinstance(model, torch.nn.Module):
-            from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
-
-            if isinstance(model, GeneralizedRCNN):
-                from ..detectors.torchvision_rcnn import TorchvisionRCNNAdapter
-
-                adapter: DetectorAdapter = TorchvisionRCNNAdapter(model)
-            else:
-                from ..detectors.mmdet_two_stage import MMDetTwoStageAdapter
-
-                adapter = MMDetTwoStageAdapter(model)
-        else:
-            needed = ("roi_outputs", "features", "crop", "decode", "pixel_mean", "frozen", "class_names")
-            if any(not hasattr(model, name) for name in needed):
-                raise TypeError("BBAM needs a detector: an MMDetection two-stage model (torch.nn.Module, e.g. from "
-                                "bbam_captum.load_detector()), a torchvision Faster/Mask R-CNN or a DetectorAdapter; "
-                                f"got {type(model).__name__}")
-            adapter = model
+        adapter = as_adapter(model, "BBAM")
         PerturbationAttribution.__init__(self, adapter.roi_outputs)
         self.adapter = adapter
 

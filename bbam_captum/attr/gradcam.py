@@ -8,13 +8,14 @@ import torch.nn.functional as F
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import Tensor
 
-from ..detectors.mmdet_two_stage import MMDetTwoStageAdapter
+from ..detectors.adapt import as_adapter
+from ..detectors.base import DetectorAdapter
 from ..ops import check_boxes
 from ._utils import format_image, format_target, to_rois
 from .bbam import TargetType
 
 
-def box_score(adapter: MMDetTwoStageAdapter, box: Tensor, target: int) -> Callable[[Tensor], Tensor]:
+def box_score(adapter: DetectorAdapter, box: Tensor, target: int) -> Callable[[Tensor], Tensor]:
     """``images (Tensor[N, 3, H, W], RGB 0..255) -> Tensor[N]``: the class-``target`` probability of the RoI ``box``."""
 
     def score(images: Tensor) -> Tensor:
@@ -24,16 +25,7 @@ def box_score(adapter: MMDetTwoStageAdapter, box: Tensor, target: int) -> Callab
     return score
 
 
-def gradcam_layer(adapter: MMDetTwoStageAdapter, box: Tensor, height: int, width: int) -> torch.nn.Module:
-    """The FPN output that the RoI extractor pools ``box`` (in an image of this size) from: Grad-CAM's layer."""
-    extractor = adapter.roi_extractor
-    sx, sy = adapter.input_scale(height, width)
-    roi = to_rois([box[None] * box.new_tensor([sx, sy, sx, sy])])
-    level = int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])
-    return adapter.model.neck.fpn_convs[level]
-
-
-def _crop_to_image(attr: Tensor, adapter: MMDetTwoStageAdapter, image: Tensor) -> Tensor:
+def _crop_to_image(attr: Tensor, adapter: DetectorAdapter, image: Tensor) -> Tensor:
     """A layer attribution over the detector's padded input -> Tensor[1, 1, H, W] over the image
     (Tensor[1, 3, H, W])."""
     height, width = image.shape[-2:]
@@ -51,12 +43,13 @@ class BoxGradCAM:
     Paper: https://arxiv.org/abs/1610.02391
 
     Args:
-        model (torch.nn.Module or MMDetTwoStageAdapter): an MMDetection two-stage detector
-            (e.g. from :func:`bbam_captum.load_detector`) or its adapter.
+        model (torch.nn.Module or DetectorAdapter): an MMDetection two-stage detector with an
+            FPN-like neck (e.g. from :func:`bbam_captum.load_detector`), a torchvision Faster /
+            Mask R-CNN, or an adapter with ``preprocess`` and ``gradcam_layer``.
     """
 
-    def __init__(self, model: torch.nn.Module | MMDetTwoStageAdapter) -> None:
-        self.adapter = MMDetTwoStageAdapter(model) if isinstance(model, torch.nn.Module) else model
+    def __init__(self, model: torch.nn.Module | DetectorAdapter) -> None:
+        self.adapter = as_adapter(model, "BoxGradCAM")
 
     def attribute(self, inputs: Tensor, boxes: Tensor, target: TargetType = None) -> Tensor:
         r"""
@@ -77,7 +70,7 @@ class BoxGradCAM:
             with torch.no_grad():
                 targets = format_target(target, boxes, image, adapter)  # [K]
             for box, cls in zip(boxes, targets):
-                cam = LayerGradCam(box_score(adapter, box, int(cls)), gradcam_layer(adapter, box, *image.shape[-2:]))
+                cam = LayerGradCam(box_score(adapter, box, int(cls)), adapter.gradcam_layer(box, *image.shape[-2:]))
                 with torch.enable_grad():
                     attr = cam.attribute(image, relu_attributions=True)  # [1, 1, h, w]
                 # the layer's grid covers the padded input: keep the part over the image

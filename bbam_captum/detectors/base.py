@@ -6,6 +6,7 @@ from contextlib import AbstractContextManager
 from collections.abc import Sequence
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 
@@ -84,6 +85,14 @@ class DetectorAdapter(Protocol):
 
     def detect(self, image: Tensor, score_thr: float) -> Detections:
         """The full detector (RPN included) on one image Tensor[3, H, W]."""
+
+    def preprocess(self, images: Tensor) -> tuple[Tensor, tuple[float, float]]:
+        """The detector's input (normalised, resized, padded) of ``images`` and the (x, y) factor of
+        its resizing. Used by :class:`~bbam_captum.BoxGradCAM` only."""
+
+    def gradcam_layer(self, box: Tensor, height: int, width: int) -> torch.nn.Module:
+        """The feature layer that the RoI head reads ``box`` (Tensor[4], image pixels) from, in an
+        image of ``height`` x ``width``. Used by :class:`~bbam_captum.BoxGradCAM` only."""
 
     def frozen(self) -> AbstractContextManager[None]:
         """A context in which the detector is in eval mode and its weights need no gradients."""

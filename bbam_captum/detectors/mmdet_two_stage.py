@@ -382,6 +382,18 @@ class MMDetTwoStageAdapter:
         """Boxes regressed from ``proposals`` (Tensor[R, 4]) by ``deltas`` (Tensor[R, 4]), image pixels."""
         return self._box_coder.decode(proposals, deltas, max_shape=(height, width))
 
+    def gradcam_layer(self, box: Tensor, height: int, width: int) -> torch.nn.Module:
+        """The neck output that the RoI extractor pools ``box`` (Tensor[4], image pixels, an image of
+        this size) from: Grad-CAM's layer. Needs an FPN-like neck (``neck.fpn_convs``)."""
+        convs = getattr(getattr(self.model, "neck", None), "fpn_convs", None)
+        if convs is None:
+            raise TypeError("Grad-CAM needs a neck with one output layer per level (neck.fpn_convs); "
+                            f"{type(self.model).__name__} has {type(getattr(self.model, 'neck', None)).__name__}")
+        sx, sy = self.input_scale(height, width)
+        roi = torch.cat([box.new_zeros(1), box * box.new_tensor([sx, sy, sx, sy])])[None]
+        extractor = self.roi_extractor
+        return convs[int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])]
+
     @contextmanager
     def frozen(self) -> Iterator[None]:
         """Eval mode, no weight gradients; both restored on exit."""

@@ -183,6 +183,18 @@ class TorchvisionRCNNAdapter:
         boxes = self.model.roi_heads.box_coder.decode_single(deltas, proposals)
         return clip_boxes_to_image(boxes, (height, width))
 
+    def gradcam_layer(self, box: Tensor, height: int, width: int) -> torch.nn.Module:
+        """The FPN output that torchvision's pooler reads ``box`` (Tensor[4], image pixels, an image
+        of this size) from: Grad-CAM's layer."""
+        pooler = self.model.roi_heads.box_roi_pool
+        if pooler.map_levels is None:  # torchvision sets its level mapper on the pooler's first call
+            with torch.no_grad(), self.frozen():
+                image = torch.zeros((1, 3, height, width), device=self.device)
+                self.roi_outputs(self.features(image), torch.cat([box.new_zeros(1), box])[None].to(self.device))
+        sx, sy = self.input_scale(height, width)
+        level = int(pooler.map_levels([(box * box.new_tensor([sx, sy, sx, sy]))[None].to(self.device)])[0])
+        return self.model.backbone.fpn.layer_blocks[level]
+
     @contextmanager
     def frozen(self) -> Iterator[None]:
         """Eval mode, no weight gradients; both restored on exit."""
