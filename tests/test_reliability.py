@@ -496,3 +496,22 @@ def test_fuzz_images_and_generate_runs(small, tmp_path):
         summary = _summary(out)
         _consistent(summary)
         assert (code == 1) == bool(summary["failures"])
+
+
+def test_categories_that_match_only_by_position_are_refused_unless_asked(tmp_path):
+    from bbam_captum.pipeline import read_coco
+    from bbam_captum.synth import CLASSES, write_dataset
+
+    ann = write_dataset(tmp_path / "data", 1, 1, show_progress=False)
+    data = json.loads(ann.read_text())
+    for category in data["categories"]:
+        category["name"] = f"kind {category['id']}"  # same count as the classes, no name in common
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="by name.*--categories-by-order"):
+        read_coco(renamed, CLASSES)
+    by_order = read_coco(renamed, CLASSES, by_order=True)
+    assert by_order.class_of_category == {c["id"]: i for i, c in enumerate(sorted(data["categories"],
+                                                                                   key=lambda c: c["id"]))}
+    with pytest.raises(InputError, match="cannot be paired by order"):
+        read_coco(renamed, CLASSES[:-1], by_order=True)

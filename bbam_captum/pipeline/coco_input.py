@@ -46,16 +46,22 @@ class CocoInput:
     failures: list[dict] = field(default_factory=list)
 
 
-def _category_classes(categories: list[dict], class_names: tuple[str, ...], path: Path) -> dict[int, int]:
-    """Categories map by name when every category name is a detector class, otherwise by
-    order of category id when there are as many categories as classes."""
+def _category_classes(categories: list[dict], class_names: tuple[str, ...], path: Path,
+                      by_order: bool) -> dict[int, int]:
+    """Categories map by name when every category name is a detector class; by order of category
+    id only when asked (``by_order``) and the counts agree: a silent mapping by position would
+    label every box with whatever class happens to sit at its index."""
     names = [c.get("name") for c in categories]
     if names and all(n in class_names for n in names):
         return {c["id"]: class_names.index(c["name"]) for c in categories}
-    if len(categories) == len(class_names):
+    if by_order and len(categories) == len(class_names):
         return {c["id"]: i for i, c in enumerate(categories)}
-    raise InputError(f"the categories of {path} ({names}) match the detector's classes {list(class_names)} "
-                     "neither by name nor by count")
+    unknown = [n for n in names if n not in class_names]
+    hint = (f"there are {len(categories)} categories and {len(class_names)} classes, so they cannot be paired by "
+            "order either" if len(categories) != len(class_names) else
+            "to pair them by order of category id instead, pass --categories-by-order (Python: by_order=True)")
+    raise InputError(f"the categories of {path} do not match the detector's classes by name: {unknown[:10]} are "
+                     f"not among {list(class_names)[:20]}; {hint}")
 
 
 def _box_problem(bbox: list, img: dict, known_category: bool, category_id: int) -> str | None:
@@ -74,21 +80,22 @@ def _clipped_xyxy(bbox: list, img: dict) -> list[float]:
     return [max(x, 0.0), max(y, 0.0), min(x + w, float(img["width"])), min(y + h, float(img["height"]))]
 
 
-def read_coco(path: str | Path, class_names: tuple[str, ...]) -> CocoInput:
-    """Reads a COCO instance file and maps its categories onto the detector's classes.
+def read_coco(path: str | Path, class_names: tuple[str, ...], by_order: bool = False) -> CocoInput:
+    """Reads a COCO instance file and maps its categories onto the detector's classes: by name, or
+    with ``by_order`` by order of category id where the names differ but the counts agree.
 
     The whole file is validated first (:func:`bbam_captum.io.validate_coco`). Boxes that cannot be
     explained (degenerate, outside their image, unknown category, or of an image id not
     in ``images``) are recorded with their reason; the others are clipped to their image.
 
     Raises:
-        InputError: missing file, not JSON, structural problems, or categories that
-            match neither by name nor by count.
+        InputError: missing file, not JSON, structural problems, or categories that do not
+            match the classes by name (nor, with ``by_order``, by count).
     """
     path = Path(path)
     data = load_coco_json(path)
     categories = sorted(data["categories"], key=lambda c: c["id"])
-    class_of = _category_classes(categories, class_names, path)
+    class_of = _category_classes(categories, class_names, path, by_order)
     image_ids = {img["id"] for img in data["images"]}
     by_image: dict[int, list[dict]] = {}
     dangling = []
