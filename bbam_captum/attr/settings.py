@@ -115,9 +115,10 @@ def _number(name: str, value: Any, low: float, low_open: bool = False, also: str
 
 def _integer(name: str, value: Any, low: int | None = None, also: str = "") -> None:
     """``value`` is an int (not a bool), at least ``low``."""
-    if not (isinstance(value, Integral) and not isinstance(value, bool) and (low is None or value >= low)):
-        expected = "an int" + (f" >= {low}" if low is not None else "") + (f" {also}" if also else "")
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    if not (isinstance(value, Integral) and not isinstance(value, bool)):
+        raise ValueError(f"{name} must be an int{f' {also}' if also else ''}, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be at least {low}{f' {also}' if also else ''}, got {value!r}")
 
 
 def _sequence(name: str, value: Any, length: int | None = None) -> tuple:
