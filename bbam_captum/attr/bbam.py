@@ -125,6 +125,10 @@ class BBAM(PerturbationAttribution):
         return_records: bool = False,
     ) -> Tensor | tuple[Tensor, list[BoxRecord]]:
         r"""
+        The keywords from ``box_head`` to ``max_memory_mb`` are the fields of
+        :class:`~bbam_captum.BBAMSettings`, which checks them; ``**settings.to_kwargs()``
+        passes a settings object.
+
         Args:
             inputs (Tensor): one image, ``(3, H, W)`` or ``(1, 3, H, W)``, RGB, values
                 0..255 (uint8 or float).
