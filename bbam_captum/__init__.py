@@ -4,8 +4,9 @@ Importing the package changes nothing global (torch's unpickling allow-list, mat
 backend, OpenMMLab's registries). OpenMMLab configs name :mod:`bbam_captum.mmlab` in
 ``custom_imports`` to get what a training run needs.
 """
-from .attr import BBAM, BoxGradCAM, BoxRecord
+from .attr import BBAM, BBAMSettings, BoxGradCAM, BoxRecord
 from .detectors import DetectorAdapter, MMDetTwoStageAdapter, load_detector
 
 __version__ = "0.1.0"
-__all__ = ["BBAM", "BoxGradCAM", "BoxRecord", "DetectorAdapter", "MMDetTwoStageAdapter", "load_detector"]
+__all__ = ["BBAM", "BBAMSettings", "BoxGradCAM", "BoxRecord", "DetectorAdapter", "MMDetTwoStageAdapter",
+           "load_detector"]

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bbam_captum import BBAM, load_detector
+from bbam_captum import BBAM, BBAMSettings, load_detector
 from bbam_captum.detectors import MMDetTwoStageAdapter
 from bbam_captum.io import load_coco_image, read_image
 from bbam_captum.labels import LabelSettings
@@ -131,7 +131,7 @@ def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDe
         save_maps(out, item, maps[:, 0].numpy(), "[]", time.perf_counter() - start)
 
 
-def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: dict) -> dict:
+def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: BBAMSettings) -> dict:
     """Maps (resumable) and then mmseg + COCO labels of ``source`` in ``out``; returns the summary."""
     img_dir = ann_file.parent / "images"
     adapter = MMDetTwoStageAdapter(model)
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     val_ann = make_split(work / "data" / "val", scale.num_val, VAL_SEED, args.world)
     config, checkpoint = detector_files(args.world)
     model = load_detector(config, checkpoint)
-    bbam_settings = {"steps": args.bbam_steps} if args.bbam_steps else {}
+    bbam_settings = BBAMSettings(steps=args.bbam_steps) if args.bbam_steps else BBAMSettings()
     val_labels = work / "labels" / "val_gt"
     make_labels("gt", val_labels, val_ann, model, bbam_settings)
     rows = []
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{source}] {row}", flush=True)
     device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     meta = {**asdict(scale), "world": args.world, "device": device, "date": time.strftime("%Y-%m-%d"),
-            "wall_minutes": (time.perf_counter() - start) / 60, "bbam_settings": bbam_settings,
+            "wall_minutes": (time.perf_counter() - start) / 60, "bbam_settings": bbam_settings.explicit(),
             "command": "python -m benchmarks.pipeline " + " ".join(argv if argv is not None else sys.argv[1:])}
     write_json_atomic(out / f"{stem}.json", [dict(r, device=device) for r in rows], indent=1)
     write_json_atomic(out / f"{stem}_meta.json", meta, indent=1)

@@ -205,10 +205,11 @@ def forced_positives(count: int) -> Iterator[None]:
     regressed onto the box (see the module's docstring); a benchmark device for detectors
     with random weights, which have no positives of their own."""
 
-    def select(adapter, image, boxes, targets, num_proposals, max_shift, iou_thresholds, max_positives, seed):
+    def select(adapter, image, boxes, targets, settings):
+        num_proposals, max_positives, seed = settings.num_proposals, settings.max_positives, settings.seed
         height, width = image.shape[-2:]
         generators = [box_generator(seed, box) for box in boxes.cpu()]
-        props = torch.cat([jitter_boxes(box[None], num_proposals, max_shift, height, width, g)
+        props = torch.cat([jitter_boxes(box[None], num_proposals, settings.max_shift, height, width, g)
                            for box, g in zip(boxes.cpu(), generators)]).to(boxes.device)  # [K, N, 4]
         flat = props.reshape(-1, 4)
         # the detector's outputs on all proposals, as the library's selection computes them

@@ -21,7 +21,6 @@ and ``DIR/worlds.md``. Maps and scores are cached under ``DIR/work``, so a stopp
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import platform
 import time
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bbam_captum import BBAM, load_detector
+from bbam_captum import BBAM, BBAMSettings, load_detector
 from bbam_captum.detectors import bundled_detector_files
 from bbam_captum.io import decode_mask, read_image
 from bbam_captum.labels import LabelSettings, pseudo_masks, semantic_label
@@ -58,12 +57,12 @@ CHAINS: dict[str, LabelSettings] = {
     "dense CRF": LabelSettings(crf=True, refine=False),
     "dense CRF + Eq. 4": LabelSettings(crf=True, refine=True),
 }
-# BBAM settings compared on every world (keyword overrides of BBAM.attribute): the adaptive
-# stride's range, i.e. how wide the mask cells are (the original's rule, 1.5 and 2 times it).
-MAP_VARIANTS: dict[str, dict] = {
-    "cells x1": {"stride_range": (0.02, 0.08)},
-    "cells x1.5": {"stride_range": (0.03, 0.12)},
-    "cells x2": {"stride_range": (0.04, 0.16)},
+# BBAM settings compared on every world: the adaptive stride's range, i.e. how wide the mask
+# cells are (the original's rule, 1.5 and 2 times it).
+MAP_VARIANTS: dict[str, BBAMSettings] = {
+    "cells x1": BBAMSettings(stride_range=(0.02, 0.08)),
+    "cells x1.5": BBAMSettings(stride_range=(0.03, 0.12)),
+    "cells x2": BBAMSettings(stride_range=(0.04, 0.16)),
 }
 BOX_VARIANT = "cells x1"  # the filled box is scored once per world, beside this variant
 RAW_THRESHOLDS = tuple(np.round(np.arange(0.02, 0.96, 0.02), 2).tolist())
@@ -76,10 +75,8 @@ def default_chain() -> str:
 
 
 def default_variant() -> str:
-    """The map variant whose overrides are BBAM.attribute's own defaults."""
-    params = inspect.signature(BBAM.attribute).parameters
-    return next(name for name, overrides in MAP_VARIANTS.items()
-                if all(params[k].default == v for k, v in overrides.items()))
+    """The map variant whose settings are BBAM's defaults."""
+    return next(name for name, settings in MAP_VARIANTS.items() if settings == BBAMSettings())
 
 
 def detector_files(world: str) -> tuple[Path, Path] | None:
@@ -193,17 +190,17 @@ def run_world(world: str, out: Path, images: int, threads: int) -> dict | None:
         final = json.loads(metrics_file.read_text()).get("final") or {}
         result["detector_bbox_ap50"] = final.get("coco/bbox_mAP_50")
         result["detector_bbox_ap"] = final.get("coco/bbox_mAP")
-    for variant, overrides in MAP_VARIANTS.items():
+    for variant, settings in MAP_VARIANTS.items():
         work = out / "work" / world / variant
         cache = work / "scores.json"
-        key = {"chains": {n: asdict(s) for n, s in CHAINS.items()}, "overrides": overrides, "images": images,
+        key = {"chains": {n: asdict(s) for n, s in CHAINS.items()}, "overrides": settings.explicit(), "images": images,
                "raw": [RAW_BLURS, RAW_THRESHOLDS]}
         if cache.is_file() and json.loads(cache.read_text())["key"] == json.loads(json.dumps(key)):
             result["variants"][variant] = json.loads(cache.read_text())["scores"]
             continue
         torch.set_num_threads(threads)
         start = time.perf_counter()
-        compute_maps(bbam, coco, img_dir, work, dict(overrides))
+        compute_maps(bbam, coco, img_dir, work, settings)
         map_seconds = time.perf_counter() - start
         scores = score_chains(coco, gt, img_dir, work, CHAINS, class_of, with_box=variant == BOX_VARIANT)
         scores["map_seconds"] = round(map_seconds, 1)

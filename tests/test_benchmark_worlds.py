@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bbam_captum import BBAMSettings
 from benchmarks import worlds
 
 
@@ -20,7 +21,7 @@ def _results(table: dict[str, dict[tuple[str, str], float]]) -> dict[str, dict]:
 
 
 def test_leave_one_world_out_chooses_on_the_other_worlds_only(monkeypatch):
-    monkeypatch.setattr(worlds, "MAP_VARIANTS", {"default": {}})
+    monkeypatch.setattr(worlds, "MAP_VARIANTS", {"default": BBAMSettings()})
     monkeypatch.setattr(worlds, "BOX_VARIANT", "default")
     monkeypatch.setattr(worlds, "CHAINS", {"a": None, "b": None})
     # chain a wins on worlds 1 and 2, chain b only on world 3 (by a lot)

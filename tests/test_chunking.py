@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bbam_captum import BBAM, load_detector
+from bbam_captum import BBAM, BBAMSettings, load_detector
 from bbam_captum.attr import bbam as bbam_module
 from bbam_captum.synth import draw_image
 
@@ -96,8 +96,8 @@ def test_step_estimate_grows_with_the_window(detector, scene):
     small, large = (bbam.adapter.crop(torch.tensor(w), 192, 192) for w in ([0.0, 0.0, 40.0, 40.0],
                                                                            [0.0, 0.0, 192.0, 192.0]))
     with bbam.adapter.frozen(), torch.no_grad():
-        positives = bbam_module.select_positives(bbam.adapter, image[None].float(), boxes[:2], labels[:2], 16, 0.3,
-                                                 (0.9, 0.85, 0.8), 8, 0)
+        positives = bbam_module.select_positives(bbam.adapter, image[None].float(), boxes[:2], labels[:2],
+                                                 BBAMSettings(num_proposals=16, max_positives=8))
     with bbam.adapter.frozen(), torch.enable_grad():
         estimate = bbam._step_bytes(image[None].float(), bbam.adapter.pixel_mean(), masks, positives, [small, large])
         whole = bbam._step_bytes(image[None].float(), bbam.adapter.pixel_mean(), masks, positives, None)

@@ -1,7 +1,6 @@
 """The positive proposals O+ of each box (Sec. 3.2 of the paper) and their target outputs."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +9,7 @@ from torch import Tensor
 from ..detectors.base import DetectorAdapter
 from ..ops import box_iou_pairwise, jitter_boxes
 from ._utils import to_rois
+from .settings import BBAMSettings
 
 
 @dataclass
@@ -42,26 +42,29 @@ def box_generator(seed: int, box: Tensor) -> torch.Generator:
     return torch.Generator().manual_seed(key & 0x7FFF_FFFF_FFFF_FFFF)
 
 
-def select_positives(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, targets: Tensor, num_proposals: int,
-                     max_shift: float, iou_thresholds: Sequence[float], max_positives: int,
-                     seed: int) -> list[PositiveProposals]:
+def select_positives(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, targets: Tensor,
+                     settings: BBAMSettings) -> list[PositiveProposals]:
     """Jitters each box, runs the RoI head once on all proposals and keeps the positives.
 
-    A proposal is positive when the detector's top class (background included) is the
-    target and the box it regresses for that class has IoU with the box above the
-    threshold. Thresholds are tried in order; at most ``max_positives`` are kept, drawn
-    at random when there are more. Randomness comes from :func:`box_generator`.
+    Each box gets ``settings.num_proposals`` proposals, each coordinate shifted by up to
+    ``settings.max_shift`` times the box side. A proposal is positive when the detector's
+    top class (background included) is the target and the box it regresses for that class
+    has IoU with the box above the threshold. ``settings.iou_thresholds`` are tried in
+    order; at most ``settings.max_positives`` are kept, drawn at random when there are
+    more. Randomness comes from :func:`box_generator` with ``settings.seed``.
 
     Args:
         image (Tensor[1, 3, H, W]), boxes (Tensor[K, 4]), targets (Tensor[K] long).
+        settings: BBAM's settings; the fields above are used.
 
     Returns:
         One :class:`PositiveProposals` per box.
     """
+    num_proposals, max_positives = settings.num_proposals, settings.max_positives
     height, width = image.shape[-2:]
     k = boxes.shape[0]
-    generators = [box_generator(seed, box) for box in boxes.cpu()]
-    props = torch.cat([jitter_boxes(box[None], num_proposals, max_shift, height, width, g)
+    generators = [box_generator(settings.seed, box) for box in boxes.cpu()]
+    props = torch.cat([jitter_boxes(box[None], num_proposals, settings.max_shift, height, width, g)
                        for box, g in zip(boxes.cpu(), generators)]).to(boxes.device)  # [K, N, 4]
     flat = props.reshape(-1, 4)
     outputs = adapter.roi_outputs(adapter.features(image), to_rois([flat]))
@@ -79,7 +82,7 @@ def select_positives(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, tar
     result = []
     for i in range(k):
         chosen, used = None, None
-        for thr in iou_thresholds:
+        for thr in settings.iou_thresholds:
             hits = (correct[i] & (iou[i] > thr)).nonzero().flatten()
             if hits.numel():
                 chosen, used = hits, float(thr)

@@ -15,6 +15,7 @@ from ..detectors.adapt import as_adapter
 from ..detectors.base import Crop, DetectorAdapter
 from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, total_variation, upsample_mask
 from ._proposals import PositiveProposals, select_positives
+from .settings import BBAMSettings
 from ._utils import format_baseline, format_image, format_target, to_rois
 
 TargetType = int | Sequence[int] | Tensor | None
@@ -108,6 +109,10 @@ class BBAM(PerturbationAttribution):
         return_records: bool = False,
     ) -> Tensor | tuple[Tensor, list[BoxRecord]]:
         r"""
+        The keywords from ``box_head`` to ``max_memory_mb`` are the fields of
+        :class:`~bbam_captum.BBAMSettings`, which checks them; ``**settings.to_kwargs()``
+        passes a settings object.
+
         Args:
             inputs (Tensor): one image, ``(3, H, W)`` or ``(1, 3, H, W)``, RGB, values
                 0..255 (uint8 or float).
@@ -181,24 +186,28 @@ class BBAM(PerturbationAttribution):
         the only proposal, its targets taken from the unperturbed image; its record says
         ``fallback=True``.
         """
+        settings = BBAMSettings(
+            box_head=box_head, cls_head=cls_head, l1_coef=l1_coef, tv_coef=tv_coef, tv_power=tv_power, stride=stride,
+            stride_range=stride_range, steps=steps, lr=lr, num_proposals=num_proposals, max_shift=max_shift,
+            iou_thresholds=iou_thresholds, max_positives=max_positives, early_stop_patience=early_stop_patience,
+            early_stop_tol=early_stop_tol, context=context, seed=seed, max_memory_mb=max_memory_mb)
         image = format_image(inputs, self.adapter.device)  # [1, 3, H, W] float
         height, width = image.shape[-2:]
         boxes = check_boxes(boxes, height, width).to(image.device)  # [K, 4]
-        _check_settings(box_head, cls_head, stride, steps, num_proposals, max_positives, iou_thresholds, context)
-        budget_mb = _memory_budget_mb(max_memory_mb, image.device)
+        budget_mb = _memory_budget_mb(settings.max_memory_mb, image.device)
         mu = format_baseline(baseline, self.adapter.pixel_mean(), image)
 
         with self.adapter.frozen():
             with torch.no_grad():
                 targets = format_target(target, boxes, image, self.adapter)  # [K]
-                positives = select_positives(self.adapter, image, boxes, targets, num_proposals, max_shift,
-                                             iou_thresholds, max_positives, seed)
-            strides = [adaptive_stride(b, height, width, stride_range) if stride == "adaptive" else int(stride)
-                       for b in boxes]
+                positives = select_positives(self.adapter, image, boxes, targets, settings)
+            strides = [adaptive_stride(b, height, width, settings.stride_range) if settings.stride == "adaptive"
+                       else int(settings.stride) for b in boxes]
             masks = [initial_mask(p.regressed, s, height, width).requires_grad_(True)
                      for p, s in zip(positives, strides)]
-            crops = None if context is None else [
-                self.adapter.crop(context_window(p, b, context), height, width) for p, b in zip(positives, boxes)]
+            crops = None if settings.context is None else [
+                self.adapter.crop(context_window(p, b, settings.context), height, width)
+                for p, b in zip(positives, boxes)]
             chunks = [list(range(len(boxes)))]
             if budget_mb is not None and len(boxes) > 1:
                 chunks = _chunks(self._step_bytes(image, mu, masks, positives, crops), budget_mb * 2**20)
@@ -206,8 +215,7 @@ class BBAM(PerturbationAttribution):
             for chunk in chunks:
                 chunk_losses, chunk_steps = self._optimise(
                     image, mu, [masks[k] for k in chunk], [positives[k] for k in chunk],
-                    None if crops is None else [crops[k] for k in chunk], box_head, cls_head, l1_coef, tv_coef,
-                    tv_power, steps, lr, early_stop_patience, early_stop_tol, show_progress)
+                    None if crops is None else [crops[k] for k in chunk], settings, show_progress)
                 for k, loss, n in zip(chunk, chunk_losses, chunk_steps):
                     losses[k], steps_run[k] = loss, n
         maps = torch.cat([upsample_mask(m.detach(), height, width) for m in masks]).clamp(0, 1)
@@ -263,12 +271,12 @@ class BBAM(PerturbationAttribution):
                 for c in (crops if crops is not None else [full] * len(masks))]
 
     def _optimise(self, image: Tensor, mu: Tensor, masks: list[Tensor], positives: list[PositiveProposals],
-                  crops: list[Crop] | None,
-                  box_head: bool, cls_head: bool, l1_coef: float, tv_coef: float, tv_power: float, steps: int,
-                  lr: float, patience: int | None, tol: float, show_progress: bool) -> tuple[list[float], list[int]]:
+                  crops: list[Crop] | None, settings: BBAMSettings,
+                  show_progress: bool) -> tuple[list[float], list[int]]:
         """Adam on all masks at once; boxes that have converged leave the batch."""
         height, width = image.shape[-2:]
-        optimiser = torch.optim.Adam(masks, lr=lr)
+        steps, patience, tol = settings.steps, settings.early_stop_patience, settings.early_stop_tol
+        optimiser = torch.optim.Adam(masks, lr=settings.lr)
         num_boxes = len(masks)
         active = list(range(num_boxes))
         best = [float("inf")] * num_boxes
@@ -293,13 +301,13 @@ class BBAM(PerturbationAttribution):
                 pos = positives[k]
                 probs, deltas = outputs[k]
                 term = torch.zeros((), device=image.device)
-                if cls_head:
+                if settings.cls_head:
                     term = term + (probs[:, pos.target] - pos.probs).abs().mean() / 2
-                if box_head:
+                if settings.box_head:
                     term = term + (deltas[:, pos.target] - pos.deltas).abs().mean() / 2
-                term = term + l1_coef * masks[k].sum()
-                if tv_coef:
-                    term = term + tv_coef * total_variation(masks[k], tv_power).sum()
+                term = term + settings.l1_coef * masks[k].sum()
+                if settings.tv_coef:
+                    term = term + settings.tv_coef * total_variation(masks[k], settings.tv_power).sum()
                 per_box.append(term)
             optimiser.zero_grad(set_to_none=True)
             torch.stack(per_box).sum().backward()
@@ -325,15 +333,14 @@ class BBAM(PerturbationAttribution):
 
 
 def _memory_budget_mb(setting: float | str | None, device: torch.device) -> float | None:
-    """The step memory budget in MiB: the setting, or with "auto" half the free memory."""
+    """The step memory budget in MiB: the setting (checked by :class:`BBAMSettings`), or with
+    "auto" half the free memory."""
     if setting is None:
         return None
     if setting == "auto":
         if device.type == "cuda":
             return torch.cuda.mem_get_info(device)[0] / 2**21
         return _available_cpu_bytes() / 2**21
-    if isinstance(setting, str) or not setting > 0:
-        raise ValueError(f"max_memory_mb must be a positive number of MiB, 'auto' or None, got {setting!r}")
     return float(setting)
 
 
@@ -379,17 +386,3 @@ def context_window(positives: PositiveProposals, box: Tensor, context: float) ->
     margin = context * (box[2:] - box[:2])
     return torch.cat([lo - margin, hi + margin])
 
-
-def _check_settings(box_head: bool, cls_head: bool, stride: int | str, steps: int, num_proposals: int,
-                    max_positives: int, iou_thresholds: Sequence[float], context: float | None) -> None:
-    if not (box_head or cls_head):
-        raise ValueError("at least one of box_head and cls_head must be True")
-    if stride != "adaptive" and not (isinstance(stride, int) and stride >= 1):
-        raise ValueError(f"stride must be a positive int or 'adaptive', got {stride!r}")
-    if steps < 1 or num_proposals < 1 or max_positives < 1:
-        raise ValueError(f"steps, num_proposals and max_positives must be >= 1, got {steps}, {num_proposals}, "
-                         f"{max_positives}")
-    if not iou_thresholds or not all(0.0 < t <= 1.0 for t in iou_thresholds):
-        raise ValueError(f"iou_thresholds must be a non-empty sequence of values in (0, 1], got {iou_thresholds!r}")
-    if context is not None and not context >= 0:
-        raise ValueError(f"context must be None or >= 0, got {context!r}")

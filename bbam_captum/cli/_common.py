@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 from pathlib import Path
+
+from ..attr.settings import BBAMSettings
+
+# the argparse destination of each field of BBAMSettings that the command line sets
+_DESTS = {"steps": "steps", "l1_coef": "l1_coef", "early_stop_patience": "early_stop", "context": "context",
+          "seed": "seed"}
 
 
 def add_detector_args(parser: argparse.ArgumentParser) -> None:
@@ -14,10 +19,8 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
 
 
 def bbam_default(name: str):
-    """The default of one of :meth:`bbam_captum.BBAM.attribute`'s settings (one source of truth)."""
-    from ..attr.bbam import BBAM
-
-    return inspect.signature(BBAM.attribute).parameters[name].default
+    """The default of a field of :class:`~bbam_captum.BBAMSettings` (one source of truth)."""
+    return getattr(BBAMSettings, name)
 
 
 def check_detector_args(args: argparse.Namespace) -> None:
@@ -46,19 +49,23 @@ def check_detector_args(args: argparse.Namespace) -> None:
         raise InputError(f"--device {args.device}: expected cpu or cuda[:N]")
 
 
-def check_bbam_args(args: argparse.Namespace) -> None:
-    """The BBAM settings of the command line, checked before anything loads or is written.
+def bbam_settings(args: argparse.Namespace) -> BBAMSettings:
+    """The BBAM settings of the command line (those of its options that the sub-command
+    has), checked before anything loads or is written.
 
     Raises:
         InputError: naming the option, what it must be and what came.
     """
     from ..errors import InputError
 
-    if args.steps < 1:
-        raise InputError(f"--steps must be at least 1, got {args.steps}")
-    if not (math.isfinite(args.l1_coef) and args.l1_coef >= 0):
-        raise InputError(f"--l1-coef must be a finite number >= 0, got {args.l1_coef}")
-    if getattr(args, "early_stop", None) is not None and args.early_stop < 1:
-        raise InputError(f"--early-stop must be at least 1, got {args.early_stop}")
-    if not math.isfinite(getattr(args, "context", 0.0)):
-        raise InputError(f"--context must be a finite number, got {args.context}")
+    values = {field: getattr(args, dest) for field, dest in _DESTS.items() if hasattr(args, dest)}
+    if "context" in values and math.isfinite(values["context"]) and values["context"] < 0:
+        values["context"] = None  # a negative --context: the whole image
+    try:
+        return BBAMSettings(**values)
+    except ValueError as err:  # its message starts with the field's name: say the option instead
+        message = str(err)
+        field = next((f for f in values if message.startswith(f + " ")), None)
+        if field is None:
+            raise InputError(message) from err
+        raise InputError("--" + _DESTS[field].replace("_", "-") + message[len(field):]) from err

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
+from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args
 
 
 def _parse_box(text: str) -> list[float]:
@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help=f"BBAM optimisation steps (default: {bbam_default('steps')})")
     parser.add_argument("--l1-coef", type=float, default=bbam_default("l1_coef"),
                         help=f"BBAM's lambda (default: {bbam_default('l1_coef')})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=bbam_default("seed"))
     add_detector_args(parser)
     return parser
 
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import read_image
     from ..pipeline.api import explain
 
-    check_bbam_args(args)
+    settings = bbam_settings(args)
     check_detector_args(args)
     out = figure_path(args.out)
     path = Path(args.image)
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--boxes on {path} ({image.shape[2]}x{image.shape[1]}): {err}") from err
     model = load_detector(args.config, args.checkpoint, device=args.device)
     result = explain(model, image, boxes, score_thr=args.score_thr, out=out, title=f"BBAM: {path.name}",
-                     show_progress=True, steps=args.steps, l1_coef=args.l1_coef, seed=args.seed)
+                     show_progress=True, **settings.explicit())
     if not result.records:
         print(f"no detection scores {args.score_thr} or more on {path}; nothing to explain "
               "(lower --score-thr or give --boxes)")

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..labels import LabelSettings
-from ._common import add_detector_args, bbam_default, check_bbam_args, check_detector_args
+from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args
 
 
 def add_label_args(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              f"(default: {bbam_default('context')}); a negative value: the whole image")
     parser.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
                         help="stop a box after PATIENCE steps without improvement (default: off)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=bbam_default("seed"))
     parser.add_argument("--force", action="store_true",
                         help="recompute every image's maps (by default a rerun recomputes only images whose "
                              "boxes, file or BBAM settings changed)")
@@ -88,7 +88,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     from ..pipeline.api import check_generate_inputs
 
     label_settings(args)
-    check_bbam_args(args)
+    bbam_settings(args)
     check_detector_args(args)
     check_generate_inputs(args.ann, args.img_dir, args.out)
 
@@ -101,11 +101,10 @@ def run(args: argparse.Namespace) -> int:
     if args.launcher != "none":
         _init_distributed(args.launcher, args.device)
     model = load_detector(args.config, args.checkpoint, device=args.device)
-    settings = {"steps": args.steps, "l1_coef": args.l1_coef, "early_stop_patience": args.early_stop,
-                "context": None if args.context < 0 else args.context, "seed": args.seed}
     summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
                               detector_digest=detector_digest(args.config, args.checkpoint),
-                              run_info={"config": args.config, "checkpoint": args.checkpoint}, **settings)
+                              run_info={"config": args.config, "checkpoint": args.checkpoint},
+                              **bbam_settings(args).explicit())
     if summary is None:  # not rank 0
         return 0
     _report(summary, Path(args.out))

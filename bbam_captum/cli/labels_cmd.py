@@ -19,6 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..attr import BBAMSettings
     from ..errors import InputError
     from ..pipeline import read_coco, write_labels
     from ..pipeline.generate import run_fingerprint
@@ -31,8 +32,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         info = json.loads(run_file.read_text())
         class_names = tuple(info["class_names"])
-        ann, img_dir, bbam_settings = info["ann"], Path(info["img_dir"]), info["bbam_settings"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        ann, img_dir = info["ann"], Path(info["img_dir"])
+        bbam_settings = BBAMSettings(**info["bbam_settings"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise InputError(f"{run_file} is damaged ({err!r}): rerun 'bbam-captum generate'") from err
     coco = read_coco(ann, class_names)
     # maps of a run that stored no detector hash are checked by their annotation ids only

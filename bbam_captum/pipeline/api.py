@@ -9,15 +9,15 @@ functions after loading an MMDetection detector from ``--config``/``--checkpoint
 from __future__ import annotations
 
 import hashlib
-import inspect
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ..attr import BBAM, BoxRecord
+from ..attr import BBAM, BBAMSettings, BoxRecord
 from ..detectors.base import DetectorAdapter
 from ..errors import InputError
 from ..io.coco import load_coco_json
@@ -32,8 +32,6 @@ from .writers import write_labels
 __all__ = ["Explanation", "check_generate_inputs", "explain", "generate_labels", "model_digest"]
 
 RUN_FILE = "run.json"
-# what the pipeline itself sets on every BBAM.attribute call
-_RESERVED = {"self", "inputs", "boxes", "target", "return_records", "show_progress"}
 
 
 @dataclass
@@ -59,16 +57,19 @@ def _as_bbam(model: torch.nn.Module | DetectorAdapter | BBAM) -> BBAM:
     return model if isinstance(model, BBAM) else BBAM(model)
 
 
-def _check_settings(settings: dict) -> None:
-    allowed = set(inspect.signature(BBAM.attribute).parameters) - _RESERVED
-    unknown = sorted(set(settings) - allowed)
+def _bbam_settings(keywords: dict) -> BBAMSettings:
+    """The keywords as :class:`BBAMSettings` (those given stay its explicit fields)."""
+    allowed = [f.name for f in fields(BBAMSettings)]
+    unknown = sorted(set(keywords) - set(allowed))
     if unknown:
-        raise TypeError(f"unknown BBAM settings {unknown}; expected keywords of BBAM.attribute: {sorted(allowed)}")
+        raise TypeError(f"unknown BBAM settings {unknown}; expected fields of BBAMSettings: {allowed}")
+    return BBAMSettings(**keywords)
 
 
 def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str | Path, boxes: Tensor | None = None,
             score_thr: float = 0.5, out: str | Path | None = None, title: str | None = None,
-            show_progress: bool = False, **settings) -> Explanation:
+            show_progress: bool = False, baseline: Tensor | Sequence[float] | None = None,
+            **settings) -> Explanation:
     """Explains the detector's detections on one image (or the given boxes) with BBAM.
 
     Args:
@@ -82,13 +83,16 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
             their maps (any format matplotlib writes). Default: no figure
         title (str, optional): the figure's title. Default: "BBAM"
         show_progress (bool, optional): a progress bar over BBAM's steps. Default: False
-        **settings: keywords of :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ...).
+        baseline (Tensor or sequence of 3 floats, optional): see :meth:`bbam_captum.BBAM.attribute`.
+            Default: the detector's pixel mean
+        **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
+            :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ...).
 
     Returns:
         :class:`Explanation`; with no detection above ``score_thr`` it holds no box (and no
         figure is written).
     """
-    _check_settings(settings)
+    bbam_settings = _bbam_settings(settings)
     bbam = _as_bbam(model)
     if not isinstance(image, Tensor):
         image = read_image(Path(image))
@@ -101,8 +105,8 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
         boxes = boxes[None] if boxes.dim() == 1 else boxes
     if boxes.shape[0] == 0:
         return Explanation(boxes, torch.zeros(0, 1, *image.shape[-2:]), [], [], scores)
-    maps, records = bbam.attribute(image, boxes, target=target, show_progress=show_progress, return_records=True,
-                                   **settings)
+    maps, records = bbam.attribute(image, boxes, target=target, baseline=baseline, show_progress=show_progress,
+                                   return_records=True, **bbam_settings.to_kwargs())
     names = bbam.adapter.class_names
     labels = [names[r.target] + (f" {float(scores[i]):.2f}" if scores is not None else "")
               for i, r in enumerate(records)]
@@ -174,8 +178,9 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         detector_digest (str, optional): what identifies the detector in the maps' keys.
             Default: :func:`model_digest` (hashes the weights)
         run_info (dict, optional): extra entries for ``run.json``. Default: None
-        **settings: keywords of :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``,
-            ``context``, ``seed``, ...).
+        **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
+            :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ``context``, ``seed``,
+            ...). Those given are recorded in ``run.json`` and hashed into the maps' keys.
 
     Returns:
         The summary (as in ``summary.json``: counts, settings, timings, failures) on rank 0;
@@ -185,7 +190,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         InputError: see :func:`check_generate_inputs`, and COCO categories that match no
             detector classes.
     """
-    _check_settings(settings)
+    bbam_settings = _bbam_settings(settings)
     check_generate_inputs(ann_file, img_dir, out)
     img_dir, out = Path(img_dir), Path(out)
     labels = LabelSettings() if labels is None else labels
@@ -197,17 +202,17 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     digest = model_digest(bbam) if detector_digest is None else detector_digest
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    done = compute_maps(bbam, coco, img_dir, out, settings, rank, world_size, show_progress=show_progress,
+    done = compute_maps(bbam, coco, img_dir, out, bbam_settings, rank, world_size, show_progress=show_progress,
                         detector_digest=digest, force=force)
     if world_size > 1:
         torch.distributed.barrier()
     if rank != 0:
         return None
     info = {"ann": str(Path(ann_file).resolve()), "img_dir": str(img_dir.resolve()), **(run_info or {}),
-            "bbam_settings": settings, "detector_digest": digest, "class_names": list(bbam.adapter.class_names),
-            "world_size": world_size}
+            "bbam_settings": bbam_settings.explicit(), "detector_digest": digest,
+            "class_names": list(bbam.adapter.class_names), "world_size": world_size}
     write_json_atomic(out / RUN_FILE, info, indent=1)
     run_stats = {"images_computed_this_run": done,
                  "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
-    return write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, settings, run_stats,
-                        fingerprint=run_fingerprint(settings, digest))
+    return write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, bbam_settings, run_stats,
+                        fingerprint=run_fingerprint(bbam_settings, digest))

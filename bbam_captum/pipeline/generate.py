@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..attr import BBAM
+from ..attr import BBAM, BBAMSettings
 from ..errors import InputError
 from ..io.images import file_digest, read_image
 from ..utils.atomic import atomic_open, write_json_atomic
@@ -75,9 +75,10 @@ def maps_key(item: ImageItem, image_digest: str, fingerprint: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def run_fingerprint(settings: dict, detector_digest: str) -> str:
-    """The part of every key shared by all images of a run."""
-    return json.dumps({"bbam": settings, "detector": detector_digest}, sort_keys=True)
+def run_fingerprint(settings: BBAMSettings, detector_digest: str) -> str:
+    """The part of every key shared by all images of a run: the settings given explicitly
+    (:meth:`BBAMSettings.explicit`, as ``run.json`` records them) and the detector."""
+    return json.dumps({"bbam": settings.explicit(), "detector": detector_digest}, sort_keys=True)
 
 
 def npz_key(arrays: Mapping[str, np.ndarray]) -> str | None:
@@ -107,7 +108,8 @@ def save_maps(out: Path, item: ImageItem, maps: np.ndarray, records_json: str, s
         write_json_atomic(time_path(out, item.image_id), {"seconds": seconds})
 
 
-def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, settings: dict, key: str = "") -> None:
+def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, settings: BBAMSettings,
+                  key: str = "") -> None:
     """Runs BBAM on one image's boxes and writes its maps file (or its failure file)."""
     start = time.perf_counter()
     try:
@@ -122,7 +124,7 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
     height, width = item.height, item.width
     if len(item.boxes):
         maps, records = bbam.attribute(image, torch.from_numpy(item.boxes), target=torch.from_numpy(item.classes),
-                                       return_records=True, **settings)
+                                       return_records=True, **settings.to_kwargs())
         maps_np = maps[:, 0].cpu().numpy()
         record_json = json.dumps([asdict(r) for r in records])
     else:
@@ -139,14 +141,17 @@ def expected_key(item: ImageItem, img_dir: Path, fingerprint: str) -> str | None
         return None
 
 
-def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings: dict, rank: int = 0,
-                 world_size: int = 1, show_progress: bool = True, detector_digest: str = "",
+def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings: BBAMSettings | None = None,
+                 rank: int = 0, world_size: int = 1, show_progress: bool = True, detector_digest: str = "",
                  force: bool = False) -> int:
     """Stage 1 for this rank's share of images; returns how many images it computed.
+
+    ``settings``: BBAM's (default: ``BBAMSettings()``).
 
     An image is skipped when its maps file carries the key of its current inputs (see
     :func:`maps_key`); ``force`` recomputes every image.
     """
+    settings = BBAMSettings() if settings is None else settings
     (out / "maps").mkdir(parents=True, exist_ok=True)
     fingerprint = run_fingerprint(settings, detector_digest)
     mine = coco.items[rank::world_size]

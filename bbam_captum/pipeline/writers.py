@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..attr.settings import BBAMSettings
 from ..errors import InputError
 from ..io.coco import encode_mask, load_coco_json
 from ..io.images import read_image
@@ -117,7 +118,7 @@ def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | N
 
 
 def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSettings, class_names: tuple[str, ...],
-                 bbam_settings: dict, run_stats: dict | None = None, fingerprint: str | None = None) -> dict:
+                 bbam_settings: BBAMSettings, run_stats: dict | None = None, fingerprint: str | None = None) -> dict:
     """Writes mmseg and COCO pseudo labels and the summary from ``out/maps``; returns the summary.
 
     Labels and image links are named by image id (``mmseg/labels/{image_id}.png``,
@@ -125,8 +126,9 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
     :func:`bbam_captum.pipeline.generate.run_fingerprint`) a maps file must carry the key
     of its image's current inputs, otherwise it is reported stale and its image not
     labelled; a maps file without a key must hold the image's annotation ids. Boxes that
-    were left out are ignore (255) in the semantic labels. ``run_stats`` (counts and
-    timings of the run that made the maps) joins the summary.
+    were left out are ignore (255) in the semantic labels. ``bbam_settings`` (what made the
+    maps; its explicit fields) and ``run_stats`` (counts and timings of the run that made
+    the maps) join the summary.
     """
     check_inputs_outside_outputs(out, [coco.path, *(image_path(img_dir, i) for i in coco.items)])
     seg_dir, coco_dir = out / "mmseg", out / "coco"
@@ -190,7 +192,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
         "boxes_labelled": len(annotations),
         "boxes_failed": boxes_failed,
         "boxes_without_positive_proposal": sum(1 for r in records if r["fallback"]),
-        "bbam_settings": bbam_settings,
+        "bbam_settings": bbam_settings.explicit(),
         "label_settings": asdict(settings),
         "timings": {"bbam_seconds": round(seconds, 2),
                     "bbam_seconds_per_object": round(seconds / max(len(records), 1), 3)},

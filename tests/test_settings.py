@@ -1,0 +1,123 @@
+"""BBAMSettings: its defaults are attribute's, every field refuses a bad value by name, and
+the maps keys of the pipeline and the command line are those made before it existed."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import pickle
+
+import pytest
+
+from bbam_captum import BBAM, BBAMSettings
+from bbam_captum.cli import explain_cmd, generate_cmd
+from bbam_captum.cli._common import bbam_settings
+from bbam_captum.errors import InputError
+from bbam_captum.pipeline.generate import run_fingerprint
+
+# what attribute takes besides its settings
+NOT_SETTINGS = {"self", "inputs", "boxes", "target", "baseline", "show_progress", "return_records"}
+
+
+def test_fields_and_defaults_are_attributes_keywords():
+    params = inspect.signature(BBAM.attribute).parameters
+    names = [f.name for f in dataclasses.fields(BBAMSettings)]
+    assert names == [p for p in params if p not in NOT_SETTINGS]
+    defaults = BBAMSettings()
+    for name in names:
+        assert getattr(defaults, name) == params[name].default, name
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("box_head", 1, "box_head must be True or False, got 1"),
+    ("cls_head", None, "cls_head must be True or False"),
+    ("l1_coef", -0.1, "l1_coef must be a finite number >= 0, got -0.1"),
+    ("l1_coef", float("nan"), "l1_coef must be a finite number"),
+    ("tv_coef", float("inf"), "tv_coef must be a finite number >= 0, got inf"),
+    ("tv_power", 0.0, "tv_power must be a finite number > 0, got 0.0"),
+    ("stride", 0, "stride must be at least 1 or 'adaptive', got 0"),
+    ("stride", "auto", "stride must be an int or 'adaptive', got 'auto'"),
+    ("stride_range", (0.08, 0.02), "stride_range must be two finite numbers"),
+    ("stride_range", (0.02,), "stride_range must be a sequence of 2 numbers, got (0.02,)"),
+    ("stride_range", "ab", "stride_range must be a sequence of 2 numbers"),
+    ("steps", 0, "steps must be at least 1, got 0"),
+    ("steps", 2.5, "steps must be an int, got 2.5"),
+    ("steps", True, "steps must be an int, got True"),
+    ("lr", 0.0, "lr must be a finite number > 0, got 0.0"),
+    ("lr", "0.1", "lr must be a finite number > 0, got '0.1'"),
+    ("num_proposals", 0, "num_proposals must be at least 1"),
+    ("max_shift", -0.3, "max_shift must be a finite number >= 0, got -0.3"),
+    ("iou_thresholds", (), "iou_thresholds must be a non-empty sequence of values in (0, 1], got ()"),
+    ("iou_thresholds", (0.9, 1.5), "iou_thresholds must be a non-empty sequence of values in (0, 1]"),
+    ("iou_thresholds", 0.9, "iou_thresholds must be a sequence of numbers, got 0.9"),
+    ("max_positives", 0, "max_positives must be at least 1"),
+    ("early_stop_patience", 0, "early_stop_patience must be at least 1 or None, got 0"),
+    ("early_stop_tol", -1e-3, "early_stop_tol must be a finite number >= 0"),
+    ("context", -0.5, "context must be a finite number >= 0 or None, got -0.5"),
+    ("seed", 1.0, "seed must be an int, got 1.0"),
+    ("max_memory_mb", 0, "max_memory_mb must be a finite number > 0 (MiB), 'auto' or None, got 0"),
+    ("max_memory_mb", "lots", "max_memory_mb must be a finite number > 0"),
+])
+def test_every_field_refuses_a_bad_value_by_name(field, value, message):
+    with pytest.raises(ValueError) as err:
+        BBAMSettings(**{field: value})
+    assert message in str(err.value)
+    assert field in [f.name for f in dataclasses.fields(BBAMSettings)]
+
+
+def test_both_heads_off_is_refused():
+    with pytest.raises(ValueError, match="box_head and cls_head: at least one must be True"):
+        BBAMSettings(box_head=False, cls_head=False)
+
+
+def test_frozen_sequences_as_tuples_and_explicit_fields():
+    settings = BBAMSettings(True, steps=5, stride_range=[0.02, 0.08], max_memory_mb=None)
+    assert settings.stride_range == (0.02, 0.08) and hash(settings) == hash(BBAMSettings(**settings.to_kwargs()))
+    assert settings.explicit() == {"box_head": True, "steps": 5, "stride_range": (0.02, 0.08), "max_memory_mb": None}
+    assert BBAMSettings().explicit() == {}
+    assert settings == BBAMSettings(**settings.to_kwargs())  # equality is by value, not by what was given
+    assert pickle.loads(pickle.dumps(settings)).explicit() == settings.explicit()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.steps = 6  # type: ignore[misc]
+
+
+# the maps keys' common part as the code before BBAMSettings wrote it: the keys of existing
+# maps files (the demo's, the benchmarks' caches) must stay valid
+PINNED = {
+    "python default": '{"bbam": {}, "detector": "d"}',
+    "python steps": '{"bbam": {"steps": 2, "stride_range": [0.02, 0.08]}, "detector": "d"}',
+    "cli default": '{"bbam": {"context": 0.25, "early_stop_patience": null, "l1_coef": 0.007, "seed": 0, '
+                   '"steps": 40}, "detector": "d"}',
+}
+
+
+def _cli_args(module, argv: list[str]) -> argparse.Namespace:
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    return module.add_parser(subparsers).parse_args(argv)
+
+
+GENERATE = ["--ann", "a.json", "--img-dir", "images", "--out", "out"]
+
+
+def test_fingerprints_stay_those_made_before():
+    assert run_fingerprint(BBAMSettings(), "d") == PINNED["python default"]
+    assert run_fingerprint(BBAMSettings(steps=2, stride_range=(0.02, 0.08)), "d") == PINNED["python steps"]
+    assert run_fingerprint(bbam_settings(_cli_args(generate_cmd, GENERATE)), "d") == PINNED["cli default"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps must be at least 1, got 0"),
+    (["--l1-coef", "nan"], "--l1-coef must be a finite number >= 0, got nan"),
+    (["--early-stop", "0"], "--early-stop must be at least 1 or None, got 0"),
+    (["--context", "nan"], "--context must be a finite number >= 0 or None, got nan"),
+])
+def test_cli_names_the_option(argv, message):
+    with pytest.raises(InputError) as err:
+        bbam_settings(_cli_args(generate_cmd, GENERATE + argv))
+    assert message in str(err.value)
+
+
+def test_cli_negative_context_is_the_whole_image_and_explain_sets_its_options():
+    assert bbam_settings(_cli_args(generate_cmd, GENERATE + ["--context", "-1"])).context is None
+    settings = bbam_settings(_cli_args(explain_cmd, ["image.png", "--out", "x.png", "--steps", "3"]))
+    assert settings.explicit() == {"steps": 3, "l1_coef": 0.007, "seed": 0}
