@@ -515,3 +515,22 @@ def test_categories_that_match_only_by_position_are_refused_unless_asked(tmp_pat
                                                                                    key=lambda c: c["id"]))}
     with pytest.raises(InputError, match="cannot be paired by order"):
         read_coco(renamed, CLASSES[:-1], by_order=True)
+
+
+def test_generate_refuses_categories_matching_by_position_and_takes_them_when_asked(tmp_path, capsys):
+    from bbam_captum.synth import write_dataset
+
+    ann = write_dataset(tmp_path / "data", 1, 1, show_progress=False)
+    data = json.loads(ann.read_text())
+    for category in data["categories"]:
+        category["name"] = f"kind {category['id']}"
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(data))
+    args = ["generate", "--ann", str(renamed), "--img-dir", str(ann.parent / "images"), "--steps", "1"]
+    assert main(args + ["--out", str(tmp_path / "refused")]) == 2
+    assert "--categories-by-order" in capsys.readouterr().err
+    assert not (tmp_path / "refused" / "maps").exists()
+    assert main(args + ["--out", str(tmp_path / "paired"), "--categories-by-order"]) == 0
+    run = json.loads((tmp_path / "paired" / "run.json").read_text())
+    assert run["categories_by_order"] is True
+    assert main(["labels", "--out", str(tmp_path / "paired")]) == 0  # labels reads the pairing back from run.json

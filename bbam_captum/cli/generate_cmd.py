@@ -57,6 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
                         help="stop a box after PATIENCE steps without improvement (default: off)")
     parser.add_argument("--seed", type=int, default=bbam_default("seed"))
+    parser.add_argument("--categories-by-order", action="store_true",
+                        help="where the COCO category names are not the detector's class names, pair the categories "
+                             "(by id) with the classes by order (the counts must agree); without it such a file is "
+                             "refused")
     parser.add_argument("--force", action="store_true",
                         help="recompute every image's maps (by default a rerun recomputes only images whose "
                              "boxes, file or BBAM settings changed)")
@@ -102,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         _init_distributed(args.launcher, args.device)
     model = load_detector(args.config, args.checkpoint, device=args.device)
     summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
+                              categories_by_order=args.categories_by_order,
                               detector_digest=detector_digest(args.config, args.checkpoint),
                               run_info={"config": args.config, "checkpoint": args.checkpoint},
                               **bbam_settings(args).explicit())

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         bbam_settings = BBAMSettings(**info["bbam_settings"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise InputError(f"{run_file} is damaged ({err!r}): rerun 'bbam-captum generate'") from err
-    coco = read_coco(ann, class_names)
+    coco = read_coco(ann, class_names, by_order=bool(info.get("categories_by_order", False)))
     # maps of a run that stored no detector hash are checked by their annotation ids only
     fingerprint = run_fingerprint(bbam_settings, info["detector_digest"]) if "detector_digest" in info else None
     summary = write_labels(out, coco, img_dir, settings, class_names, bbam_settings, fingerprint=fingerprint)

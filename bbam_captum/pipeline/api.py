@@ -154,7 +154,7 @@ def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:
 def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: str | Path, img_dir: str | Path,
                     out: str | Path, labels: LabelSettings | None = None, force: bool = False,
                     show_progress: bool = True, detector_digest: str | None = None, run_info: dict | None = None,
-                    **settings) -> dict | None:
+                    categories_by_order: bool = False, **settings) -> dict | None:
     """BBAM pseudo labels for every box of a COCO file: what ``bbam-captum generate`` writes.
 
     Writes ``out/maps/`` (the raw maps, one ``.npz`` per image), ``out/mmseg/`` and
@@ -166,8 +166,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
 
     Args:
         model: a detector BBAM accepts (see the module's docstring). Its class names must
-            cover the COCO categories, by name or by count (see
-            :func:`bbam_captum.pipeline.read_coco`).
+            cover the COCO categories' names (see :func:`bbam_captum.pipeline.read_coco`).
         ann_file (str or Path): COCO instance file with boxes (segmentations are ignored).
         img_dir (str or Path): folder of the images it names.
         out (str or Path): output folder.
@@ -178,6 +177,9 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         detector_digest (str, optional): what identifies the detector in the maps' keys.
             Default: :func:`model_digest` (hashes the weights)
         run_info (dict, optional): extra entries for ``run.json``. Default: None
+        categories_by_order (bool, optional): where the category names are not the class
+            names, pair categories (by id) with classes by order, if their counts agree.
+            Default: False (such a file is refused)
         **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
             :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ``context``, ``seed``,
             ...). Those given are recorded in ``run.json`` and hashed into the maps' keys.
@@ -187,8 +189,8 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         None on the other ranks.
 
     Raises:
-        InputError: see :func:`check_generate_inputs`, and COCO categories that match no
-            detector classes.
+        InputError: see :func:`check_generate_inputs`, and COCO categories that do not match
+            the detector's classes by name (nor, with ``categories_by_order``, by count).
     """
     bbam_settings = _bbam_settings(settings)
     check_generate_inputs(ann_file, img_dir, out)
@@ -198,7 +200,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world_size = ((torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed
                         else (0, 1))
-    coco = read_coco(ann_file, bbam.adapter.class_names)
+    coco = read_coco(ann_file, bbam.adapter.class_names, by_order=categories_by_order)
     digest = model_digest(bbam) if detector_digest is None else detector_digest
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -210,7 +212,8 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         return None
     info = {"ann": str(Path(ann_file).resolve()), "img_dir": str(img_dir.resolve()), **(run_info or {}),
             "bbam_settings": bbam_settings.explicit(), "detector_digest": digest,
-            "class_names": list(bbam.adapter.class_names), "world_size": world_size}
+            "class_names": list(bbam.adapter.class_names), "categories_by_order": categories_by_order,
+            "world_size": world_size}
     write_json_atomic(out / RUN_FILE, info, indent=1)
     run_stats = {"images_computed_this_run": done,
                  "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
