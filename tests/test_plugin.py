@@ -160,8 +160,8 @@ print(installed - n, allowed() - installed)
 def test_public_api_is_what_a_plugin_user_needs():
     import bbam_captum
 
-    assert set(bbam_captum.__all__) == {"BBAM", "BoxGradCAM", "BoxRecord", "DetectorAdapter", "MMDetTwoStageAdapter",
-                                        "load_detector"}
+    assert set(bbam_captum.__all__) == {"BBAM", "BBAMSettings", "BoxGradCAM", "BoxRecord", "DetectorAdapter",
+                                        "MMDetTwoStageAdapter", "TorchvisionRCNNAdapter", "load_detector"}
     assert all(hasattr(bbam_captum, name) for name in bbam_captum.__all__)
 
 
