@@ -10,7 +10,8 @@ run: ``BBAM(model)``, then ``attribute`` for ``--steps`` steps on an 800 x 600 i
 a small, a medium and a large box. Configs whose model dicts are equal (they differ in
 schedule or data only) share one run; with ``--dedup architecture``, so do configs whose
 models are made of the same component types (backbone, neck, RoI head and its parts,
-data preprocessor), whatever their depths, widths and settings. ``--test-scale N``
+data preprocessor; not the RPN, which BBAM never runs), whatever their depths, widths
+and settings. ``--test-scale N``
 replaces the test pipeline's Resize scale by (N, N), aspect kept, to save time. Each
 result is written as it comes (``DIR/work/zoo_runs/*.json``), so an interrupted check
 resumes where it stopped; each run is a child process with a memory cap and a time
@@ -87,7 +88,9 @@ def shipped_configs(root: Path) -> list[str]:
 
 def neutralise(node):
     """A copy of a model dict with no pretrained weights: ``init_cfg`` entries of type
-    ``Pretrained`` (or naming a checkpoint) dropped, ``pretrained`` keys emptied."""
+    ``Pretrained`` (or naming a checkpoint) dropped, ``pretrained`` keys emptied; and
+    ``SyncBN`` and ``MMSyncBN`` built as ``BN`` (they cannot be built outside a process group; at inference
+    they compute the same, as after mmdet's own ``revert_sync_batchnorm``)."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
@@ -95,6 +98,8 @@ def neutralise(node):
                 continue
             if key == "pretrained":
                 value = False if isinstance(value, bool) else None
+            if key == "type" and value in ("SyncBN", "MMSyncBN"):
+                value = "BN"
             out[key] = neutralise(value)
         return out
     if isinstance(node, (list, tuple)):
@@ -127,7 +132,8 @@ def read_config(root: Path, rel: str):
     try:
         return Config.fromfile(str(root / rel)), None
     except Exception as error:  # noqa: BLE001 - any reason a config cannot be read here is reported
-        return None, f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        message = re.sub(r"/\S*/site-packages/", "", str(error).splitlines()[0])  # no paths of this machine
+        return None, f"{type(error).__name__}: {message[:200]}"
 
 
 def model_class(cfg):
@@ -356,7 +362,7 @@ def write_tables(out: Path, rows: list[dict], unreadable: list[dict], args: argp
     command = f"python -m benchmarks.zoo --out DIR --steps {args.steps} --dedup {args.dedup}" + (
         f" --test-scale {args.test_scale}" if args.test_scale else "")
     shared = ("equal model dicts" if args.dedup == "model" else
-              "models made of the same component types (depths, widths and settings aside)")
+              "models made of the same component types, the RPN's aside (depths, widths and settings aside)")
     resize = (f"the test Resize set to ({args.test_scale}, {args.test_scale}), aspect kept" if args.test_scale
               else "each config's own test Resize")
     lines = [
