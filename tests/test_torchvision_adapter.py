@@ -137,7 +137,7 @@ def test_bbam_on_a_torchvision_model(faster_rcnn):
     # without the L1 and TV terms only the detector's gradients can move the masks off their start
     moved, records = bbam.attribute(image, boxes, target=[1, 4], l1_coef=0.0, tv_coef=0.0, return_records=True,
                                     **FAST)
-    start = bbam.attribute(image, boxes, target=[1, 4], **{**FAST, "steps": 1, "lr": 0.0})
+    start = bbam.attribute(image, boxes, target=[1, 4], **{**FAST, "steps": 1, "lr": 1e-12})  # the start, in effect
     assert moved.shape == start.shape == (2, 1, SIDE, SIDE) and 0 <= moved.min() and moved.max() <= 1
     assert [r.target for r in records] == [1, 4] and all(r.steps == 2 for r in records)
     assert ((moved - start).flatten(1).abs().amax(1) > 0.05).all()
