@@ -13,6 +13,7 @@ from bbam_captum.utils.checkpoint_safety import mmengine_checkpoint_globals
 from conftest import DETECTOR_CONFIG, REPO
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_stack_imports():
     code = ("import bbam_captum, mmdet, mmseg, mmcv.ops, captum, pycocotools, skimage, pytorch_grad_cam, "
             "pydensecrf.densecrf")

@@ -123,6 +123,7 @@ print(json.dumps({"before": before, "after": after, "backend_in_use": matplotlib
 """
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_import_changes_nothing_global(tmp_path):
     env = _env(PYTHONPATH=str(REPO), MPLBACKEND="svg")
     result = json.loads(_run([sys.executable, "-c", _SIDE_EFFECTS], cwd=tmp_path, env=env).stdout)
@@ -139,6 +140,7 @@ def test_import_changes_nothing_global(tmp_path):
     assert not result["mmdet_imported"]
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_mmlab_module_is_what_allows_runner_checkpoints(tmp_path):
     """The module that configs name in custom_imports does change torch's allow-list, and only that."""
     code = """
@@ -192,6 +194,7 @@ print("imported")
 """
 
 
+@pytest.mark.slow  # a fresh interpreter in a subprocess
 def test_torchvision_path_needs_no_openmmlab_and_no_crf():
     """BBAM on a torchvision detector, and labels without the CRF, import where neither OpenMMLab nor
     pydensecrf is installed (a GPU machine with only torch and torchvision, say)."""
