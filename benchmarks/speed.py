@@ -31,7 +31,6 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -52,7 +51,7 @@ from bbam_captum.utils.atomic import write_json_atomic  # noqa: E402
 
 from .attribution import DEFAULT_ANN, ensure_val_split, peak_memory_mb  # noqa: E402
 from .methods import GradCAMMethod  # noqa: E402
-from .recipes import REFERENCE  # noqa: E402
+from .recipes import REFERENCE, weights_with_gradients  # noqa: E402
 
 
 
@@ -60,15 +59,8 @@ class ReferenceAdapter(MMDetTwoStageAdapter):
     """The original's wasteful habits on top of the same detector: weights keep requiring
     gradients (and get them), and the RPN runs on every forward."""
 
-    @contextmanager
     def frozen(self):
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            yield
-        finally:
-            self.model.zero_grad(set_to_none=True)
-            self.model.train(was_training)
+        return weights_with_gradients(self.model)
 
     def features(self, images, crops=None):
         features = super().features(images, crops)

@@ -65,7 +65,7 @@ from bbam_captum.attr._proposals import PositiveProposals, box_generator
 from bbam_captum.ops import jitter_boxes
 from bbam_captum.utils.atomic import write_json_atomic
 
-from .recipes import REFERENCE
+from .recipes import REFERENCE, weights_with_gradients
 
 # COCO's size thresholds (areas in pixels of its images, about 640 x 480) and the share of
 # its instances in each: small < 32^2 <= medium < 96^2 <= large
@@ -141,15 +141,8 @@ def _torchvision(description: str) -> DetectorEntry:
         class Reference(TorchvisionRCNNAdapter):
             """The original's habits: weights keep requiring gradients, the RPN head runs every forward."""
 
-            @contextmanager
             def frozen(self):
-                was_training = self.model.training
-                self.model.eval()
-                try:
-                    yield
-                finally:
-                    self.model.zero_grad(set_to_none=True)
-                    self.model.train(was_training)
+                return weights_with_gradients(self.model)
 
             def features(self, images, crops=None):
                 features = super().features(images, crops)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from contextlib import AbstractContextManager
-from collections.abc import Sequence
+from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import torch
@@ -96,3 +96,20 @@ class DetectorAdapter(Protocol):
 
     def frozen(self) -> AbstractContextManager[None]:
         """A context in which the detector is in eval mode and its weights need no gradients."""
+
+
+@contextmanager
+def frozen_model(model: torch.nn.Module) -> Iterator[None]:
+    """``model`` in eval mode with no weight gradients; both restored on exit (what every adapter's
+    :meth:`DetectorAdapter.frozen` gives)."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)

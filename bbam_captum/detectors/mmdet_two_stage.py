@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError
+from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError, frozen_model
 
 # Keys of the test pipeline's Resize that :class:`TestResize` reproduces (the others,
 # e.g. ``scale_factor``, it cannot).
@@ -394,20 +394,9 @@ class MMDetTwoStageAdapter:
         extractor = self.roi_extractor
         return convs[int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])]
 
-    @contextmanager
-    def frozen(self) -> Iterator[None]:
+    def frozen(self) -> AbstractContextManager[None]:
         """Eval mode, no weight gradients; both restored on exit."""
-        was_training = self.model.training
-        flags = [(p, p.requires_grad) for p in self.model.parameters()]
-        self.model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
-            self.model.train(was_training)
+        return frozen_model(self.model)
 
     # ----------------------------------------------------------------- full detector
     @torch.no_grad()

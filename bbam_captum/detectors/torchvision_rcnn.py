@@ -11,8 +11,8 @@ gradients reach the raw pixels. The RPN never runs here, except in
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import Crop, Detections, RoIOutputs
+from .base import Crop, Detections, RoIOutputs, frozen_model
 
 
 @dataclass
@@ -195,20 +195,9 @@ class TorchvisionRCNNAdapter:
         level = int(pooler.map_levels([(box * box.new_tensor([sx, sy, sx, sy]))[None].to(self.device)])[0])
         return self.model.backbone.fpn.layer_blocks[level]
 
-    @contextmanager
-    def frozen(self) -> Iterator[None]:
+    def frozen(self) -> AbstractContextManager[None]:
         """Eval mode, no weight gradients; both restored on exit."""
-        was_training = self.model.training
-        flags = [(p, p.requires_grad) for p in self.model.parameters()]
-        self.model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
-            self.model.train(was_training)
+        return frozen_model(self.model)
 
     @cached_property
     def _crop_grid(self) -> int:
