@@ -122,13 +122,6 @@ def _mmdet(config: str | None, description: str) -> DetectorEntry:
     return DetectorEntry(description, build)
 
 
-def _box_gradcam(adapter, image: Tensor, boxes: Tensor, labels: Tensor) -> Tensor:
-    """The library's box Grad-CAM, on any adapter that offers its layer."""
-    from bbam_captum import BoxGradCAM
-
-    return BoxGradCAM(adapter).attribute(image, boxes, target=labels)
-
-
 def _torchvision(description: str) -> DetectorEntry:
     """torchvision's ``fasterrcnn_resnet50_fpn`` (random weights, no download; its own transform
     resizes to 800 x 1333), the detector used where MMDetection's CUDA ops are not built."""
@@ -137,6 +130,8 @@ def _torchvision(description: str) -> DetectorEntry:
         from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
         from bbam_captum.detectors import TorchvisionRCNNAdapter
+
+        from .methods import GradCAMMethod
 
         class Reference(TorchvisionRCNNAdapter):
             """The original's habits: weights keep requiring gradients, the RPN head runs every forward."""
@@ -151,7 +146,7 @@ def _torchvision(description: str) -> DetectorEntry:
 
         torch.manual_seed(0)  # the random weights
         model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).to(device).eval()
-        return Detector(TorchvisionRCNNAdapter(model), Reference(model), _box_gradcam)
+        return Detector(TorchvisionRCNNAdapter(model), Reference(model), GradCAMMethod())
 
     return DetectorEntry(description, build)
 
