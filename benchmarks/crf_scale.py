@@ -53,20 +53,29 @@ from .worlds import _Score, _first_images, _truth, default_variant, val_split
 REPO = Path(__file__).resolve().parent.parent
 LARGE = 800
 BEFORE = "db87541"  # the last revision whose CRF ran on the whole image at full resolution
-BUDGETS = (0, 256 * 256)
+BUDGETS = (0, 512 * 512)
 
 CrfFn = Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
 
 
+def _module_at_revision(revision: str, name: str) -> types.ModuleType:
+    """The module ``bbam_captum/labels/NAME.py`` as it was at ``revision``, its relative imports
+    resolved against this checkout."""
+    path = f"bbam_captum/labels/{name}.py"
+    source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=REPO, check=True, capture_output=True,
+                            text=True).stdout
+    module = types.ModuleType(f"bbam_captum.labels._{name}_at_{revision}")
+    module.__package__ = "bbam_captum.labels"
+    sys.modules[module.__name__] = module  # its dataclasses look themselves up there
+    exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
+    return module
+
+
 def crf_at_revision(revision: str) -> CrfFn:
-    """``crf_masks`` as the module ``bbam_captum/labels/crf.py`` was at ``revision``."""
-    source = subprocess.run(["git", "show", f"{revision}:bbam_captum/labels/crf.py"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout
-    module = types.ModuleType("bbam_captum.labels._crf_before")
-    module.__package__ = "bbam_captum.labels"  # its relative imports resolve against this checkout
-    sys.modules[module.__name__] = module  # its dataclass looks itself up there
-    exec(compile(source, f"{revision}:bbam_captum/labels/crf.py", "exec"), module.__dict__)
-    return module.crf_masks
+    """``crf_masks`` as it was at ``revision``, with the map blur of that revision too."""
+    crf = _module_at_revision(revision, "crf")
+    crf.smooth_maps = _module_at_revision(revision, "masks").smooth_maps
+    return crf.crf_masks
 
 
 def upscale(image: np.ndarray, maps: np.ndarray, true: np.ndarray, boxes: np.ndarray,
@@ -119,7 +128,9 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
             s["masks"].append(instance)
             s["crf"].add(instance, true, np.zeros_like(truth), truth)
             s["crf + Eq. 4"].add(refine_masks(instance, boxes, pools), true, np.zeros_like(truth), truth)
-            with mock.patch.object(label_chain, "crf_masks", crfs[name]):
+            # the chain passes its own CRF settings; each CRF here brings its own budget
+            with mock.patch.object(label_chain, "crf_masks", lambda m, b, i, share, _=None, fn=crfs[name]:
+                                   fn(m, b, i, share)):
                 instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image)
             s["default chain"].add(instance, true, semantic_label(foreground, uncertain, boxes, classes), truth)
         if sum(len(m) for m in large[next(iter(large))]["masks"]) >= large_boxes:

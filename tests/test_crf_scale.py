@@ -32,7 +32,9 @@ def test_grid_keeps_the_aspect_within_the_budget(height, width):
 def test_grid_is_the_image_within_the_budget_or_without_one():
     assert crf_grid(192, 192, 256 * 256) == (192, 192)
     assert crf_grid(800, 800, 0) == (800, 800)
-    assert DenseCRFSettings().max_pixels == 0  # full resolution unless asked
+    default = DenseCRFSettings().max_pixels
+    assert crf_grid(500, 500, default) == (500, 500)  # PASCAL VOC sizes: the original's full resolution
+    assert max(crf_grid(800, 1333, default)) < 800  # the stock test scale: a grid
 
 
 def test_images_within_the_budget_take_the_full_resolution_path():

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torchvision.transforms.functional import gaussian_blur
 
-from bbam_captum.labels import IGNORE, instance_masks, refine_mask, refine_masks, semantic_label
+from bbam_captum.labels import IGNORE, instance_masks, refine_mask, refine_masks, semantic_label, smooth_maps
 from bbam_captum.labels.crf import crf_foreground, crf_masks
 from bbam_captum.metrics import box_masks, mask_iou
 
@@ -103,6 +104,14 @@ def _square_scene() -> tuple[np.ndarray, np.ndarray]:
     truth = np.zeros((64, 64), bool)
     truth[20:36, 24:40] = True
     return image, truth
+
+
+@pytest.mark.parametrize("shape, sigma", [((2, 1, 40, 56), 2.5), ((1, 1, 90, 70), 14.0)])
+def test_blur_in_two_passes_is_the_square_kernel_blur(shape, sigma):
+    maps = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    square = gaussian_blur(maps, kernel_size=2 * int(3 * sigma) + 1, sigma=sigma)
+    assert torch.allclose(smooth_maps(maps, sigma), square, atol=1e-5)
+    assert smooth_maps(maps, 0) is maps
 
 
 def test_crf_snaps_a_coarse_map_to_the_object():

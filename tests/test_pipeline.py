@@ -131,6 +131,19 @@ def test_labels_rejects_crf_shares_out_of_order(generated, tmp_path, capsys):
     assert "crf_fg_share <= crf_bg_share" in capsys.readouterr().err
 
 
+def test_labels_crf_pixel_budget_is_a_setting(generated, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(generated, copy)
+    assert json.loads((generated / "summary.json").read_text())["label_settings"]["crf_max_pixels"] > 96 * 96
+    assert main(["labels", "--out", str(copy), "--crf-max-pixels", str(48 * 48)]) == 0  # 96 px images on a 48 px grid
+    assert json.loads((copy / "summary.json").read_text())["label_settings"]["crf_max_pixels"] == 48 * 48
+    before = json.loads((generated / "coco" / "instances.json").read_text())["annotations"]
+    after = json.loads((copy / "coco" / "instances.json").read_text())["annotations"]
+    assert [a["segmentation"] for a in after] != [a["segmentation"] for a in before]
+    assert main(["labels", "--out", str(copy), "--crf-max-pixels", "-1"]) == 2
+    assert "crf_max_pixels must be >= 0" in capsys.readouterr().err
+
+
 def test_evaluate_scores_against_true_masks(generated, tiny_synth, capsys):
     assert main(["evaluate", "--pred", str(generated), "--gt", str(tiny_synth / "annotations.json")]) == 0
     scores = json.loads((generated / "eval.json").read_text())

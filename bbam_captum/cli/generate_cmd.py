@@ -29,12 +29,16 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                              f"(default: {d.crf_fg_share})")
     parser.add_argument("--crf-bg-share", type=float, default=d.crf_bg_share,
                         help=f"with --crf: the same for the outer edge of the ignore band (default: {d.crf_bg_share})")
+    parser.add_argument("--crf-max-pixels", type=int, default=d.crf_max_pixels,
+                        help="with --crf: a larger image is inferred on a grid of about this many pixels, "
+                             "its posteriors upsampled guided by its colours; 0: full resolution "
+                             f"(default: {d.crf_max_pixels})")
 
 
 def label_settings(args: argparse.Namespace) -> LabelSettings:
     return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
                          refine=args.refine, blur_sigma=args.blur, crf=args.crf, crf_fg_share=args.crf_fg_share,
-                         crf_bg_share=args.crf_bg_share)
+                         crf_bg_share=args.crf_bg_share, crf_max_pixels=args.crf_max_pixels)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

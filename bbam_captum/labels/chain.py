@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .crf import crf_masks
+from .crf import DenseCRFSettings, crf_masks
 from .masks import instance_masks, smooth_maps
 from .refine import refine_masks, segment_pools
 
@@ -39,6 +39,8 @@ class LabelSettings:
             foreground for the instance mask and semantic foreground (the original's
             1 - 0.85).
         crf_bg_share: the same for the outer edge of the ignore band (the original's 1 - 0.2).
+        crf_max_pixels: an image with more pixels is inferred on a grid of about this many
+            (:class:`~bbam_captum.labels.crf.DenseCRFSettings`); 0: always at full resolution.
     """
 
     # Chosen on val images 0-7 with the bundled detector:
@@ -54,6 +56,7 @@ class LabelSettings:
     crf: bool = True
     crf_fg_share: float = 0.15
     crf_bg_share: float = 0.8
+    crf_max_pixels: int = DenseCRFSettings().max_pixels
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crf_fg_share <= self.crf_bg_share <= 1.0:
@@ -64,6 +67,8 @@ class LabelSettings:
                              f"theta_fg={self.theta_fg}")
         if not 0.0 <= self.instance_threshold <= 1.0:
             raise InputError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
+        if self.crf_max_pixels < 0:
+            raise InputError(f"crf_max_pixels must be >= 0 (0: full resolution), got {self.crf_max_pixels}")
         if not 0.0 <= self.blur_sigma <= 100.0:
             raise InputError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")
 
@@ -85,8 +90,9 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
                          "or use crf=False, refine=False")
     maps = maps.astype(np.float32)
     if settings.crf:
-        instance = crf_masks(maps, boxes, image, settings.crf_fg_share)
-        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share)
+        crf = DenseCRFSettings(max_pixels=settings.crf_max_pixels)
+        instance = crf_masks(maps, boxes, image, settings.crf_fg_share, crf)
+        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share, crf)
     else:
         maps_t = smooth_maps(torch.from_numpy(maps)[:, None], settings.blur_sigma)
         boxes_t = torch.from_numpy(boxes)
