@@ -121,9 +121,11 @@ def test_the_check_sees_imports():
     parts = package_parts()
     seen = {(part, target) for dotted, part, path in _modules()
             for target, _ in imported_parts(path.read_text(encoding="utf-8"), dotted, parts)}
-    assert {("pipeline", "labels"), ("pipeline", "io"), ("metrics", "labels"), ("cli", ROOT),
+    assert {("pipeline", "labels"), ("pipeline", "io"), ("metrics", "labels"), ("cli", "detectors"),
             ("attr", "detectors")} <= seen
     assert imported_parts("from .coco import encode_mask", "bbam_captum.io.__init__", parts) == [("io", 1)]
+    assert imported_parts("def f():\n    from .. import load_detector", "bbam_captum.cli.explain_cmd",
+                          parts) == [(ROOT, 2)]
 
 
 @pytest.mark.parametrize("source, module", [

@@ -13,8 +13,16 @@ _DESTS = {"steps": "steps", "l1_coef": "l1_coef", "early_stop_patience": "early_
 
 
 def add_detector_args(parser: argparse.ArgumentParser) -> None:
+    from ..detectors.loading import TORCHVISION_DETECTORS
+
     parser.add_argument("--config", default=None, help="MMDetection config (default: the bundled detector)")
     parser.add_argument("--checkpoint", default=None, help="its checkpoint (default: the bundled one)")
+    parser.add_argument("--torchvision", default=None, metavar="BUILDER", choices=TORCHVISION_DETECTORS,
+                        help="a torchvision detector instead of --config, by its builder "
+                             f"({', '.join(TORCHVISION_DETECTORS)}), with its weights from --checkpoint")
+    parser.add_argument("--classes", default=None, metavar="FILE",
+                        help="with --torchvision: the class names, one a line, in the order of the model's labels "
+                             "1..C (default: COCO's for a 91-class checkpoint, else the label indices)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
@@ -33,7 +41,13 @@ def check_detector_args(args: argparse.Namespace) -> None:
 
     from ..errors import InputError
 
-    for flag, path in (("--config", args.config), ("--checkpoint", args.checkpoint)):
+    if args.torchvision is not None and args.config is not None:
+        raise InputError("--torchvision and --config name two detectors; give one")
+    if args.torchvision is not None and args.checkpoint is None:
+        raise InputError(f"--torchvision {args.torchvision} needs --checkpoint (its weights)")
+    if args.classes is not None and args.torchvision is None:
+        raise InputError("--classes goes with --torchvision (an MMDetection checkpoint names its classes)")
+    for flag, path in (("--config", args.config), ("--checkpoint", args.checkpoint), ("--classes", args.classes)):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{flag} {path}: no such file")
     try:
@@ -47,6 +61,19 @@ def check_detector_args(args: argparse.Namespace) -> None:
             raise InputError(f"--device {args.device}: only {torch.cuda.device_count()} GPU(s) here")
     elif device.type != "cpu":
         raise InputError(f"--device {args.device}: expected cpu or cuda[:N]")
+
+
+def load_cli_detector(args: argparse.Namespace):
+    """The detector the command line names: ``--torchvision`` with ``--checkpoint`` (and
+    ``--classes``), else ``--config`` and ``--checkpoint`` (default: the bundled one)."""
+    from ..detectors.loading import load_detector, load_torchvision_detector
+
+    if args.torchvision is None:
+        return load_detector(args.config, args.checkpoint, device=args.device)
+    classes = None
+    if args.classes is not None:
+        classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+    return load_torchvision_detector(args.torchvision, args.checkpoint, classes, device=args.device)
 
 
 def bbam_settings(args: argparse.Namespace) -> BBAMSettings:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputError
-from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args
+from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args, load_cli_detector
 
 
 def _parse_box(text: str) -> list[float]:
@@ -67,7 +67,6 @@ def figure_path(out: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import load_detector
     from ..io.images import read_image
     from ..pipeline.api import explain
 
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             check_boxes(boxes, image.shape[1], image.shape[2])
         except ValueError as err:
             raise InputError(f"--boxes on {path} ({image.shape[2]}x{image.shape[1]}): {err}") from err
-    model = load_detector(args.config, args.checkpoint, device=args.device)
+    model = load_cli_detector(args)
     result = explain(model, image, boxes, score_thr=args.score_thr, out=out, title=f"BBAM: {path.name}",
                      show_progress=True, **settings.explicit())
     if not result.records:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..labels import LabelSettings
-from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args
+from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args, load_cli_detector
 
 
 def add_label_args(parser: argparse.ArgumentParser) -> None:
@@ -75,11 +75,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def detector_digest(config: str | None, checkpoint: str | None) -> str:
-    """A hash of the detector's config and weights files (part of each maps file's key)."""
+def detector_digest(args: argparse.Namespace) -> str:
+    """A hash of the detector's files (config or torchvision builder, weights, class names):
+    part of each maps file's key."""
     from ..detectors.loading import bundled_detector_files
     from ..io.images import file_digest
 
+    config, checkpoint = args.config, args.checkpoint
+    if args.torchvision is not None:
+        classes = "default" if args.classes is None else file_digest(Path(args.classes))
+        return f"torchvision:{args.torchvision}:{file_digest(Path(checkpoint))}:{classes}"
     if config is None:
         config, default_checkpoint = bundled_detector_files()
         checkpoint = default_checkpoint if checkpoint is None else checkpoint
@@ -102,17 +107,16 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import load_detector
     from ..pipeline.api import generate_labels
 
     check_inputs(args)
     if args.launcher != "none":
         _init_distributed(args.launcher, args.device)
-    model = load_detector(args.config, args.checkpoint, device=args.device)
+    model = load_cli_detector(args)
     summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
-                              categories_by_order=args.categories_by_order,
-                              detector_digest=detector_digest(args.config, args.checkpoint),
-                              run_info={"config": args.config, "checkpoint": args.checkpoint},
+                              categories_by_order=args.categories_by_order, detector_digest=detector_digest(args),
+                              run_info={"config": args.config, "checkpoint": args.checkpoint,
+                                        "torchvision": args.torchvision, "classes": args.classes},
                               **bbam_settings(args).explicit())
     if summary is None:  # not rank 0
         return 0

@@ -1,9 +1,10 @@
 """Detector adapters (what BBAM sees of a detector: MMDetection and torchvision two-stage detectors)
-and loading of the bundled detector."""
+and loading them: the bundled one, an MMDetection config, a torchvision builder and checkpoint."""
 from .base import DetectorAdapter, Detections, RoIOutputs, UnsupportedDetectorError
-from .loading import bundled_detector_files, load_detector
+from .loading import TORCHVISION_DETECTORS, bundled_detector_files, load_detector, load_torchvision_detector
 from .mmdet_two_stage import MMDetTwoStageAdapter
 from .torchvision_rcnn import TorchvisionRCNNAdapter
 
-__all__ = ["DetectorAdapter", "Detections", "MMDetTwoStageAdapter", "RoIOutputs", "TorchvisionRCNNAdapter",
-           "UnsupportedDetectorError", "bundled_detector_files", "load_detector"]
+__all__ = ["TORCHVISION_DETECTORS", "DetectorAdapter", "Detections", "MMDetTwoStageAdapter", "RoIOutputs",
+           "TorchvisionRCNNAdapter", "UnsupportedDetectorError", "bundled_detector_files", "load_detector",
+           "load_torchvision_detector"]

@@ -1,9 +1,14 @@
-"""Loading MMDetection detectors, the bundled one by default."""
+"""Loading detectors: MMDetection's by config (the bundled one by default) and torchvision's by
+builder name and checkpoint."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from ..errors import InputError
+from .torchvision_rcnn import TorchvisionRCNNAdapter
 
 _ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
 
@@ -47,3 +52,59 @@ def load_detector(config: str | Path | None = None, checkpoint: str | Path | Non
     with mmengine_checkpoint_globals():
         model = init_detector(str(config), None if checkpoint is None else str(checkpoint), device=str(device))
     return model.eval()
+
+
+# torchvision's two-stage detector builders that TorchvisionRCNNAdapter takes
+TORCHVISION_DETECTORS = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+                         "fasterrcnn_mobilenet_v3_large_320_fpn", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2")
+_CLS_SCORE = "roi_heads.box_predictor.cls_score.weight"
+
+
+def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Sequence[str] | None = None,
+                              device: str | torch.device = "cpu") -> TorchvisionRCNNAdapter:
+    """A torchvision detector ready for BBAM: built by its builder, weights loaded, in eval mode.
+
+    Args:
+        name: one of :data:`TORCHVISION_DETECTORS`, e.g. ``"fasterrcnn_resnet50_fpn"``.
+        checkpoint (str or Path): its weights: a state dict, or a dict holding one under
+            ``"model"`` (as torchvision's reference training scripts save them); the number
+            of classes is read from the box predictor's weights. Loaded weights-only.
+        class_names (sequence of str, optional): the object classes in the order of the
+            model's labels 1..C. Default: COCO's names (torchvision's, with their ``"N/A"``
+            gaps) for a 91-class checkpoint, otherwise the label indices as strings.
+        device (str or torch.device, optional): where the model lives. Default: ``"cpu"``.
+
+    Returns:
+        TorchvisionRCNNAdapter
+
+    Raises:
+        InputError: an unknown builder, a checkpoint that cannot be read, does not hold a
+            state dict or does not fit the builder's model, or class names of the wrong count.
+    """
+    from torchvision.models import detection, get_model_weights
+
+    if name not in TORCHVISION_DETECTORS:
+        raise InputError(f"unknown torchvision detector {name!r}; expected one of {', '.join(TORCHVISION_DETECTORS)}")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # whatever makes the file unreadable, it is the user's to fix
+        raise InputError(f"checkpoint {checkpoint}: not a readable torch file: {err}") from err
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not isinstance(state.get(_CLS_SCORE), torch.Tensor):
+        raise InputError(f"checkpoint {checkpoint}: expected the state dict of a torchvision {name} "
+                         f"(with {_CLS_SCORE}), or a dict holding one under 'model'")
+    num_classes = int(state[_CLS_SCORE].shape[0])
+    model = getattr(detection, name)(weights=None, weights_backbone=None, num_classes=num_classes)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:  # missing, unexpected or differently shaped weights, one a line
+        problems = str(err).splitlines()[1:]
+        raise InputError(f"checkpoint {checkpoint} does not fit torchvision's {name} ({len(problems)} problems): "
+                         + " ".join(line.strip()[:200] for line in problems[:3])) from err
+    if class_names is None and num_classes == 91:
+        class_names = get_model_weights(name).DEFAULT.meta["categories"]
+    try:
+        return TorchvisionRCNNAdapter(model.to(device).eval(), class_names)
+    except ValueError as err:
+        raise InputError(f"--classes for {checkpoint}: {err}") from err
