@@ -144,6 +144,22 @@ def test_labels_crf_pixel_budget_is_a_setting(generated, tmp_path, capsys):
     assert "crf_max_pixels must be >= 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_label_workers_write_the_same_files(generated, tmp_path, capsys):
+    """Two worker processes (spawned) write byte for byte what one process writes."""
+    outs = {}
+    for workers in ("1", "2"):
+        outs[workers] = tmp_path / workers
+        shutil.copytree(generated, outs[workers])
+        assert main(["labels", "--out", str(outs[workers]), "--label-workers", workers]) == 0
+    files = sorted(p.relative_to(outs["1"]) for p in (outs["1"] / "mmseg" / "labels").iterdir())
+    assert files and files == sorted(p.relative_to(outs["2"]) for p in (outs["2"] / "mmseg" / "labels").iterdir())
+    for name in [*files, Path("coco") / "instances.json", Path("summary.json")]:
+        assert (outs["1"] / name).read_bytes() == (outs["2"] / name).read_bytes(), name
+    assert main(["labels", "--out", str(outs["1"]), "--label-workers", "0"]) == 2
+    assert "--label-workers must be >= 1" in capsys.readouterr().err
+
+
 def test_evaluate_scores_against_true_masks(generated, tiny_synth, capsys):
     assert main(["evaluate", "--pred", str(generated), "--gt", str(tiny_synth / "annotations.json")]) == 0
     scores = json.loads((generated / "eval.json").read_text())

@@ -29,6 +29,9 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                              f"(default: {d.crf_fg_share})")
     parser.add_argument("--crf-bg-share", type=float, default=d.crf_bg_share,
                         help=f"with --crf: the same for the outer edge of the ignore band (default: {d.crf_bg_share})")
+    parser.add_argument("--label-workers", type=int, default=1, metavar="N",
+                        help="processes that make the labels from the maps, one core each; the files are the same "
+                             "for any N (default: 1)")
     parser.add_argument("--crf-max-pixels", type=int, default=d.crf_max_pixels,
                         help="with --crf: a larger image is inferred on a grid of about this many pixels, "
                              "its posteriors upsampled guided by its colours; 0: full resolution "
@@ -36,6 +39,11 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
 
 
 def label_settings(args: argparse.Namespace) -> LabelSettings:
+    """The label rules of the command line (and ``--label-workers`` checked)."""
+    from ..errors import InputError
+
+    if args.label_workers < 1:
+        raise InputError(f"--label-workers must be >= 1, got {args.label_workers}")
     return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
                          refine=args.refine, blur_sigma=args.blur, crf=args.crf, crf_fg_share=args.crf_fg_share,
                          crf_bg_share=args.crf_bg_share, crf_max_pixels=args.crf_max_pixels)
@@ -115,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_cli_detector(args)
     summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
                               categories_by_order=args.categories_by_order, detector_digest=detector_digest(args),
+                              label_workers=args.label_workers,
                               run_info={"config": args.config, "checkpoint": args.checkpoint,
                                         "torchvision": args.torchvision, "classes": args.classes},
                               **bbam_settings(args).explicit())

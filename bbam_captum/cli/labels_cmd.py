@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     coco = read_coco(ann, class_names, by_order=bool(info.get("categories_by_order", False)))
     # maps of a run that stored no detector hash are checked by their annotation ids only
     fingerprint = run_fingerprint(bbam_settings, info["detector_digest"]) if "detector_digest" in info else None
-    summary = write_labels(out, coco, img_dir, settings, class_names, bbam_settings, fingerprint=fingerprint)
+    summary = write_labels(out, coco, img_dir, settings, class_names, bbam_settings, fingerprint=fingerprint,
+                           workers=args.label_workers, show_progress=True)
     _report(summary, out)
     return 1 if summary["failures"] else 0

@@ -154,7 +154,7 @@ def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:
 def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: str | Path, img_dir: str | Path,
                     out: str | Path, labels: LabelSettings | None = None, force: bool = False,
                     show_progress: bool = True, detector_digest: str | None = None, run_info: dict | None = None,
-                    categories_by_order: bool = False, **settings) -> dict | None:
+                    categories_by_order: bool = False, label_workers: int = 1, **settings) -> dict | None:
     """BBAM pseudo labels for every box of a COCO file: what ``bbam-captum generate`` writes.
 
     Writes ``out/maps/`` (the raw maps, one ``.npz`` per image), ``out/mmseg/`` and
@@ -180,6 +180,9 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         categories_by_order (bool, optional): where the category names are not the class
             names, pair categories (by id) with classes by order, if their counts agree.
             Default: False (such a file is refused)
+        label_workers (int, optional): processes that make the labels from the maps (rank
+            0's, after the maps; spawned, so a script that asks for more than one runs its
+            work under ``if __name__ == "__main__":``). Default: 1
         **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
             :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ``context``, ``seed``,
             ...). Those given are recorded in ``run.json`` and hashed into the maps' keys.
@@ -193,6 +196,8 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
             the detector's classes by name (nor, with ``categories_by_order``, by count).
     """
     bbam_settings = _bbam_settings(settings)
+    if label_workers < 1:
+        raise InputError(f"label_workers must be >= 1, got {label_workers}")
     check_generate_inputs(ann_file, img_dir, out)
     img_dir, out = Path(img_dir), Path(out)
     labels = LabelSettings() if labels is None else labels
@@ -218,4 +223,5 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     run_stats = {"images_computed_this_run": done,
                  "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
     return write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, bbam_settings, run_stats,
-                        fingerprint=run_fingerprint(bbam_settings, digest))
+                        fingerprint=run_fingerprint(bbam_settings, digest), workers=label_workers,
+                        show_progress=show_progress)

@@ -8,14 +8,19 @@ images, so it can be rerun with other thresholds in seconds.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import zipfile
-from dataclasses import asdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from tqdm import tqdm
 
 from ..attr.settings import BBAMSettings
 from ..errors import InputError
@@ -117,8 +122,82 @@ def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | N
     return _load_maps(map_path(out, item.image_id), item, key)
 
 
+@dataclass(frozen=True)
+class _LabelJob:
+    """What one image's labels need (picklable, for worker processes)."""
+
+    out: Path
+    item: ImageItem
+    img_dir: Path
+    settings: LabelSettings
+    fingerprint: str | None
+    suffix: str
+    category_of_class: dict[int, int]
+
+
+@dataclass
+class _ImageLabels:
+    """One image's outcome: its failure, or its label name, annotations, BBAM seconds and records."""
+
+    failure: dict | None = None
+    name: str | None = None
+    annotations: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    records: list[dict] = field(default_factory=list)
+
+
+def _label_image(job: _LabelJob) -> _ImageLabels:
+    """Writes one image's label PNG and image link; returns its COCO annotations."""
+    item, settings, seg_dir = job.item, job.settings, job.out / "mmseg"
+    name = label_name(item.image_id)
+    data, reason = _usable_maps(job.out, item, job.img_dir, job.fingerprint)
+    needs_image = settings.crf or settings.refine
+    if data is not None and needs_image:
+        try:
+            image = read_image(image_path(job.img_dir, item)).permute(1, 2, 0).numpy()
+        except InputError as err:
+            data, reason = None, str(err)
+    if data is None:
+        (seg_dir / "labels" / f"{name}.png").unlink(missing_ok=True)  # no label of an older run stays
+        (seg_dir / "images" / f"{name}{job.suffix}").unlink(missing_ok=True)
+        return _ImageLabels(failure={"image_id": item.image_id, "reason": reason, "boxes": len(item.boxes)})
+    timing = time_path(job.out, item.image_id)
+    seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else float(data.get("seconds", 0.0))
+    records = json.loads(str(data["records"])) if "records" in data else []
+    instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings,
+                                                   image if needs_image else None)
+    label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
+    _ignore_failed_boxes(label, item.ignore_boxes)
+    _write_png_atomic(seg_dir / "labels" / f"{name}.png", label)
+    _link_image(image_path(job.img_dir, item), seg_dir / "images" / f"{name}{job.suffix}")
+    annotations = []
+    for mask, box, cls, ann_id in zip(instance, data["boxes"], data["classes"], data["ann_ids"]):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        annotations.append({"id": int(ann_id), "image_id": item.image_id,
+                            "category_id": int(job.category_of_class[int(cls)]),
+                            "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
+                            "segmentation": encode_mask(mask)})
+    return _ImageLabels(name=name, annotations=annotations, seconds=seconds, records=records)
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)  # each worker process takes one core
+
+
+def _labelled(jobs: list[_LabelJob], workers: int) -> Iterator[_ImageLabels]:
+    """Each job's outcome, in the jobs' order, from this process or from ``workers`` processes."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_label_image, jobs)
+        return
+    # spawned, not forked: a fork of a process whose OpenMP threads have run can hang in torch
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        yield from pool.map(_label_image, jobs, chunksize=1)
+
+
 def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSettings, class_names: tuple[str, ...],
-                 bbam_settings: BBAMSettings, run_stats: dict | None = None, fingerprint: str | None = None) -> dict:
+                 bbam_settings: BBAMSettings, run_stats: dict | None = None, fingerprint: str | None = None,
+                 workers: int = 1, show_progress: bool = False) -> dict:
     """Writes mmseg and COCO pseudo labels and the summary from ``out/maps``; returns the summary.
 
     Labels and image links are named by image id (``mmseg/labels/{image_id}.png``,
@@ -128,8 +207,11 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
     labelled; a maps file without a key must hold the image's annotation ids. Boxes that
     were left out are ignore (255) in the semantic labels. ``bbam_settings`` (what made the
     maps; its explicit fields) and ``run_stats`` (counts and timings of the run that made
-    the maps) join the summary.
+    the maps) join the summary. ``workers`` processes share the images (the files written
+    are the same for any number); ``show_progress`` draws a bar over images.
     """
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
     check_inputs_outside_outputs(out, [coco.path, *(image_path(img_dir, i) for i in coco.items)])
     seg_dir, coco_dir = out / "mmseg", out / "coco"
     for folder in (seg_dir / "labels", seg_dir / "images", coco_dir):
@@ -138,39 +220,19 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
     suffix = image_link_suffix(coco.items)
     annotations, names, failures = [], [], list(coco.failures)
     seconds, records, boxes_failed = 0.0, [], len(coco.failures)
-    for item in coco.items:
+    jobs = [_LabelJob(out, item, img_dir, settings, fingerprint, suffix, category_of_class) for item in coco.items]
+    results = tqdm(_labelled(jobs, workers), total=len(jobs), desc="labels", unit="img", disable=not show_progress)
+    for item, result in zip(coco.items, results):
         failures += item.failures
         boxes_failed += len(item.failures)
-        name = label_name(item.image_id)
-        data, reason = _usable_maps(out, item, img_dir, fingerprint)
-        if data is not None and (settings.crf or settings.refine):
-            try:
-                image = read_image(image_path(img_dir, item)).permute(1, 2, 0).numpy()
-            except InputError as err:
-                data, reason = None, str(err)
-        if data is None:
-            failures.append({"image_id": item.image_id, "reason": reason, "boxes": len(item.boxes)})
-            boxes_failed += len(item.boxes)
-            (seg_dir / "labels" / f"{name}.png").unlink(missing_ok=True)  # no label of an older run stays
-            (seg_dir / "images" / f"{name}{suffix}").unlink(missing_ok=True)
+        if result.failure is not None:
+            failures.append(result.failure)
+            boxes_failed += result.failure["boxes"]
             continue
-        timing = time_path(out, item.image_id)
-        seconds += (json.loads(timing.read_text())["seconds"] if timing.exists()
-                    else float(data.get("seconds", 0.0)))
-        records += json.loads(str(data["records"])) if "records" in data else []
-        instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings,
-                                                       image if settings.crf or settings.refine else None)
-        label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
-        _ignore_failed_boxes(label, item.ignore_boxes)
-        _write_png_atomic(seg_dir / "labels" / f"{name}.png", label)
-        _link_image(image_path(img_dir, item), seg_dir / "images" / f"{name}{suffix}")
-        names.append(name)
-        for mask, box, cls, ann_id in zip(instance, data["boxes"], data["classes"], data["ann_ids"]):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            annotations.append({"id": int(ann_id), "image_id": item.image_id,
-                                "category_id": int(category_of_class[int(cls)]),
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
-                                "segmentation": encode_mask(mask)})
+        names.append(result.name)
+        annotations += result.annotations
+        seconds += result.seconds
+        records += result.records
 
     with atomic_open(seg_dir / "train.txt", "w") as f:
         f.write("".join(f"{n}\n" for n in names))
