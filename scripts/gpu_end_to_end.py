@@ -44,9 +44,9 @@ def _with_cli(args: argparse.Namespace, data: Path, out: Path, device: torch.dev
     if rank == 0 and not checkpoint.is_file():
         torch.manual_seed(0)
         model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=len(CLASSES) + 1)
+        classes.write_text("\n".join(CLASSES) + "\n")  # before the checkpoint, which the other ranks wait for
         torch.save(model.state_dict(), checkpoint.with_suffix(".tmp"))
         checkpoint.with_suffix(".tmp").rename(checkpoint)
-        classes.write_text("\n".join(CLASSES) + "\n")
     while not checkpoint.is_file():  # the other ranks wait for rank 0's files (no process group yet)
         time.sleep(0.5)
     code = cli(["generate", "--ann", str(data / "annotations.json"), "--img-dir", str(data / "images"),

@@ -39,8 +39,20 @@ def test_grid_is_the_image_within_the_budget_or_without_one():
 
 def test_images_within_the_budget_take_the_full_resolution_path():
     image, _, blob, box = _scene(64)
-    default = crf_masks(blob, box, image, 0.15)
-    assert np.array_equal(default, crf_masks(blob, box, image, 0.15, replace(DenseCRFSettings(), max_pixels=64 * 64)))
+    full = crf_masks(blob, box, image, 0.15, replace(DenseCRFSettings(), max_pixels=0))
+    assert np.array_equal(full, crf_masks(blob, box, image, 0.15))  # the default budget
+    assert np.array_equal(full, crf_masks(blob, box, image, 0.15, replace(DenseCRFSettings(), max_pixels=64 * 64)))
+    assert crf_grid(64, 65, 64 * 64) != (64, 65)  # one pixel over: the grid
+
+
+def test_boxes_partly_or_wholly_outside_the_image_stay_inside_it():
+    image, _, blob, _ = _scene(64)
+    boxes = np.array([[-20, -20, 30, 30], [-30, -30, -5, -5], [50, 50, 90, 90]], dtype=float)
+    for budget in (0, 40 * 40):
+        masks = crf_masks(np.repeat(blob, 3, 0), boxes, image, 0.15, replace(DenseCRFSettings(), max_pixels=budget))
+        assert not masks[0][30:].any() and not masks[0][:, 30:].any()
+        assert not masks[1].any()  # a box left of and above the image has no pixel
+        assert not masks[2][:50].any() and not masks[2][:, :50].any()
 
 
 def test_grid_masks_agree_with_the_full_resolution_crf():

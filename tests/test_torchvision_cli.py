@@ -1,6 +1,7 @@
 """torchvision detectors from the command line: ``--torchvision BUILDER --checkpoint FILE [--classes FILE]``."""
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -17,7 +18,9 @@ BUILDER = "fasterrcnn_mobilenet_v3_large_320_fpn"  # the smallest of torchvision
 def _save(path, num_classes: int, wrap: bool = False):
     torch.manual_seed(0)
     model = getattr(detection, BUILDER)(weights=None, weights_backbone=None, num_classes=num_classes)
-    torch.save({"model": model.state_dict(), "epoch": 3} if wrap else model.state_dict(), path)
+    # as torchvision's reference training script saves it: its arguments beside the weights
+    wrapped = {"model": model.state_dict(), "epoch": 3, "args": argparse.Namespace(lr=0.02, epochs=26)}
+    torch.save(wrapped if wrap else model.state_dict(), path)
     return path
 
 
@@ -68,6 +71,7 @@ def test_coco_names_by_default_for_91_classes_and_a_wrapped_state_dict(tmp_path)
     ("other architecture", "does not fit torchvision's fasterrcnn_resnet50_fpn"),
     ("wrong class count", "class_names must name the model's"),
     ("not a checkpoint", "not a readable torch file"),
+    ("classes not text", "not a readable UTF-8 text file"),
 ])
 def test_unusable_torchvision_arguments_exit_2_with_a_message(files, tmp_path, capsys, case, message):
     data, checkpoint, classes = files
@@ -78,8 +82,11 @@ def test_unusable_torchvision_arguments_exit_2_with_a_message(files, tmp_path, c
                 "other architecture": ["--torchvision", "fasterrcnn_resnet50_fpn", "--checkpoint", str(checkpoint)],
                 "wrong class count": ["--torchvision", BUILDER, "--checkpoint", str(checkpoint), "--classes",
                                       str(tmp_path / "two.txt")],
-                "not a checkpoint": ["--torchvision", BUILDER, "--checkpoint", str(classes)]}[case]
+                "not a checkpoint": ["--torchvision", BUILDER, "--checkpoint", str(classes)],
+                "classes not text": ["--torchvision", BUILDER, "--checkpoint", str(checkpoint), "--classes",
+                                     str(tmp_path / "binary.txt")]}[case]
     (tmp_path / "two.txt").write_text("a\nb\n")
+    (tmp_path / "binary.txt").write_bytes(b"\xff\xfe\x00\x81 not text")
     assert main(["explain", image, "--boxes", "10,10,60,70", "--steps", "1", "--out", str(tmp_path / "x.png"),
                  *detector]) == 2
     assert message in capsys.readouterr().err

@@ -22,7 +22,7 @@ def add_detector_args(parser: argparse.ArgumentParser) -> None:
                              f"({', '.join(TORCHVISION_DETECTORS)}), with its weights from --checkpoint")
     parser.add_argument("--classes", default=None, metavar="FILE",
                         help="with --torchvision: the class names, one a line, in the order of the model's labels "
-                             "1..C (default: COCO's for a 91-class checkpoint, else the label indices)")
+                             "1..C (default: COCO's for a 91-class checkpoint, else '0'..'C-1', the label minus one)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
 
 
@@ -67,12 +67,17 @@ def load_cli_detector(args: argparse.Namespace):
     """The detector the command line names: ``--torchvision`` with ``--checkpoint`` (and
     ``--classes``), else ``--config`` and ``--checkpoint`` (default: the bundled one)."""
     from ..detectors.loading import load_detector, load_torchvision_detector
+    from ..errors import InputError
 
     if args.torchvision is None:
         return load_detector(args.config, args.checkpoint, device=args.device)
     classes = None
     if args.classes is not None:
-        classes = [line.strip() for line in Path(args.classes).read_text().splitlines() if line.strip()]
+        try:
+            text = Path(args.classes).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(f"--classes {args.classes}: not a readable UTF-8 text file: {err}") from err
+        classes = [line.strip() for line in text.splitlines() if line.strip()]
     return load_torchvision_detector(args.torchvision, args.checkpoint, classes, device=args.device)
 
 

@@ -2,6 +2,7 @@
 builder name and checkpoint."""
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Se
             of classes is read from the box predictor's weights. Loaded weights-only.
         class_names (sequence of str, optional): the object classes in the order of the
             model's labels 1..C. Default: COCO's names (torchvision's, with their ``"N/A"``
-            gaps) for a 91-class checkpoint, otherwise the label indices as strings.
+            gaps) for a 91-class checkpoint, otherwise ``"0"`` .. ``"C-1"`` (label - 1).
         device (str or torch.device, optional): where the model lives. Default: ``"cpu"``.
 
     Returns:
@@ -86,7 +87,9 @@ def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Se
     if name not in TORCHVISION_DETECTORS:
         raise InputError(f"unknown torchvision detector {name!r}; expected one of {', '.join(TORCHVISION_DETECTORS)}")
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        # torchvision's reference scripts save their argparse arguments beside the weights
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as err:  # whatever makes the file unreadable, it is the user's to fix
         raise InputError(f"checkpoint {checkpoint}: not a readable torch file: {err}") from err
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
@@ -95,6 +98,9 @@ def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Se
         raise InputError(f"checkpoint {checkpoint}: expected the state dict of a torchvision {name} "
                          f"(with {_CLS_SCORE}), or a dict holding one under 'model'")
     num_classes = int(state[_CLS_SCORE].shape[0])
+    if num_classes < 2:
+        raise InputError(f"checkpoint {checkpoint}: its box predictor scores {num_classes} class (background "
+                         "only); expected background and at least one object class")
     model = getattr(detection, name)(weights=None, weights_backbone=None, num_classes=num_classes)
     try:
         model.load_state_dict(state)
@@ -107,4 +113,4 @@ def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Se
     try:
         return TorchvisionRCNNAdapter(model.to(device).eval(), class_names)
     except ValueError as err:
-        raise InputError(f"--classes for {checkpoint}: {err}") from err
+        raise InputError(f"class names for {checkpoint}: {err}") from err

@@ -15,8 +15,8 @@ VOC image, the size the original's kernels were set for) is inferred on a grid d
 it, with the kernels' spatial widths scaled to the grid, and each posterior is upsampled back
 to the image, guided by its colours, before it is cut at 0.9: every box still sees the whole
 image, at a cost bounded by the budget. Images within the budget take the full-resolution path
-unchanged. At 800 px the budget costs under 0.005 mIoU against full resolution, at a fifth of
-its time (``benchmarks/crf_scale.py``).
+unchanged. At 800 px the budget costs under 0.005 mIoU against full resolution, at half its
+time (``benchmarks/crf_scale.py``).
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
     grid_maps, grid_boxes = _resize(maps, grid), boxes * np.array([sx, sy, sx, sy])
     masks = np.zeros(maps.shape, dtype=bool)
     for k, (map_, box, grid_box) in enumerate(zip(grid_maps, boxes, grid_boxes)):
-        extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box is upsampled
+        extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are refined
         masks[k][extent] = upsample(_crf_posterior(map_, grid_box, crf, top_share, settings), settings.keep,
                                     extent) > settings.keep
     return masks
@@ -221,8 +221,9 @@ def _resize(arrays: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _box_extent(box: np.ndarray, h: int, w: int, margin: int = 0) -> tuple[slice, slice]:
     """Rows and columns of the box rounded outwards, grown by ``margin`` and cut to the image."""
-    return (slice(max(0, int(np.floor(box[1])) - margin), min(h, int(np.ceil(box[3])) + margin)),
-            slice(max(0, int(np.floor(box[0])) - margin), min(w, int(np.ceil(box[2])) + margin)))
+    # ends clipped at 0 too: a negative end would count from the far side of the image
+    return (slice(max(0, int(np.floor(box[1])) - margin), max(0, min(h, int(np.ceil(box[3])) + margin))),
+            slice(max(0, int(np.floor(box[0])) - margin), max(0, min(w, int(np.ceil(box[2])) + margin))))
 
 
 def _inside(box: np.ndarray, h: int, w: int) -> np.ndarray:

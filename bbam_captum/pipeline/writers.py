@@ -14,6 +14,7 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -221,18 +222,20 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
     annotations, names, failures = [], [], list(coco.failures)
     seconds, records, boxes_failed = 0.0, [], len(coco.failures)
     jobs = [_LabelJob(out, item, img_dir, settings, fingerprint, suffix, category_of_class) for item in coco.items]
-    results = tqdm(_labelled(jobs, workers), total=len(jobs), desc="labels", unit="img", disable=not show_progress)
-    for item, result in zip(coco.items, results):
-        failures += item.failures
-        boxes_failed += len(item.failures)
-        if result.failure is not None:
-            failures.append(result.failure)
-            boxes_failed += result.failure["boxes"]
-            continue
-        names.append(result.name)
-        annotations += result.annotations
-        seconds += result.seconds
-        records += result.records
+    # closed on the way out, error or not, so that worker processes end with the loop
+    with closing(_labelled(jobs, workers)) as outcomes, tqdm(outcomes, total=len(jobs), desc="labels", unit="img",
+                                                              disable=not show_progress) as results:
+        for result, item in zip(results, coco.items):
+            failures += item.failures
+            boxes_failed += len(item.failures)
+            if result.failure is not None:
+                failures.append(result.failure)
+                boxes_failed += result.failure["boxes"]
+                continue
+            names.append(result.name)
+            annotations += result.annotations
+            seconds += result.seconds
+            records += result.records
 
     with atomic_open(seg_dir / "train.txt", "w") as f:
         f.write("".join(f"{n}\n" for n in names))
