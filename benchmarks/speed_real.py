@@ -62,7 +62,7 @@ from torch import Tensor
 from bbam_captum import BBAM
 from bbam_captum.attr import bbam as bbam_module
 from bbam_captum.attr._proposals import PositiveProposals, box_generator
-from bbam_captum.ops import jitter_boxes
+from bbam_captum.ops import jitter_boxes, to_rois
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .recipes import REFERENCE, weights_with_gradients
@@ -201,7 +201,7 @@ def forced_positives(count: int) -> Iterator[None]:
                            for box, g in zip(boxes.cpu(), generators)]).to(boxes.device)  # [K, N, 4]
         flat = props.reshape(-1, 4)
         # the detector's outputs on all proposals, as the library's selection computes them
-        out = adapter.roi_outputs(adapter.features(image), torch.cat([flat.new_zeros((flat.shape[0], 1)), flat], 1))
+        out = adapter.roi_outputs(adapter.features(image), to_rois([flat]))
         probs = out.probs.reshape(*props.shape[:2], -1)
         deltas = out.deltas.reshape(*props.shape[:2], *out.deltas.shape[1:])
         result = []

@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 
 from bbam_captum import BBAM
-from bbam_captum.attr._utils import to_rois
+from bbam_captum.ops import to_rois
 from bbam_captum.detectors import MMDetTwoStageAdapter, UnsupportedDetectorError
 from bbam_captum.ops import perturb
 

@@ -7,8 +7,7 @@ import torch
 from torch import Tensor
 
 from ..detectors.base import DetectorAdapter
-from ..ops import box_iou_pairwise, jitter_boxes
-from ._utils import to_rois
+from ..ops import box_iou_pairwise, jitter_boxes, to_rois
 from .settings import BBAMSettings
 
 

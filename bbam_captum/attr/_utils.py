@@ -7,13 +7,7 @@ import torch
 from torch import Tensor
 
 from ..detectors.base import DetectorAdapter
-
-
-def to_rois(boxes: Sequence[Tensor]) -> Tensor:
-    """RoIs ``Tensor[R, 5]`` (batch index, x1, y1, x2, y2) from one ``Tensor[R_i, 4]`` per image
-    (the layout of MMDetection's ``bbox2roi`` and torchvision's ``roi_align``; written here so that
-    BBAM on a torchvision detector needs no MMDetection)."""
-    return torch.cat([torch.cat([b.new_full((len(b), 1), float(i)), b[:, :4]], dim=1) for i, b in enumerate(boxes)])
+from ..ops import to_rois
 
 
 def format_image(inputs: Tensor, device: torch.device) -> Tensor:

@@ -13,10 +13,10 @@ from torch import Tensor
 
 from ..detectors.adapt import as_adapter
 from ..detectors.base import Crop, DetectorAdapter
-from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, total_variation, upsample_mask
+from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, to_rois, total_variation, upsample_mask
 from ._proposals import PositiveProposals, select_positives
 from .settings import BBAMSettings
-from ._utils import format_baseline, format_image, format_target, to_rois
+from ._utils import format_baseline, format_image, format_target
 
 TargetType = int | Sequence[int] | Tensor | None
 

@@ -10,8 +10,8 @@ from torch import Tensor
 
 from ..detectors.adapt import as_adapter
 from ..detectors.base import DetectorAdapter
-from ..ops import check_boxes
-from ._utils import format_image, format_target, to_rois
+from ..ops import check_boxes, to_rois
+from ._utils import format_image, format_target
 from .bbam import TargetType
 
 

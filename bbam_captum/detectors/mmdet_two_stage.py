@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..ops import to_rois
 from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError, frozen_model
 
 # Keys of the test pipeline's Resize that :class:`TestResize` reproduces (the others,
@@ -390,7 +391,7 @@ class MMDetTwoStageAdapter:
             raise TypeError("Grad-CAM needs a neck with one output layer per level (neck.fpn_convs); "
                             f"{type(self.model).__name__} has {type(getattr(self.model, 'neck', None)).__name__}")
         sx, sy = self.input_scale(height, width)
-        roi = torch.cat([box.new_zeros(1), box * box.new_tensor([sx, sy, sx, sy])])[None]
+        roi = to_rois([(box * box.new_tensor([sx, sy, sx, sy]))[None]])
         extractor = self.roi_extractor
         return convs[int(extractor.map_roi_levels(roi, extractor.num_inputs)[0])]
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..ops import to_rois
 from .base import Crop, Detections, RoIOutputs, frozen_model
 
 
@@ -190,7 +191,7 @@ class TorchvisionRCNNAdapter:
         if pooler.map_levels is None:  # torchvision sets its level mapper on the pooler's first call
             with torch.no_grad(), self.frozen():
                 image = torch.zeros((1, 3, height, width), device=self.device)
-                self.roi_outputs(self.features(image), torch.cat([box.new_zeros(1), box])[None].to(self.device))
+                self.roi_outputs(self.features(image), to_rois([box[None].to(self.device)]))
         sx, sy = self.input_scale(height, width)
         level = int(pooler.map_levels([(box * box.new_tensor([sx, sy, sx, sy]))[None].to(self.device)])[0])
         return self.model.backbone.fpn.layer_blocks[level]

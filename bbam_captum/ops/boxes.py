@@ -1,6 +1,8 @@
 """Box helpers. Boxes are ``(x1, y1, x2, y2)`` in pixels."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -84,3 +86,10 @@ def box_iou_pairwise(a: Tensor, b: Tensor) -> Tensor:
     area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
     area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
     return inter / (area_a + area_b - inter).clamp(min=1e-6)
+
+
+def to_rois(boxes: Sequence[Tensor]) -> Tensor:
+    """RoIs ``Tensor[R, 5]`` (batch index, x1, y1, x2, y2) from one ``Tensor[R_i, 4]`` per image
+    (the layout of MMDetection's ``bbox2roi`` and torchvision's ``roi_align``; written here so that
+    BBAM on a torchvision detector needs no MMDetection)."""
+    return torch.cat([torch.cat([b.new_full((len(b), 1), float(i)), b[:, :4]], dim=1) for i, b in enumerate(boxes)])
