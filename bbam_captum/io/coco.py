@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pycocotools.mask as mask_utils
 import torch
-from PIL import Image
 
 from ..errors import InputError
+from .images import read_image
 
 
 def encode_mask(mask: np.ndarray) -> dict:
@@ -133,7 +133,6 @@ def load_coco_json(path: str | Path, need_masks: bool = False) -> dict:
     return data
 
 
-
 def load_coco_image(ann: dict, image_info: dict, img_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
                                                                            torch.Tensor]:
     """One image of a COCO file with masks.
@@ -142,7 +141,7 @@ def load_coco_image(ann: dict, image_info: dict, img_dir: Path) -> tuple[torch.T
         image (Tensor[3, H, W] uint8 RGB), boxes (Tensor[K, 4] xyxy), labels (Tensor[K]
         0-based in category-id order), masks (Tensor[K, H, W] bool).
     """
-    image = torch.from_numpy(np.array(Image.open(img_dir / image_info["file_name"]).convert("RGB"))).permute(2, 0, 1)
+    image = read_image(img_dir / image_info["file_name"])
     cat_index = {c["id"]: i for i, c in enumerate(sorted(ann["categories"], key=lambda c: c["id"]))}
     objs = [a for a in ann["annotations"] if a["image_id"] == image_info["id"]]
     boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]

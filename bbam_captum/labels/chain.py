@@ -58,6 +58,11 @@ class LabelSettings:
     crf_bg_share: float = 0.8
     crf_max_pixels: int = DenseCRFSettings().max_pixels
 
+    @property
+    def needs_image(self) -> bool:
+        """Whether the rules read the image (the CRF's colours, Eq. 4's segments)."""
+        return self.crf or self.refine
+
     def __post_init__(self) -> None:
         if not 0.0 < self.crf_fg_share <= self.crf_bg_share <= 1.0:
             raise InputError(f"CRF shares must satisfy 0 < crf_fg_share <= crf_bg_share <= 1, got "
@@ -85,7 +90,7 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
         instance, foreground, uncertain: each np.ndarray[K, H, W] bool (uncertain: claimed
         by the wider mask, not by the foreground).
     """
-    if (settings.crf or settings.refine) and image is None:
+    if settings.needs_image and image is None:
         raise ValueError("the CRF and the refinement (settings.crf, settings.refine) need the image; pass it, "
                          "or use crf=False, refine=False")
     maps = maps.astype(np.float32)

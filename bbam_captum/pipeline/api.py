@@ -4,7 +4,8 @@
 The model is an MMDetection two-stage detector, a torchvision Faster R-CNN / Mask R-CNN,
 an adapter (e.g. ``TorchvisionRCNNAdapter(model, class_names=...)``) or a ready
 :class:`~bbam_captum.BBAM`. ``bbam-captum explain`` and ``bbam-captum generate`` run these
-functions after loading an MMDetection detector from ``--config``/``--checkpoint``.
+functions after loading the detector their options name (``--config``/``--checkpoint``, or
+``--torchvision`` with ``--checkpoint``).
 """
 from __future__ import annotations
 

@@ -152,8 +152,8 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
     item, settings, seg_dir = job.item, job.settings, job.out / "mmseg"
     name = label_name(item.image_id)
     data, reason = _usable_maps(job.out, item, job.img_dir, job.fingerprint)
-    needs_image = settings.crf or settings.refine
-    if data is not None and needs_image:
+    image = None
+    if data is not None and settings.needs_image:
         try:
             image = read_image(image_path(job.img_dir, item)).permute(1, 2, 0).numpy()
         except InputError as err:
@@ -165,8 +165,7 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
     timing = time_path(job.out, item.image_id)
     seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else float(data.get("seconds", 0.0))
     records = json.loads(str(data["records"])) if "records" in data else []
-    instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings,
-                                                   image if needs_image else None)
+    instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image)
     label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
     _ignore_failed_boxes(label, item.ignore_boxes)
     _write_png_atomic(seg_dir / "labels" / f"{name}.png", label)
