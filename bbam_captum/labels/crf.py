@@ -153,19 +153,23 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
     h, w = image.shape[:2]
     grid = crf_grid(h, w, settings.max_pixels)
     if grid == (h, w):
-        crf = _ImageCRF(image, settings)
-        return np.stack([(_crf_posterior(m, b, crf, top_share, settings) > settings.keep) & _inside(b, h, w)
-                         for m, b in zip(maps, boxes)])
-    sx, sy = grid[1] / w, grid[0] / h
-    grid_image = _resize(image.transpose(2, 0, 1), grid).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
-    crf = _ImageCRF(grid_image, settings, (sx, sy))
-    upsample = _GuidedUpsampling(image, grid_image, settings.bi_rgb_std)
-    grid_maps, grid_boxes = _resize(maps, grid), boxes * np.array([sx, sy, sx, sy])
+        crf, grid_maps, grid_boxes = _ImageCRF(image, settings), maps, boxes
+
+        def to_image(posterior: np.ndarray, extent: tuple[slice, slice]) -> np.ndarray:
+            return posterior[extent]
+    else:
+        sx, sy = grid[1] / w, grid[0] / h
+        grid_image = _resize(image.transpose(2, 0, 1), grid).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
+        crf = _ImageCRF(grid_image, settings, (sx, sy))
+        grid_maps, grid_boxes = _resize(maps, grid), boxes * np.array([sx, sy, sx, sy])
+        upsample = _GuidedUpsampling(image, grid_image, settings.bi_rgb_std)
+
+        def to_image(posterior: np.ndarray, extent: tuple[slice, slice]) -> np.ndarray:
+            return upsample(posterior, settings.keep, extent)
     masks = np.zeros(maps.shape, dtype=bool)
     for k, (map_, box, grid_box) in enumerate(zip(grid_maps, boxes, grid_boxes)):
-        extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are refined
-        masks[k][extent] = upsample(_crf_posterior(map_, grid_box, crf, top_share, settings), settings.keep,
-                                    extent) > settings.keep
+        extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are needed
+        masks[k][extent] = to_image(_crf_posterior(map_, grid_box, crf, top_share, settings), extent) > settings.keep
     return masks
 
 
@@ -194,11 +198,17 @@ class _GuidedUpsampling:
         gh, gw = posterior.shape
         grid = torch.from_numpy(posterior)[None, None]
         out = F.interpolate(grid, size=self.shape, mode="bilinear", align_corners=False)[0, 0].numpy()[extent]
-        size = 2 * self.radius + 1
-        above = F.max_pool2d(grid, size, stride=1, padding=self.radius)[0, 0].numpy() > cut
-        below = -F.max_pool2d(-grid, size, stride=1, padding=self.radius)[0, 0].numpy() <= cut
-        rows, cols = self.cy[extent[0]], self.cx[extent[1]]
-        ys, xs = np.nonzero((above & below)[rows[:, None], cols[None, :]])  # pixels near the cut
+        rows, cols = self.cy[extent[0]], self.cx[extent[1]]  # the cells the extent's pixels sit in (ascending)
+        if not rows.size or not cols.size:
+            return out
+        # cells with a cell on each side of the cut within the radius, judged on the window of the
+        # extent's cells and their neighbours only (the max-pools of the whole grid give the same there)
+        size, r = 2 * self.radius + 1, self.radius
+        top, left = max(int(rows[0]) - r, 0), max(int(cols[0]) - r, 0)
+        window = grid[..., top:int(rows[-1]) + r + 1, left:int(cols[-1]) + r + 1]
+        above = F.max_pool2d(window, size, stride=1, padding=r)[0, 0].numpy() > cut
+        below = -F.max_pool2d(-window, size, stride=1, padding=r)[0, 0].numpy() <= cut
+        ys, xs = np.nonzero((above & below)[rows[:, None] - top, cols[None, :] - left])  # pixels near the cut
         if not len(ys):
             return out
         iy, ix = ys + extent[0].start, xs + extent[1].start  # the same pixels in the image
