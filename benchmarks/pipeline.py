@@ -1,36 +1,40 @@
 """End to end: segmentation networks trained on each label source, scored against true masks.
 
-    .venv/bin/python -m benchmarks.pipeline [--quick] [--world NAME] --out DIR
+    .venv/bin/python -m benchmarks.pipeline [--quick] [--world NAME] [--seeds 0,1] --out DIR
+    .venv/bin/python -m benchmarks.pipeline --train-ann A.json --train-images DIR --val-ann B.json
+        --val-images DIR --config CFG --checkpoint CKPT --name NAME --out DIR   # your own data
 
-For each label source (``bbam``, ``bbam_refined``, ``bbam_crf``, ``box``, ``box_refined``,
-``box_crf``, ``gradcam``, ``gt``) the same pseudo-label writer (``bbam_captum.pipeline.write_labels``) turns per-box
-maps of the first images of the synthetic train split into MMSegmentation and COCO labels;
-then the same
-semantic model (the shipped Semantic FPN config) and the same Mask R-CNN (the shipped config) are
-trained on them with ``mim train`` and scored on a val split with true masks (mmseg
-``IoUMetric``, mmdet ``CocoMetric`` segm). Both models start from the bundled detector's
-weights (Semantic FPN its backbone and FPN, Mask R-CNN everything but the mask head), as a user with
-only boxes would: the detector BBAM explains was trained on those boxes.
+For each label source the same pseudo-label writer (``bbam_captum.pipeline.write_labels``) turns
+per-box maps of the first images of a train split into MMSegmentation and COCO labels; then the
+same semantic model (the shipped Semantic FPN config) and the same Mask R-CNN (the shipped config,
+which trains with each instance's ignore band, as ``generate``'s written config does) are trained
+on them with ``mim train``, once per training seed, and scored on a val split with true masks
+(mmseg ``IoUMetric``, mmdet ``CocoMetric`` segm). Both models start from the detector's weights
+where their shapes match (Semantic FPN its backbone and FPN, Mask R-CNN everything but the mask
+head), as a user with only boxes would: the detector BBAM explains was trained on those boxes.
 
-Label sources, all thresholded by the same writer:
+Label sources:
 
-- ``bbam``, ``bbam_refined``: BBAM maps blurred and thresholded, without and with the
-  mask-proposal refinement (Eq. 4);
-- ``bbam_crf``: the same maps with the pipeline's default settings: the box-wise dense CRF;
-- ``gradcam``: Grad-CAM maps of the same boxes, the pipeline's default settings (the CRF);
-- ``box``: the box filled, ``box_refined``: the filled box refined (Eq. 4), and ``box_crf``: the
-  filled box through the CRF, so that the post-processing's share and BBAM's can be told apart;
-- ``gt``: the true masks (the full-supervision reference).
+- ``bbam``: BBAM's maps through the default label chain (what ``generate`` writes);
+- ``box``: the filled box through the same default chain, so that the maps' share can be told
+  from the chain's;
+- ``gt``: the true masks (the full-supervision reference);
+- ``bbam_seeded``: ``bbam``'s labels, the mask head growing seeds into the band (threshold 0.9,
+  the original's); its semantic model is ``bbam``'s, so only Mask R-CNN is trained;
+- older variants: ``bbam_thresholds`` / ``bbam_refined`` (the maps blurred and thresholded, without
+  and with Eq. 4), ``box_filled`` / ``box_refined`` (the box as it is, and refined), ``gradcam``
+  (Grad-CAM's maps through the default chain).
 
 With ``--world NAME`` (default ``shapes``, the bundled detector's world) the splits are drawn from
-that world and its detector (``make detector WORLD=NAME``) explains the boxes and initialises both
-models.
+that world and its detector (``make detector WORLD=NAME``) explains the boxes. With ``--train-ann``
+and the rest, the splits are your COCO files (the val file with true masks) and your detector
+(``--config``/``--checkpoint``); the models are still the shipped slim configs.
 
-Writes ``DIR/pipeline.json`` (rows: ``label_source``, ``semantic_miou``, ``mask_ap``,
-``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_meta.json`` and ``DIR/pipeline.md``
-(``pipeline_{NAME}.*`` for another world); data, labels and training runs go to ``DIR/work``
-(``DIR/work/{NAME}`` for another world). Everything resumes: maps per image, each
-training run once its result file exists.
+Writes ``DIR/pipeline_{NAME}.json`` (rows: ``label_source``, ``seed``, ``semantic_miou``,
+``mask_ap``, ``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_{NAME}_meta.json`` and
+``DIR/pipeline_{NAME}.md`` (mean and spread over seeds per source); data, labels and training
+runs go to ``DIR/work/{NAME}``. Everything resumes: maps per image, each training run once its
+result file exists, so invocations with other ``--seeds`` add to one table.
 """
 from __future__ import annotations
 
@@ -42,11 +46,13 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from mmengine.config import Config
 
 from bbam_captum import BBAM, BBAMSettings, load_detector
 from bbam_captum.detectors import MMDetTwoStageAdapter
@@ -60,8 +66,12 @@ from bbam_captum.utils.atomic import write_json_atomic
 
 from .methods import GradCAMMethod
 
-SOURCES = ("bbam", "bbam_refined", "bbam_crf", "box", "box_refined", "box_crf", "gradcam", "gt")
-REUSE_BBAM_MAPS = ("bbam_refined", "bbam_crf")  # labels of these sources come from bbam's maps
+SOURCES = ("bbam", "box", "gt", "bbam_seeded", "bbam_thresholds", "bbam_refined", "box_filled", "box_refined",
+           "gradcam")
+DEFAULT_SOURCES = ("bbam", "box", "gt")
+REUSE_BBAM_MAPS = ("bbam_thresholds", "bbam_refined")  # labels of these sources come from bbam's maps
+REUSE_BBAM_LABELS = ("bbam_seeded",)  # bbam's labels and semantic model; another mask head
+SEED_THRESHOLD = 0.9  # bbam_seeded: the original's seed-growing threshold
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
 VAL_POINTS = 4  # validations per training run (the last one is the reported score)
@@ -102,16 +112,28 @@ def detector_files(world: str) -> tuple[Path, Path]:
     return files
 
 
-def _write_binary_maps(out: Path, coco: CocoInput, ann_file: Path, source: str) -> None:
+@dataclass(frozen=True)
+class Split:
+    """A COCO file and the folder its ``file_name``s are relative to."""
+
+    ann: Path
+    images: Path
+
+
+def world_split(root: Path, num: int, seed: int, world: str) -> Split:
+    ann = make_split(root, num, seed, world)
+    return Split(ann, ann.parent / "images")
+
+
+def _write_binary_maps(out: Path, coco: CocoInput, split: Split, source: str) -> None:
     """Maps files (the format ``generate`` writes) holding the true masks or filled boxes."""
-    ann = json.loads(ann_file.read_text())
-    img_dir = ann_file.parent / "images"
+    ann = json.loads(split.ann.read_text())
     infos = {i["id"]: i for i in ann["images"]}
     for item in coco.items:
         if map_path(out, item.image_id).exists():
             continue
-        _, boxes, _, true = load_coco_image(ann, infos[item.image_id], img_dir)
         if source == "gt":
+            _, _, _, true = load_coco_image(ann, infos[item.image_id], split.images)
             maps = true.numpy()
         else:
             maps = np.zeros((len(item.boxes), item.height, item.width), bool)
@@ -131,50 +153,56 @@ def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDe
         save_maps(out, item, maps[:, 0].numpy(), "[]", time.perf_counter() - start)
 
 
-def make_labels(source: str, out: Path, ann_file: Path, model, bbam_settings: BBAMSettings) -> dict:
+def make_labels(source: str, out: Path, split: Split, model, bbam_settings: BBAMSettings) -> dict:
     """Maps (resumable) and then mmseg + COCO labels of ``source`` in ``out``; returns the summary."""
-    img_dir = ann_file.parent / "images"
     adapter = MMDetTwoStageAdapter(model)
-    coco = read_coco(ann_file, adapter.class_names)
+    coco = read_coco(split.ann, adapter.class_names)
     (out / "maps").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    settings = LabelSettings()
+    settings = LabelSettings()  # the default chain, as generate writes it
     if source == "bbam":
-        compute_maps(BBAM(adapter), coco, img_dir, out, bbam_settings)
+        compute_maps(BBAM(adapter), coco, split.images, out, bbam_settings)
+    elif source == "bbam_thresholds":  # bbam's maps, blurred and thresholded
         settings = LabelSettings(refine=False, crf=False)
-    elif source == "bbam_refined":  # the same maps as bbam, refined when thresholded
+    elif source == "bbam_refined":  # the same, refined (Eq. 4)
         settings = LabelSettings(refine=True, crf=False)
-    elif source == "bbam_crf":  # the same maps as bbam, with the pipeline's defaults
-        pass
-    elif source == "gradcam":  # the pipeline's default settings, as BBAM's labels get by default
-        _write_gradcam_maps(out, coco, img_dir, adapter)
-    elif source == "box_refined":  # the refinement alone, from the filled box: what BBAM's maps add to it
-        _write_binary_maps(out, coco, ann_file, "box")
+    elif source == "gradcam":
+        _write_gradcam_maps(out, coco, split.images, adapter)
+    elif source == "box":  # the filled box through the default chain
+        _write_binary_maps(out, coco, split, "box")
+    elif source == "box_refined":  # the refinement alone, from the filled box
+        _write_binary_maps(out, coco, split, "box")
         settings = BOX_REFINED
-    elif source == "box_crf":  # the CRF alone, from the filled box
-        _write_binary_maps(out, coco, ann_file, "box")
-    else:
-        _write_binary_maps(out, coco, ann_file, source)
+    else:  # gt, box_filled: written as they are
+        _write_binary_maps(out, coco, split, "gt" if source == "gt" else "box")
         settings = BINARY
     stats = {"maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
-    return write_labels(out, coco, img_dir, settings, adapter.class_names, bbam_settings, stats)
+    return write_labels(out, coco, split.images, settings, adapter.class_names, bbam_settings, stats)
 
 
-def _train_config(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, work_dir: Path,
-                  checkpoint: Path) -> str:
-    """A config over the label writer's ready config: schedule, init from the detector's ``checkpoint``
-    and val split with true masks (the shipped configs train only, so their val entries are None and
-    get replaced)."""
+def _train_config(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, work_dir: Path,
+                  checkpoint: Path, seed: int, seed_threshold: float | None = None) -> str:
+    """A config over the label writer's ready config: schedule, seed, init from the detector's
+    ``checkpoint`` and val split with true masks (the shipped configs train only, so their val
+    entries are None and get replaced)."""
     checkpoint = str(checkpoint)
+    common = f"""randomness = dict(seed={seed})
+val_cfg = dict(_delete_=True, type='ValLoop')
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={iters}, max_keep_ckpts=1),
+                     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False))
+work_dir = {str(work_dir)!r}
+"""
     if kind == "seg":
         meta = json.loads((val_labels / "mmseg" / "classes.json").read_text())
+        val_cfg = Config.fromfile(val_labels / "mmseg" / "config.py", import_custom_modules=False)
+        img_suffix = val_cfg.train_dataloader.dataset.img_suffix
         return f"""_base_ = {str(labels / 'mmseg' / 'config.py')!r}
 # the detector's backbone and FPN as initialisation
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='backbone.')),
              neck=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='neck.')))
 val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='BaseSegDataset', data_root='', reduce_zero_label=False, img_suffix='.png',
+    dataset=dict(type='BaseSegDataset', data_root='', reduce_zero_label=False, img_suffix={img_suffix!r},
         seg_map_suffix='.png', ann_file={str(val_labels / 'mmseg' / 'train.txt')!r},
         data_prefix=dict(img_path={str(val_labels / 'mmseg' / 'images')!r},
                          seg_map_path={str(val_labels / 'mmseg' / 'labels')!r}),
@@ -184,32 +212,26 @@ val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_wor
 val_evaluator = dict(_delete_=True, type='IoUMetric', iou_metrics=['mIoU'])
 # a short schedule from the detector's weights: a larger rate than the shipped config's 0.01
 optim_wrapper = dict(optimizer=dict(lr=0.02))
-val_cfg = dict(_delete_=True, type='ValLoop')
 train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={_val_interval(iters)})
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end={iters}, by_epoch=False)]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={iters}, max_keep_ckpts=1),
-                     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False))
-work_dir = {str(work_dir)!r}
-"""
+""" + common
     classes = tuple(json.loads((val_labels / "mmseg" / "classes.json").read_text())["classes"][1:])
+    seeding = "" if seed_threshold is None else \
+        f"model = dict(roi_head=dict(mask_head=dict(seed_threshold={seed_threshold!r})))  # seeds grow into the band\n"
     return f"""_base_ = {str(labels / 'coco' / 'config.py')!r}
 load_from = {checkpoint!r}  # backbone, FPN, RPN and box head of the detector; the mask head is new
-val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
+{seeding}val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='CocoDataset', data_root='', test_mode=True, ann_file={str(val / 'annotations.json')!r},
-        data_prefix=dict(img={str(val / 'images') + '/'!r}), metainfo=dict(classes={classes!r}),
+    dataset=dict(type='CocoDataset', data_root='', test_mode=True, ann_file={str(val.ann)!r},
+        data_prefix=dict(img={str(val.images) + '/'!r}), metainfo=dict(classes={classes!r}),
         pipeline={{{{_base_.test_pipeline}}}}))
-val_evaluator = dict(_delete_=True, type='CocoMetric', ann_file={str(val / 'annotations.json')!r}, metric=['segm'])
-val_cfg = dict(_delete_=True, type='ValLoop')
+val_evaluator = dict(_delete_=True, type='CocoMetric', ann_file={str(val.ann)!r}, metric=['segm'])
 train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={_val_interval(iters)})
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end={max(1, iters // 10)}),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end={iters}, milestones=[{max(1, iters * 4 // 5)}], gamma=0.1),
 ]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={iters}, max_keep_ckpts=1),
-                     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False))
-work_dir = {str(work_dir)!r}
-"""
+""" + common
 
 
 def _val_interval(iters: int) -> int:
@@ -227,8 +249,8 @@ def _val_records(work_dir: Path) -> list[dict]:
     return sorted(val, key=lambda r: r.get("step", 0))
 
 
-def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_dir: Path,
-          checkpoint: Path) -> dict:
+def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run_dir: Path,
+          checkpoint: Path, seed: int, seed_threshold: float | None = None) -> dict:
     """One ``mim train`` run (skipped when its result exists); returns its metrics and minutes."""
     result_file = run_dir / "result.json"
     if result_file.is_file():
@@ -237,8 +259,9 @@ def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_
     shutil.rmtree(work_dir, ignore_errors=True)  # an interrupted run restarts from scratch
     work_dir.mkdir(parents=True)
     config = run_dir / "config.py"
-    config.write_text(_train_config(kind, labels.resolve(), val.resolve(), val_labels.resolve(), iters,
-                                    work_dir.resolve(), checkpoint.resolve()))
+    config.write_text(_train_config(kind, labels.resolve(), Split(val.ann.resolve(), val.images.resolve()),
+                                    val_labels.resolve(), iters, work_dir.resolve(), checkpoint.resolve(), seed,
+                                    seed_threshold))
     command = [str(Path(sys.executable).parent / "mim"), "train", "mmseg" if kind == "seg" else "mmdet", str(config)]
     start = time.perf_counter()
     with open(run_dir / "train.log", "w") as log:
@@ -259,26 +282,49 @@ def train(kind: str, labels: Path, val: Path, val_labels: Path, iters: int, run_
     return result
 
 
+METRICS = ("semantic_miou", "mask_ap", "mask_ap50")
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Per label source: each metric's mean over seeds and its spread (max - min), in rows' order."""
+    sources = list(dict.fromkeys(r["label_source"] for r in rows))
+    out = []
+    for source in sources:
+        mine = [r for r in rows if r["label_source"] == source]
+        entry = {"label_source": source, "seeds": [r["seed"] for r in mine],
+                 "label_instance_miou": mine[0]["label_instance_miou"]}
+        for key in METRICS:
+            values = [r[key] for r in mine]
+            entry[key], entry[f"{key}_spread"] = float(np.mean(values)), float(np.max(values) - np.min(values))
+        out.append(entry)
+    return out
+
+
 def write_table(rows: list[dict], meta: dict, path: Path) -> None:
-    lines = [f"End-to-end pipeline benchmark, world {meta.get('world', 'shapes')}, {meta['device']}, {meta['date']}: "
+    lines = [f"End-to-end pipeline benchmark, {meta['name']}, {meta['device']}, {meta['date']}: "
              f"{meta['num_train']} train images, {meta['num_val']} val images, "
-             f"{meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, "
-             f"{sum(r['train_minutes'] for r in rows):.0f} min of training in all "
-             f"(this invocation {meta['wall_minutes']:.0f} min; finished runs are reused).", "",
-             "| label source | label mIoU (train) | semantic mIoU | mask AP | mask AP50 | train minutes "
-             "| semantic mIoU during training | mask AP50 during training |",
-             "|---|---|---|---|---|---|---|---|"]
-    curve = lambda points: " / ".join(f"{v:.3f}" for _, v in points)  # noqa: E731
-    for r in rows:
-        lines.append(f"| {r['label_source']} | {r['label_instance_miou']:.3f} | {r['semantic_miou']:.3f} | "
-                     f"{r['mask_ap']:.3f} | {r['mask_ap50']:.3f} | {r['train_minutes']:.1f} | "
-                     f"{curve(r.get('semantic_miou_curve', []))} | {curve(r.get('mask_ap50_curve', []))} |")
-    gt = next((r for r in rows if r["label_source"] == "gt"), None)
+             f"{meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, seeds "
+             f"{', '.join(map(str, meta['seeds']))}, {sum(r['train_minutes'] for r in rows):.0f} min of training "
+             f"in all (this invocation {meta['wall_minutes']:.0f} min; finished runs are reused).", "",
+             "Mean over seeds, with the spread (max - min) in brackets:", "",
+             "| label source | label mIoU (train) | semantic mIoU | mask AP | mask AP50 |", "|---|---|---|---|---|"]
+    summary = summarise(rows)
+    for e in summary:
+        cells = " | ".join(f"{e[k]:.3f} ({e[k + '_spread']:.3f})" for k in METRICS)
+        lines.append(f"| {e['label_source']} | {e['label_instance_miou']:.3f} | {cells} |")
+    gt = next((e for e in summary if e["label_source"] == "gt"), None)
     if gt:
         share = lambda value, reference: f"{value / reference:.0%}" if reference > 0 else "n/a"  # noqa: E731
-        lines += ["", "Share of the true-mask models' scores: " + "; ".join(
-            f"{r['label_source']} {share(r['semantic_miou'], gt['semantic_miou'])} mIoU, "
-            f"{share(r['mask_ap50'], gt['mask_ap50'])} AP50" for r in rows if r is not gt)]
+        lines += ["", "Share of the true-mask models' mean scores: " + "; ".join(
+            f"{e['label_source']} {share(e['semantic_miou'], gt['semantic_miou'])} mIoU, "
+            f"{share(e['mask_ap50'], gt['mask_ap50'])} AP50" for e in summary if e is not gt)]
+    curve = lambda points: " / ".join(f"{v:.3f}" for _, v in points)  # noqa: E731
+    lines += ["", "Each run:", "", "| label source | seed | semantic mIoU | mask AP | mask AP50 | train minutes "
+              "| semantic mIoU during training | mask AP50 during training |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label_source']} | {r['seed']} | {r['semantic_miou']:.3f} | {r['mask_ap']:.3f} | "
+                     f"{r['mask_ap50']:.3f} | {r['train_minutes']:.1f} | {curve(r.get('semantic_miou_curve', []))} | "
+                     f"{curve(r.get('mask_ap50_curve', []))} |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -289,11 +335,33 @@ def _label_quality(out: Path, ann_file: Path) -> float:
     return float(evaluate_pseudo_labels(out, ann_file)["instance_miou"])
 
 
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct integers >= 0, got {text!r}")
+    return seeds
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+OWN_DATA = ("train_ann", "train_images", "val_ann", "val_images", "config", "checkpoint")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--quick", action="store_true", help=f"{QUICK} instead of {FULL}")
-    parser.add_argument("--sources", default=",".join(SOURCES), help="comma-separated subset of " + ",".join(SOURCES))
+    parser.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
+                        help="comma-separated subset of " + ",".join(SOURCES))
+    parser.add_argument("--seeds", type=_parse_seeds, default=[0, 1], help="training seeds (default: 0,1)")
+    parser.add_argument("--jobs", type=_positive_int, default=1, help="training runs at once (default: 1)")
     parser.add_argument("--num-train", type=int)
     parser.add_argument("--num-val", type=int)
     parser.add_argument("--iters", type=int, help="training iterations of both models (default: "
@@ -301,54 +369,100 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bbam-steps", type=int, help="BBAM steps (default: BBAM's default)")
     parser.add_argument("--world", default="shapes", choices=sorted(WORLDS),
                         help="the world to draw the splits from; its detector explains them (default: shapes)")
+    own = parser.add_argument_group("your own data (all six together, instead of --world)")
+    own.add_argument("--train-ann", type=Path, help="COCO file of the images to label (boxes; masks unused)")
+    own.add_argument("--train-images", type=Path, help="folder of the train images")
+    own.add_argument("--val-ann", type=Path, help="COCO file with true masks to score the models on")
+    own.add_argument("--val-images", type=Path, help="folder of the val images")
+    own.add_argument("--config", type=Path, help="the detector's MMDetection config")
+    own.add_argument("--checkpoint", type=Path, help="the detector's checkpoint")
+    own.add_argument("--name", help="name of the tables (pipeline_NAME.*; default: the train file's stem)")
     args = parser.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]
     unknown = set(sources) - set(SOURCES)
     if unknown:
         parser.error(f"unknown label sources {sorted(unknown)}; expected some of {SOURCES}")
-    maps_only = set(REUSE_BBAM_MAPS) & set(sources) and "bbam" not in sources
-    if maps_only:  # bbam's maps are made, but its threshold labels are not trained on
+    given = [name for name in OWN_DATA if getattr(args, name) is not None]
+    if given and len(given) < len(OWN_DATA):
+        parser.error("your own data needs all of " + ", ".join("--" + n.replace("_", "-") for n in OWN_DATA)
+                     + "; missing " + ", ".join("--" + n.replace("_", "-") for n in OWN_DATA if n not in given))
+    for name in given:
+        path = getattr(args, name)
+        folder = name.endswith("images")
+        if not (path.is_dir() if folder else path.is_file()):
+            parser.error(f"--{name.replace('_', '-')} {path}: no such {'folder' if folder else 'file'}")
+    needs_maps = (set(REUSE_BBAM_MAPS) | set(REUSE_BBAM_LABELS)) & set(sources) and "bbam" not in sources
+    if needs_maps:  # bbam's maps and labels are made, but bbam is not trained on
         sources.insert(0, "bbam")
     base = QUICK if args.quick else FULL
     scale = Scale(args.num_train or base.num_train, args.num_val or base.num_val,
                   args.iters or base.seg_iters, args.iters or base.inst_iters)
     out = Path(args.out)
-    # data, labels and training runs; the tables stay in OUT
-    work = out / "work" if args.world == "shapes" else out / "work" / args.world
-    stem = "pipeline" if args.world == "shapes" else f"pipeline_{args.world}"
     start = time.perf_counter()
-    train_ann = make_split(work / "data" / "train", scale.num_train, TRAIN_SEED, args.world)
-    val_ann = make_split(work / "data" / "val", scale.num_val, VAL_SEED, args.world)
-    config, checkpoint = detector_files(args.world)
+    if given:
+        name = args.name or args.train_ann.stem
+        work = out / "work" / name
+        train_split, val_split = Split(args.train_ann, args.train_images), Split(args.val_ann, args.val_images)
+        config, checkpoint = args.config, args.checkpoint
+        scale = Scale(len(json.loads(args.train_ann.read_text())["images"]),
+                      len(json.loads(args.val_ann.read_text())["images"]), scale.seg_iters, scale.inst_iters)
+    else:
+        name = args.world
+        work = out / "work" / name
+        train_split = world_split(work / "data" / "train", scale.num_train, TRAIN_SEED, args.world)
+        val_split = world_split(work / "data" / "val", scale.num_val, VAL_SEED, args.world)
+        config, checkpoint = detector_files(args.world)
     model = load_detector(config, checkpoint)
     bbam_settings = BBAMSettings(steps=args.bbam_steps) if args.bbam_steps else BBAMSettings()
     val_labels = work / "labels" / "val_gt"
-    make_labels("gt", val_labels, val_ann, model, bbam_settings)
-    rows = []
-    for source in sources:
-        labels = work / "labels" / source
+    make_labels("gt", val_labels, val_split, model, bbam_settings)
+    qualities = {}
+    for source in sources:  # every source's labels first, then the trainings (in parallel with --jobs)
+        labels = work / "labels" / ("bbam" if source in REUSE_BBAM_LABELS else source)
         if source in REUSE_BBAM_MAPS:
             labels.mkdir(parents=True, exist_ok=True)
             if not (labels / "maps").exists():
                 (labels / "maps").symlink_to((work / "labels" / "bbam" / "maps").resolve())
-        print(f"[{source}] labels", flush=True)
-        summary = make_labels(source, labels, train_ann, model, bbam_settings)
-        if summary["failures"]:
-            raise RuntimeError(f"{source}: labels failed for {summary['failures'][:3]}")
-        if maps_only and source == "bbam":
-            continue
-        row = {"label_source": source, "label_instance_miou": _label_quality(labels, train_ann)}
-        for kind, iters in (("seg", scale.seg_iters), ("inst", scale.inst_iters)):
-            print(f"[{source}] mim train {'mmseg' if kind == 'seg' else 'mmdet'} ({iters} iterations)", flush=True)
-            row.update(train(kind, labels, val_ann.parent, val_labels, iters, work / "runs" / f"{source}_{kind}",
-                             checkpoint))
-        row["train_minutes"] = row["seg_train_minutes"] + row["inst_train_minutes"]
-        rows.append(row)
-        print(f"[{source}] {row}", flush=True)
+        if source not in REUSE_BBAM_LABELS:
+            print(f"[{source}] labels", flush=True)
+            summary = make_labels(source, labels, train_split, model, bbam_settings)
+            if summary["failures"]:
+                raise RuntimeError(f"{source}: labels failed for {summary['failures'][:3]}")
+        if not (needs_maps and source == "bbam"):
+            qualities[source] = (labels, _label_quality(labels, train_split.ann))
+    runs = work / "runs"
+    jobs = {}  # (source, seed, kind) -> the arguments of train()
+    for source, (labels, _) in qualities.items():
+        for seed in args.seeds:
+            seeded = source in REUSE_BBAM_LABELS
+            jobs[source, seed, "seg"] = ("seg", labels, val_split, val_labels, scale.seg_iters,
+                                         runs / f"{'bbam' if seeded else source}_seg_s{seed}", checkpoint, seed)
+            jobs[source, seed, "inst"] = ("inst", labels, val_split, val_labels, scale.inst_iters,
+                                          runs / f"{source}_inst_s{seed}", checkpoint, seed,
+                                          SEED_THRESHOLD if seeded else None)
+    unique = {job[5]: job for job in jobs.values()}  # bbam_seeded shares bbam's semantic runs
+
+    def run(job: tuple) -> dict:
+        print(f"[{job[5].name}] mim train {'mmseg' if job[0] == 'seg' else 'mmdet'} ({job[4]} iterations)",
+              flush=True)
+        return train(*job)
+
+    with ThreadPoolExecutor(args.jobs) as pool:  # each run is a mim subprocess
+        results = dict(zip(unique, pool.map(run, unique.values())))
+    rows = []
+    for source, (_, quality) in qualities.items():
+        for seed in args.seeds:
+            row = {"label_source": source, "seed": seed, "label_instance_miou": quality,
+                   **results[jobs[source, seed, "seg"][5]], **results[jobs[source, seed, "inst"][5]]}
+            row["train_minutes"] = row["inst_train_minutes"] + (
+                0.0 if source in REUSE_BBAM_LABELS else row["seg_train_minutes"])
+            rows.append(row)
     device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    meta = {**asdict(scale), "world": args.world, "device": device, "date": time.strftime("%Y-%m-%d"),
+    meta = {**asdict(scale), "name": name, "seeds": args.seeds, "device": device, "date": time.strftime("%Y-%m-%d"),
             "wall_minutes": (time.perf_counter() - start) / 60, "bbam_settings": bbam_settings.explicit(),
+            "label_settings": asdict(LabelSettings()),
             "command": "python -m benchmarks.pipeline " + " ".join(argv if argv is not None else sys.argv[1:])}
+    stem = f"pipeline_{name}"
     write_json_atomic(out / f"{stem}.json", [dict(r, device=device) for r in rows], indent=1)
     write_json_atomic(out / f"{stem}_meta.json", meta, indent=1)
     write_table(rows, meta, out / f"{stem}.md")

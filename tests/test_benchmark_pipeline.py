@@ -11,10 +11,11 @@ from benchmarks.pipeline import main
 @pytest.mark.slow
 def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
     args = ["--out", str(tmp_path), "--sources", "bbam,gt", "--num-train", "3", "--num-val", "2", "--iters", "2",
-            "--bbam-steps", "3"]
+            "--bbam-steps", "3", "--seeds", "0"]
     main(args)
-    rows = {r["label_source"]: r for r in json.loads((tmp_path / "pipeline.json").read_text())}
+    rows = {r["label_source"]: r for r in json.loads((tmp_path / "pipeline_shapes.json").read_text())}
     assert set(rows) == {"bbam", "gt"}
+    assert {r["seed"] for r in rows.values()} == {0}
     # the writer turns true masks back into exactly the true masks; BBAM's 3-step maps are not
     assert rows["gt"]["label_instance_miou"] == pytest.approx(1.0)
     assert rows["bbam"]["label_instance_miou"] < 0.99
@@ -22,15 +23,15 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
         for key in ("semantic_miou", "mask_ap", "mask_ap50"):
             assert 0.0 <= row[key] <= 1.0, (key, row)
         assert row["train_minutes"] > 0
-    for run in ("bbam_seg", "bbam_inst", "gt_seg", "gt_inst"):
-        assert (tmp_path / "work" / "runs" / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
-    table = (tmp_path / "pipeline.md").read_text()
+    for run in ("bbam_seg_s0", "bbam_inst_s0", "gt_seg_s0", "gt_inst_s0"):
+        assert (tmp_path / "work" / "shapes" / "runs" / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
+    table = (tmp_path / "pipeline_shapes.md").read_text()
     assert "| bbam |" in table and "| gt |" in table
 
     # a rerun finds every result and trains nothing
-    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/runs/*/result.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/shapes/runs/*/result.json")}
     main(args)
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/runs/*/result.json")} == stamps
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/shapes/runs/*/result.json")} == stamps
 
 
 def test_unknown_label_source_is_refused(tmp_path):

@@ -171,12 +171,13 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
     _write_png_atomic(seg_dir / "labels" / f"{name}.png", label)
     _link_image(image_path(job.img_dir, item), seg_dir / "images" / f"{name}{job.suffix}")
     annotations = []
-    for mask, box, cls, ann_id in zip(instance, data["boxes"], data["classes"], data["ann_ids"]):
+    band = uncertain & ~instance  # the instance's uncertain pixels: no weight in instance training
+    for mask, ignore, box, cls, ann_id in zip(instance, band, data["boxes"], data["classes"], data["ann_ids"]):
         x1, y1, x2, y2 = (float(v) for v in box)
         annotations.append({"id": int(ann_id), "image_id": item.image_id,
                             "category_id": int(job.category_of_class[int(cls)]),
                             "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
-                            "segmentation": encode_mask(mask)})
+                            "segmentation": encode_mask(mask), "ignore_segmentation": encode_mask(ignore)})
     return _ImageLabels(name=name, annotations=annotations, seconds=seconds, records=records)
 
 

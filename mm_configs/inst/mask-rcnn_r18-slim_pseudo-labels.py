@@ -7,7 +7,8 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 
-# mmengine's own checkpoints (load_from, resume) under torch's weights-only loading
+# mmengine's own checkpoints (load_from, resume) under torch's weights-only loading, and the
+# components that train with each pseudo mask's ignore band (bbam_captum/mmlab/band.py)
 custom_imports = dict(imports=['bbam_captum.mmlab'], allow_failed_imports=False)
 
 model = dict(
@@ -20,13 +21,14 @@ model = dict(
         bbox_roi_extractor=dict(out_channels=64, finest_scale=28),
         bbox_head=dict(in_channels=64, fc_out_channels=256, num_classes=7),
         mask_roi_extractor=dict(out_channels=64, finest_scale=28),
-        mask_head=dict(num_convs=2, in_channels=64, conv_out_channels=64, num_classes=7)),
+        # no loss on the band between the pseudo mask and the wider mask (the original BBAM's loss)
+        mask_head=dict(type='BandMaskHead', num_convs=2, in_channels=64, conv_out_channels=64, num_classes=7)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300), rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100), rcnn=dict(max_per_img=50)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='LoadBandAnnotations', with_bbox=True, with_mask=True),  # masks with their bands
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
@@ -41,7 +43,7 @@ train_dataloader = dict(
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(type='CocoDataset', filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
+    dataset=dict(type='CocoBandDataset', filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
 # Training only; benchmarks.pipeline adds a validation split with true masks.
 val_dataloader = val_evaluator = val_cfg = None
 test_dataloader = test_evaluator = test_cfg = None
