@@ -316,3 +316,13 @@ def test_label_workers_end_with_their_parent():
     for pid in left:  # do not leave them behind when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"worker processes {left} outlived their parent"
+
+
+def test_label_options_at_their_bounds(small, tmp_path, capsys):
+    data, ann = small
+    out = tmp_path / "out"
+    assert _generate(_write(data, ann), data / "images", out, "--no-crf") == 0
+    assert main(["labels", "--out", str(out), "--crf-max-pixels", "1"]) == 2  # a 1-pixel CRF grid
+    assert "crf_max_pixels" in capsys.readouterr().err
+    assert main(["labels", "--out", str(out), "--no-crf", "--blur", "100"]) == 0  # a blur wider than the image
+    assert _summary(out)["images_labelled"] == 2
