@@ -149,7 +149,8 @@ def _argv(case: dict, root: Path) -> tuple[list[str], Path]:
         option = [case["option"], "1"]  # valid counts stay small: the case is about refusal, not work
     if case["option"] == "--num-images" and case["value"] not in ("0", "-1", "nan", "inf", "-inf", "1e308"):
         option = [case["option"], "1"]
-    target = {"new": root / "new", "existing": data, "input": data / "ann.json", "file": root / "a_file"}[case["target"]]
+    targets = {"new": root / "new", "existing": data, "input": data / "ann.json", "file": root / "a_file"}
+    target = targets[case["target"]]
     command = case["command"]
     if command == "synth":
         return ["synth", str(target), "--image-size", "64", "--num-images", "1", *option], target
