@@ -106,17 +106,21 @@ def test_synth_refuses_a_folder_that_holds_files_unless_forced(tmp_path, capsys)
 # 2. each image is its own unit of failure
 @pytest.mark.parametrize("size", [(1, 1), (200, 1), (2, 2)])
 def test_a_tiny_image_fails_alone(small, tmp_path, size):
+    """1 x 1 and 200 x 1 are too small for BBAM: recorded failures, the other images labelled. A
+    2 x 2 image ended the run in the label step (the blur's reflected padding); now it is labelled."""
     data, ann = small
     tiny = dict(ann["images"][0], id=99, file_name="tiny.png", width=size[0], height=size[1])
     Image.new("RGB", size, (120, 30, 200)).save(data / "images" / "tiny.png")
     ann["images"].append(tiny)
     ann["annotations"].append(dict(ann["annotations"][0], id=999, image_id=99, bbox=[0, 0, size[0], size[1]]))
     out = tmp_path / "out"
+    labelled_alone = size == (2, 2)
     for _ in range(2):  # a rerun ends the same way
-        assert _generate(_write(data, ann), data / "images", out) == 1
+        assert _generate(_write(data, ann), data / "images", out) == (0 if labelled_alone else 1)
         summary = _summary(out)
-        assert summary["images_labelled"] == 2 and summary["images_failed"] == 1
-        assert [f["image_id"] for f in summary["failures"]] == [99]
+        assert summary["images_labelled"] == (3 if labelled_alone else 2)
+        assert [f["image_id"] for f in summary["failures"]] == ([] if labelled_alone else [99])
+        assert labelled_alone or "too small" in summary["failures"][0]["reason"]
 
 
 def _damage(path: Path, how: str) -> None:

@@ -44,9 +44,9 @@ def check_options(args: argparse.Namespace) -> None:
     from ..errors import InputError
 
     if not 1 <= args.num_images <= MAX_IMAGES:
-        raise InputError(f"--num-images must lie in 1..{MAX_IMAGES}, got {args.num_images}")
+        raise InputError(f"--num-images must be at least 1 and at most {MAX_IMAGES}, got {args.num_images}")
     if not 64 <= args.image_size <= MAX_IMAGE_SIZE:
-        raise InputError(f"--image-size must lie in 64..{MAX_IMAGE_SIZE} px, got {args.image_size}")
+        raise InputError(f"--image-size must be at least 64 px and at most {MAX_IMAGE_SIZE}, got {args.image_size}")
     if args.seed < 0:
         raise InputError(f"--seed must be >= 0, got {args.seed}")
 
