@@ -330,3 +330,19 @@ def test_label_options_at_their_bounds(small, tmp_path, capsys):
     assert "crf_max_pixels" in capsys.readouterr().err
     assert main(["labels", "--out", str(out), "--no-crf", "--blur", "100"]) == 0  # a blur wider than the image
     assert _summary(out)["images_labelled"] == 2
+
+
+def test_a_huge_l1_coef_is_refused_and_an_empty_map_still_draws(small, tmp_path, capsys):
+    """Found by the fuzz test: --l1-coef 1e308 made NaN maps and the figure raised IndexError."""
+    import torch
+
+    from bbam_captum.visualization import explanation_figure
+
+    data, ann = small
+    image = data / "images" / ann["images"][0]["file_name"]
+    assert main(["explain", str(image), "--boxes", "2,2,40,40", "--out", str(tmp_path / "f.png"), "--steps", "1",
+                 "--l1-coef", "1e308"]) == 2
+    assert "--l1-coef must be at most" in capsys.readouterr().err
+    rgb = torch.zeros(3, 32, 32, dtype=torch.uint8)
+    for empty in (torch.zeros(1, 1, 32, 32), torch.full((1, 1, 32, 32), float("nan"))):
+        explanation_figure(rgb, torch.tensor([[2.0, 2.0, 20.0, 20.0]]), ["a"], empty).savefig(tmp_path / "e.png")
