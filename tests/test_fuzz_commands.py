@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -199,8 +199,22 @@ WIDE = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
+def _case(command: str, option: str | None = None, value: str = "1", target: str = "new", image: str = "none",
+          output: str = "none", coco: list | None = None) -> dict:
+    return {"command": command, "coco": coco or [], "image": image, "output": output, "option": option,
+            "value": value, "target": target}
+
+
 @FAST
 @given(case=cases())
+# the classes of the review, always among the default run's cases
+@example(case=_case("explain", "--steps", target="input"))
+@example(case=_case("synth", "--seed", target="file"))
+@example(case=_case("synth", "--seed", target="existing"))
+@example(case=_case("generate", "--steps", image="1x1"))
+@example(case=_case("labels", "--theta-fg", "0.5", output="maps_zeroed"))
+@example(case=_case("report", "--full-fill", "0.9", output="instances_list"))
+@example(case=_case("evaluate", coco=[("annotations", 0, "area", float("nan"))]))
 def test_fuzz_commands(base, case):
     _run_case(case, base)
 
