@@ -51,9 +51,13 @@ def explanation_figure(image: Tensor, boxes: Tensor, labels: Sequence[str], maps
         colour = _COLOURS[i % len(_COLOURS)]
         _draw_box(axes[0], boxes[i].tolist(), colour, f"{i}: {labels[i]}")
         attr = maps[i, 0].detach().cpu().numpy()[..., None]
-        viz.visualize_image_attr(attr, rgb, method="blended_heat_map", sign="positive", outlier_perc=0,
-                                 plt_fig_axis=(fig, axes[i + 1]), use_pyplot=False, alpha_overlay=0.6,
-                                 title=f"{i}: {labels[i]}")
+        if np.isfinite(attr).all() and attr.max() > 0:
+            viz.visualize_image_attr(attr, rgb, method="blended_heat_map", sign="positive", outlier_perc=0,
+                                     plt_fig_axis=(fig, axes[i + 1]), use_pyplot=False, alpha_overlay=0.6,
+                                     title=f"{i}: {labels[i]}")
+        else:  # captum scales a map by its cumulative sum, which an empty map lacks: the image alone
+            axes[i + 1].imshow(rgb)
+            axes[i + 1].set_title(f"{i}: {labels[i]} (empty map)")
         _draw_box(axes[i + 1], boxes[i].tolist(), colour)
         if masks is not None:
             axes[i + 1].contour(masks[i].cpu().numpy().astype(np.float32), levels=[0.5], colors="white",

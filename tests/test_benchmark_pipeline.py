@@ -23,8 +23,9 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
         for key in ("semantic_miou", "mask_ap", "mask_ap50"):
             assert 0.0 <= row[key] <= 1.0, (key, row)
         assert row["train_minutes"] > 0
+    runs = tmp_path / "work" / "shapes" / "runs"
     for run in ("bbam_seg_s0", "bbam_inst_s0", "gt_seg_s0", "gt_inst_s0"):
-        assert (tmp_path / "work" / "shapes" / "runs" / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
+        assert (runs / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
     table = (tmp_path / "pipeline_shapes.md").read_text()
     assert "| bbam |" in table and "| gt |" in table
 

@@ -10,6 +10,9 @@ from typing import Any
 __all__ = ["BBAMSettings"]
 
 
+MAX_L1_COEF = 1e6
+
+
 @dataclass(frozen=True)
 class BBAMSettings:
     """Every setting of :meth:`bbam_captum.BBAM.attribute` but the image, its boxes, their
@@ -65,7 +68,8 @@ class BBAMSettings:
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not (self.box_head or self.cls_head):
             raise ValueError("box_head and cls_head: at least one must be True, got both False")
-        _number("l1_coef", self.l1_coef, low=0.0)
+        # far above any useful weight, and below where the float32 loss overflows into NaN maps
+        _number("l1_coef", self.l1_coef, low=0.0, high=MAX_L1_COEF)
         _number("tv_coef", self.tv_coef, low=0.0)
         _number("tv_power", self.tv_power, low=0.0, low_open=True)
         if self.stride != "adaptive":
@@ -106,8 +110,11 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _number(name: str, value: Any, low: float, low_open: bool = False, also: str = "") -> None:
-    """``value`` is a finite number >= ``low`` (> with ``low_open``)."""
+def _number(name: str, value: Any, low: float, low_open: bool = False, also: str = "",
+            high: float = math.inf) -> None:
+    """``value`` is a finite number >= ``low`` (> with ``low_open``) and <= ``high``."""
+    if _is_real(value) and math.isfinite(value) and value > high:
+        raise ValueError(f"{name} must be at most {high:g}, got {value!r}")
     if not (_is_real(value) and math.isfinite(value) and (value > low if low_open else value >= low)):
         expected = f"a finite number {'>' if low_open else '>='} {low:g}" + (f" {also}" if also else "")
         raise ValueError(f"{name} must be {expected}, got {value!r}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -12,12 +13,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "OUT/eval.json.")
     parser.add_argument("--pred", required=True, help="output folder of 'bbam-captum generate'")
     parser.add_argument("--gt", required=True, help="COCO file with the true instance masks")
+    parser.add_argument("--gt-img-dir", default=None,
+                        help="folder of --gt's images, compared by content with those the labels were made from "
+                             "(default: images/ beside --gt if there is one, else --gt's folder)")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..metrics.pseudo_labels import evaluate_pseudo_labels
+    from ..metrics.pseudo_labels import evaluate_pseudo_labels, gt_image_folder
+    from ..pipeline.generate import recorded_image_digests
     from ..utils.atomic import write_json_atomic
 
     pred = Path(args.pred)
@@ -25,7 +30,14 @@ def run(args: argparse.Namespace) -> int:
         if not needed.is_file():
             raise InputError(f"not found: {needed}" + (" (is --pred the output folder of 'bbam-captum generate'?)"
                                                        if needed.parent.name == "coco" else ""))
-    scores = evaluate_pseudo_labels(pred, args.gt)
+    gt_img_dir = None if args.gt_img_dir is None else Path(args.gt_img_dir)
+    if gt_img_dir is not None and not gt_img_dir.is_dir():
+        raise InputError(f"--gt-img-dir {gt_img_dir}: no such folder")
+    scores = evaluate_pseudo_labels(pred, args.gt, recorded_image_digests(pred), gt_img_dir)
+    if scores["images_unchecked"]:
+        print(f"note: {scores['images_unchecked']} image(s) of {args.gt} could not be compared by content with "
+              f"those the labels were made from (no file under {gt_image_folder(Path(args.gt), gt_img_dir)}, or no "
+              "record in the maps); pass --gt-img-dir to check them", file=sys.stderr)
     write_json_atomic(pred / "eval.json", scores, indent=1)
     print(f"{'metric':<28}{'value':>8}")
     for key in ("objects", "instance_miou", "semantic_miou", "semantic_miou_labelled", "ignored_fraction"):

@@ -69,13 +69,17 @@ def figure_path(out: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from ..io.images import read_image
     from ..pipeline.api import explain
+    from ..pipeline.outputs import check_not_an_input
 
     settings = bbam_settings(args)
+    if not 0.0 <= args.score_thr <= 1.0:  # also refuses nan
+        raise InputError(f"--score-thr must lie in [0, 1], got {args.score_thr}")
     check_detector_args(args)
     out = figure_path(args.out)
     path = Path(args.image)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
+    check_not_an_input(out, [path, *(Path(p) for p in (args.config, args.checkpoint, args.classes) if p)])
     image = read_image(path)
     boxes = None
     if args.boxes:
@@ -87,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise InputError(f"--boxes on {path} ({image.shape[2]}x{image.shape[1]}): {err}") from err
     model = load_cli_detector(args)
-    result = explain(model, image, boxes, score_thr=args.score_thr, out=out, title=f"BBAM: {path.name}",
-                     show_progress=True, **settings.explicit())
+    try:
+        result = explain(model, image, boxes, score_thr=args.score_thr, out=out, title=f"BBAM: {path.name}",
+                         show_progress=True, **settings.explicit())
+    except ValueError as err:  # what BBAM refuses of this image (e.g. too small): the user's to fix
+        raise InputError(f"cannot explain {path}: {err}") from err
     if not result.records:
         print(f"no detection scores {args.score_thr} or more on {path}; nothing to explain "
               "(lower --score-thr or give --boxes)")

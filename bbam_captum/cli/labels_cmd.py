@@ -23,9 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..pipeline import read_coco, write_labels
     from ..pipeline.generate import run_fingerprint
+    from ..pipeline.outputs import check_output_folder
 
     settings = label_settings(args)
     out = Path(args.out)
+    check_output_folder(out)
     run_file = out / RUN_FILE
     if not run_file.is_file():
         raise InputError(f"{run_file} not found: is {out} the output of 'bbam-captum generate'?")

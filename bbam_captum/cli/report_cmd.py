@@ -36,11 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
+    from ..pipeline.outputs import check_output_subfolders
     from ..report import FlagSettings, build_report
 
     out = Path(args.out)
     if not out.is_dir():
         raise InputError(f"output folder not found: {out}")
+    check_output_subfolders(out)
     if args.gt is not None and not Path(args.gt).is_file():
         raise InputError(f"--gt file not found: {args.gt}")
     flags = FlagSettings(full_fill=args.full_fill, empty_fill=args.empty_fill, claimed=args.claimed,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,10 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite(value: object) -> bool:
+    return _is_number(value) and (isinstance(value, int) or math.isfinite(value))
+
+
 def _where(section: str, index: int, entry: object) -> str:
     label = f" (id {entry['id']!r})" if isinstance(entry, dict) and "id" in entry else ""
     return f"{section}[{index}]{label}"
@@ -66,7 +71,8 @@ def validate_coco(data: object, need_masks: bool = False) -> list[str]:
 
     Checked: the three lists, unique integer ids, ``file_name`` (a non-empty string),
     ``height``/``width`` (integers in 1..MAX_SIDE), integer ``image_id``/``category_id``,
-    ``bbox`` (four numbers) and, with ``need_masks``, a ``segmentation`` (RLE object or
+    ``bbox`` (four numbers), ``iscrowd`` (0 or 1) and ``area`` (finite, >= 0) where given
+    and, with ``need_masks``, a ``segmentation`` (RLE object or
     polygon list) on every annotation. Values that make one box unusable (NaN, a
     degenerate or outside box, an unknown category or image) are not problems of the
     file: :func:`bbam_captum.pipeline.read_coco` records them per box.
@@ -103,6 +109,11 @@ def validate_coco(data: object, need_masks: bool = False) -> list[str]:
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
             problems.append(f"{_where('annotations', i, ann)}: 'bbox' must be [x, y, width, height] (four numbers), "
                             f"got {str(bbox)[:80]}")
+        if "iscrowd" in ann and not (_is_int(ann["iscrowd"]) and ann["iscrowd"] in (0, 1)):
+            problems.append(f"{_where('annotations', i, ann)}: 'iscrowd' must be 0 or 1, got {ann['iscrowd']!r}")
+        area = ann.get("area")
+        if area is not None and not (_is_finite(area) and area >= 0):
+            problems.append(f"{_where('annotations', i, ann)}: 'area' must be a finite number >= 0, got {area!r}")
         if need_masks and not isinstance(ann.get("segmentation"), (dict, list)):
             problems.append(f"{_where('annotations', i, ann)}: no mask: 'segmentation' must be an RLE object or a "
                             f"polygon list, got {str(ann.get('segmentation'))[:80]}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import InputError
 
@@ -23,9 +23,9 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _to_rgb8(img: Image.Image, path: Path) -> np.ndarray:
+def _to_rgb8(img: Image.Image, path: Path, file_format: str | None) -> np.ndarray:
     """np.ndarray[H, W, 3] uint8 of an opened image; 16-bit grey is scaled, not clipped."""
-    if img.mode in _SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):
+    if img.mode in _SIXTEEN_BIT or (img.mode == "I" and file_format == "PNG"):
         grey = np.asarray(img, dtype=np.float64)  # 0..65535
         if grey.min() < 0 or grey.max() > 65535:
             raise InputError(f"cannot read image {path}: mode {img.mode} holds values outside 0..65535")
@@ -41,6 +41,10 @@ def _to_rgb8(img: Image.Image, path: Path) -> np.ndarray:
 def read_image(path: str | Path) -> torch.Tensor:
     """An image file as Tensor[3, H, W] uint8 RGB.
 
+    The pixels are turned as the file's EXIF orientation says, as mmcv's loaders (those of
+    the written training configs) and PIL's ``ImageOps.exif_transpose`` turn them, so labels
+    made from them match what training sees.
+
     8-bit images of any mode (grey, palette, alpha, CMYK) are converted to RGB; 16-bit
     grey is scaled to 8 bits (Pillow reads 16-bit RGB as 8-bit RGB itself); 32-bit
     integer and float images are refused.
@@ -54,7 +58,7 @@ def read_image(path: str | Path) -> torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
-            array = _to_rgb8(img, path)
+            array = _to_rgb8(ImageOps.exif_transpose(img), path, img.format)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, InputError):
             raise

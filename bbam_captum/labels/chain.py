@@ -15,6 +15,8 @@ from .crf import DenseCRFSettings, crf_masks
 from .masks import instance_masks, smooth_maps
 from .refine import refine_masks, segment_pools
 
+MIN_CRF_PIXELS = 256  # the smallest CRF grid (16 x 16 for a square image) that crf_max_pixels may ask for
+
 
 @dataclass
 class LabelSettings:
@@ -72,8 +74,10 @@ class LabelSettings:
                              f"theta_fg={self.theta_fg}")
         if not 0.0 <= self.instance_threshold <= 1.0:
             raise InputError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
-        if self.crf_max_pixels < 0:
-            raise InputError(f"crf_max_pixels must be >= 0 (0: full resolution), got {self.crf_max_pixels}")
+        if self.crf_max_pixels < 0 or 0 < self.crf_max_pixels < MIN_CRF_PIXELS:
+            raise InputError(f"crf_max_pixels must be >= 0 (0: full resolution) and, above 0, at least "
+                             f"{MIN_CRF_PIXELS} (a 16 x 16 grid: the guided upsampling needs neighbours), got "
+                             f"{self.crf_max_pixels}")
         if not 0.0 <= self.blur_sigma <= 100.0:
             raise InputError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")
 

@@ -45,5 +45,8 @@ def smooth_maps(maps: Tensor, sigma: float) -> Tensor:
     size = 2 * int(3 * sigma) + 1
     # the Gaussian is separable: a row pass and a column pass cost 2k, not k^2, per pixel (k up to
     # 385 at 800 px), with the same kernel and the same reflected borders
-    rows = gaussian_blur(maps, kernel_size=[size, 1], sigma=[sigma, sigma])
-    return gaussian_blur(rows, kernel_size=[1, size], sigma=[sigma, sigma])
+    # reflected borders need the kernel's half inside the map: on a map narrower than the
+    # kernel the Gaussian is cut there (it leaves maps of 3 sigma or more unchanged)
+    size_x, size_y = (min(size, 2 * side - 1) for side in (maps.shape[-1], maps.shape[-2]))
+    rows = gaussian_blur(maps, kernel_size=[size_x, 1], sigma=[sigma, sigma])
+    return gaussian_blur(rows, kernel_size=[1, size_y], sigma=[sigma, sigma])

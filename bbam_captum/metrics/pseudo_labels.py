@@ -46,6 +46,44 @@ def _check_same_images(pred_images: list, gt_images: list, pred_file: Path, gt_f
                          f"difference(s)): is {gt_file} the file the labels were made from?\n  {listed}")
 
 
+def gt_image_folder(gt_file: Path, gt_img_dir: Path | None = None) -> Path:
+    """Where a ground truth's images lie: ``gt_img_dir``, else ``images/`` beside the file
+    (``bbam-captum synth``'s layout) when there is one, else the file's own folder."""
+    if gt_img_dir is not None:
+        return gt_img_dir
+    beside = gt_file.parent / "images"
+    return beside if beside.is_dir() else gt_file.parent
+
+
+def check_image_content(recorded: dict[int, str], gt_images: list[dict], gt_file: Path,
+                        gt_img_dir: Path | None = None) -> int:
+    """The ground truth's image files are those the labels were made from, by content: the
+    sha256 of each (found under :func:`gt_image_folder`) against ``recorded`` (by image id,
+    as the maps files recorded them). Returns how many images could not be checked (no
+    record, or no file found).
+
+    Raises:
+        InputError: listing the images whose content differs.
+    """
+    from ..io.images import file_digest
+
+    folder = gt_image_folder(gt_file, gt_img_dir)
+    problems, unchecked = [], 0
+    for img in gt_images:
+        path = folder / img["file_name"]
+        if img["id"] not in recorded or not path.is_file():
+            unchecked += 1
+            continue
+        if file_digest(path) != recorded[img["id"]]:
+            problems.append(f"image id {img['id']}: {path} is not the image its labels were made from")
+    if problems:
+        listed = "\n  ".join(problems[:10])
+        raise InputError(f"the prediction and the ground truth {gt_file} describe different images "
+                         f"({len(problems)} image(s) of other content, though ids, names and sizes may agree): "
+                         f"is it the file the labels were made from, and are the labels up to date?\n  {listed}")
+    return unchecked
+
+
 def _true_mask(ann: dict, img: dict, gt_file: Path) -> np.ndarray:
     try:
         mask = decode_mask(ann["segmentation"], img["height"], img["width"])
@@ -72,7 +110,8 @@ def _read_label(path: Path, img: dict) -> np.ndarray | None:
     return label
 
 
-def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
+def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path, image_digests: dict[int, str] | None = None,
+                           gt_img_dir: str | Path | None = None) -> dict:
     """Scores ``pred`` (the output folder of ``generate``) against the true masks of ``gt_ann``.
 
     Returns:
@@ -82,15 +121,24 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
         ignored (255) pixels counted as background; ``semantic_miou_labelled``: the
         same over the pixels that are not ignored; ``ignored_fraction``; per-class IoUs.
 
+        ``images_unchecked``: with ``image_digests`` (the sha256 of each image file the labels
+        were made from, by image id), how many of the ground truth's images could not be
+        compared by content (see :func:`check_image_content`; ``gt_img_dir`` says where
+        they lie). ``iscrowd: 1`` objects of the truth are left out of ``instance_miou``.
+
     Raises:
         InputError: a malformed file, ground truth without masks, or prediction and
-            ground truth that describe different images (ids, file names, sizes).
+            ground truth that describe different images (ids, file names, sizes, content).
     """
     pred, gt_file = Path(pred), Path(gt_ann)
     pred_file = pred / "coco" / "instances.json"
     gt = load_coco_json(gt_file, need_masks=True)
     pseudo = load_coco_json(pred_file)
     _check_same_images(pseudo["images"], gt["images"], pred_file, gt_file)
+    unchecked = None
+    if image_digests is not None:
+        unchecked = check_image_content(image_digests, gt["images"], gt_file,
+                                        None if gt_img_dir is None else Path(gt_img_dir))
     images = {i["id"]: i for i in gt["images"]}
     categories = sorted(c["id"] for c in gt["categories"])
     class_of = {cat: i + 1 for i, cat in enumerate(categories)}
@@ -115,6 +163,8 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
         for ann in by_image.get(image_id, []):
             true = _true_mask(ann, img, gt_file)
             truth[true] = class_of[ann["category_id"]]
+            if ann.get("iscrowd") == 1:  # a crowd region: ignored in training, no object to score
+                continue
             guess = pseudo_by_id.get(ann["id"])
             if guess is None or guess.get("image_id") != image_id or "segmentation" not in guess:
                 ious.append(0.0)
@@ -144,4 +194,5 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path) -> dict:
         "semantic_miou_labelled": semantic_labelled,
         "ignored_fraction": ignored / max(total, 1),
         "semantic_iou_per_class": dict(zip(names, per_class)),
+        **({} if unchecked is None else {"images_unchecked": unchecked}),
     }

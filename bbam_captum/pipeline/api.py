@@ -27,7 +27,7 @@ from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
 from .coco_input import read_coco
 from .generate import compute_maps, run_fingerprint
-from .outputs import check_inputs_outside_outputs, check_output_folder
+from .outputs import check_inputs_outside_outputs, check_not_an_input, check_output_folder
 from .writers import write_labels
 
 __all__ = ["Explanation", "check_generate_inputs", "explain", "generate_labels", "model_digest"]
@@ -96,6 +96,8 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
     bbam_settings = _bbam_settings(settings)
     bbam = _as_bbam(model)
     if not isinstance(image, Tensor):
+        if out is not None:
+            check_not_an_input(Path(out), [Path(image)], "out")
         image = read_image(Path(image))
     scores = None
     if boxes is None:

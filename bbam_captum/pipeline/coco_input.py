@@ -21,7 +21,11 @@ class ImageItem:
         ann_ids (np.ndarray[K] int64): COCO annotation id per box.
         failures: boxes left out, each ``{"image_id", "ann_id", "reason"}``.
         ignore_boxes (np.ndarray[F, 4] float32): the parts inside the image of boxes left
-            out, which the semantic labels mark as ignore rather than background.
+            out and of crowd regions, which the semantic labels mark as ignore rather than
+            background.
+        crowds: the ``iscrowd: 1`` annotations (not explained), each ``{"id", "category_id",
+            "bbox"}`` with its box ``[x, y, w, h]`` clipped to the image; ``instances.json``
+            keeps them as crowd regions, which MMDetection ignores in training.
     """
 
     image_id: int
@@ -33,6 +37,7 @@ class ImageItem:
     ann_ids: np.ndarray
     failures: list[dict] = field(default_factory=list)
     ignore_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    crowds: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +57,7 @@ def _category_classes(categories: list[dict], class_names: tuple[str, ...], path
     id only when asked (``by_order``) and the counts agree: a silent mapping by position would
     label every box with whatever class happens to sit at its index."""
     names = [c.get("name") for c in categories]
+    _check_unique_names(categories, path)
     if names and all(n in class_names for n in names):
         return {c["id"]: class_names.index(c["name"]) for c in categories}
     if by_order and len(categories) == len(class_names):
@@ -62,6 +68,18 @@ def _category_classes(categories: list[dict], class_names: tuple[str, ...], path
             "to pair them by order of category id instead, pass --categories-by-order (Python: by_order=True)")
     raise InputError(f"the categories of {path} do not match the detector's classes by name: {unknown[:10]} are "
                      f"not among {list(class_names)[:20]}; {hint}")
+
+
+def _check_unique_names(categories: list[dict], path: Path) -> None:
+    """Category names pair categories with the detector's classes and name them in the written
+    configs: two categories of one name would take one class and list it twice."""
+    first: dict[object, int] = {}
+    for c in categories:
+        name = c.get("name")
+        if name in first and name is not None:
+            raise InputError(f"{path}: categories {first[name]} and {c['id']} share the name {name!r}; "
+                             "category names must be unique")
+        first.setdefault(name, c["id"])
 
 
 def _box_problem(bbox: list, img: dict, known_category: bool, category_id: int) -> str | None:
@@ -87,6 +105,7 @@ def read_coco(path: str | Path, class_names: tuple[str, ...], by_order: bool = F
     The whole file is validated first (:func:`bbam_captum.io.validate_coco`). Boxes that cannot be
     explained (degenerate, outside their image, unknown category, or of an image id not
     in ``images``) are recorded with their reason; the others are clipped to their image.
+    ``iscrowd: 1`` boxes become crowd regions (:attr:`ImageItem.crowds`), not boxes to explain.
 
     Raises:
         InputError: missing file, not JSON, structural problems, or categories that do not
@@ -107,10 +126,15 @@ def read_coco(path: str | Path, class_names: tuple[str, ...], by_order: bool = F
                              "reason": f"image id {ann['image_id']} is not in 'images'"})
     items = []
     for img in data["images"]:
-        boxes, classes, ann_ids, failures, ignore = [], [], [], [], []
+        boxes, classes, ann_ids, failures, ignore, crowds = [], [], [], [], [], []
         for ann in by_image.get(img["id"], []):
             known = ann["category_id"] in class_of
             reason = _box_problem(ann["bbox"], img, known, ann["category_id"])
+            if reason is None and ann.get("iscrowd") == 1:  # a crowd region: ignored, not an object to explain
+                x1, y1, x2, y2 = _clipped_xyxy(ann["bbox"], img)
+                crowds.append({"id": ann["id"], "category_id": ann["category_id"], "bbox": [x1, y1, x2 - x1, y2 - y1]})
+                ignore.append([x1, y1, x2, y2])
+                continue
             if reason:
                 failures.append({"image_id": img["id"], "ann_id": ann["id"], "reason": reason})
                 if not known and reason.startswith("unknown"):  # a real object of some class: not background
@@ -123,5 +147,5 @@ def read_coco(path: str | Path, class_names: tuple[str, ...], by_order: bool = F
             image_id=img["id"], file_name=img["file_name"], height=img["height"], width=img["width"],
             boxes=np.asarray(boxes, np.float32).reshape(-1, 4), classes=np.asarray(classes, np.int64),
             ann_ids=np.asarray(ann_ids, np.int64), failures=failures,
-            ignore_boxes=np.asarray(ignore, np.float32).reshape(-1, 4)))
+            ignore_boxes=np.asarray(ignore, np.float32).reshape(-1, 4), crowds=crowds))
     return CocoInput(path=path, categories=categories, class_of_category=class_of, items=items, failures=dangling)

@@ -33,9 +33,11 @@ from ..io.images import file_digest, read_image
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
 
-__all__ = ["compute_maps", "maps_key", "map_path", "npz_key", "save_maps", "stored_key"]
+__all__ = ["compute_maps", "maps_key", "map_path", "npz_key", "read_maps_file", "recorded_image_digests",
+           "save_maps", "stored_image_digest", "stored_key"]
 
 KEY_VERSION = 1  # part of every key: a change of the maps format invalidates old files
+MAPS_ARRAYS = ("maps", "boxes", "classes", "ann_ids")  # what every maps file holds (the contract's arrays)
 
 
 def map_path(out: Path, image_id: int) -> Path:
@@ -88,57 +90,111 @@ def npz_key(arrays: Mapping[str, np.ndarray]) -> str | None:
     return None if key is None else str(key)
 
 
-def stored_key(path: Path) -> str | None:
-    """The key of a maps file; None when it has none or cannot be read."""
+def read_maps_file(path: Path) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """Every array of a maps file, each read in full so that damaged bytes anywhere show;
+    or None and why the file cannot be used (missing, damaged, or lacking an array)."""
     try:
-        with np.load(path) as data:
-            return npz_key(data)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        return None, f"maps file {path} not found"
+    # damaged bytes raise zlib.error, SyntaxError (the header's tokenizer), BadZipFile, EOFError,
+    # ValueError, ... from np.load: whatever it is, the file is as good as missing
+    except Exception as err:
+        return None, f"maps file {path} cannot be read ({type(err).__name__}: {err})"
+    missing = set(MAPS_ARRAYS) - arrays.keys()
+    if missing:
+        return None, f"maps file {path} lacks {sorted(missing)}"
+    return arrays, None
+
+
+def stored_key(path: Path) -> str | None:
+    """The key of a maps file; None when it has none or cannot be read in full."""
+    arrays, _ = read_maps_file(path)
+    return None if arrays is None else npz_key(arrays)
+
+
+def stored_image_digest(path: Path) -> str | None:
+    """The sha256 of the image file that a maps file was made from (see :func:`save_maps`);
+    None when the file is unreadable or older than this record."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data["image_sha256"]) if "image_sha256" in data.files else None
+    except Exception:  # damaged: as unreadable, see read_maps_file
         return None
 
 
+def recorded_image_digests(out: Path) -> dict[int, str]:
+    """The sha256 of each image file as its maps file recorded it, by image id (images whose
+    maps file is missing, damaged or older than this record are left out)."""
+    digests = {}
+    for path in sorted((out / "maps").glob("*.npz")):
+        digest = stored_image_digest(path) if path.stem.lstrip("-").isdigit() else None
+        if digest:
+            digests[int(path.stem)] = digest
+    return digests
+
+
 def save_maps(out: Path, item: ImageItem, maps: np.ndarray, records_json: str, seconds: float | None = None,
-              key: str = "") -> None:
+              key: str = "", image_digest: str = "") -> None:
     """Writes one image's maps file: maps (np.ndarray[K, H, W], stored float16) with the item's
-    boxes, classes and annotation ids, per-box records (JSON) and its ``key``; ``seconds``,
-    the time it took, goes to a file of its own."""
+    boxes, classes and annotation ids, per-box records (JSON), its ``key`` and the sha256 of
+    its image file (which ``evaluate`` and ``report`` compare with the images they are shown);
+    ``seconds``, the time it took, goes to a file of its own."""
     save_npz_atomic(map_path(out, item.image_id), maps=maps.astype(np.float16), boxes=item.boxes,
-                    classes=item.classes, ann_ids=item.ann_ids, records=np.array(records_json), key=np.array(key))
+                    classes=item.classes, ann_ids=item.ann_ids, records=np.array(records_json), key=np.array(key),
+                    image_sha256=np.array(image_digest))
     if seconds is not None:
         write_json_atomic(time_path(out, item.image_id), {"seconds": seconds})
 
 
+def record_failure(out: Path, item: ImageItem, reason: str) -> None:
+    """An image that cannot be explained: its failure file, and no maps of an earlier content."""
+    map_path(out, item.image_id).unlink(missing_ok=True)
+    write_json_atomic(failure_path(out, item.image_id), {"image_id": item.image_id, "reason": reason})
+
+
 def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, settings: BBAMSettings,
-                  key: str = "") -> None:
+                  key: str = "", image_digest: str = "") -> None:
     """Runs BBAM on one image's boxes and writes its maps file (or its failure file)."""
     start = time.perf_counter()
     try:
         image = read_image(image_path(img_dir, item))
         if tuple(image.shape[-2:]) != (item.height, item.width):
-            raise InputError(f"image {item.file_name} is {image.shape[2]}x{image.shape[1]}, "
-                             f"the COCO file says {item.width}x{item.height}")
+            raise InputError(f"image {item.file_name} is {image.shape[2]}x{image.shape[1]} (EXIF orientation "
+                             f"applied), the COCO file says {item.width}x{item.height}")
     except InputError as err:
-        map_path(out, item.image_id).unlink(missing_ok=True)  # maps of an earlier image content no longer hold
-        write_json_atomic(failure_path(out, item.image_id), {"image_id": item.image_id, "reason": str(err)})
+        record_failure(out, item, str(err))
         return
     height, width = item.height, item.width
     if len(item.boxes):
-        maps, records = bbam.attribute(image, torch.from_numpy(item.boxes), target=torch.from_numpy(item.classes),
-                                       return_records=True, **settings.to_kwargs())
+        try:
+            maps, records = bbam.attribute(image, torch.from_numpy(item.boxes),
+                                           target=torch.from_numpy(item.classes), return_records=True,
+                                           **settings.to_kwargs())
+        except ValueError as err:  # what BBAM refuses of this image (e.g. too small): this image fails, not the run
+            record_failure(out, item, f"image {item.file_name} cannot be explained: {err}")
+            return
         maps_np = maps[:, 0].cpu().numpy()
         record_json = json.dumps([asdict(r) for r in records])
     else:
         maps_np, record_json = np.zeros((0, height, width), np.float16), "[]"
-    save_maps(out, item, maps_np, record_json, time.perf_counter() - start, key)
+    save_maps(out, item, maps_np, record_json, time.perf_counter() - start, key, image_digest)
     failure_path(out, item.image_id).unlink(missing_ok=True)
+
+
+def image_digest(item: ImageItem, img_dir: Path) -> str | None:
+    """The sha256 of an item's image file; None when it cannot be read."""
+    try:
+        return file_digest(image_path(img_dir, item))
+    except OSError:
+        return None
 
 
 def expected_key(item: ImageItem, img_dir: Path, fingerprint: str) -> str | None:
     """The key the maps of ``item`` must carry now; None when its image cannot be read."""
-    try:
-        return maps_key(item, file_digest(image_path(img_dir, item)), fingerprint)
-    except OSError:
-        return None
+    digest = image_digest(item, img_dir)
+    return None if digest is None else maps_key(item, digest, fingerprint)
 
 
 def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings: BBAMSettings | None = None,
@@ -155,7 +211,8 @@ def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings
     (out / "maps").mkdir(parents=True, exist_ok=True)
     fingerprint = run_fingerprint(settings, detector_digest)
     mine = coco.items[rank::world_size]
-    keys = {item.image_id: expected_key(item, img_dir, fingerprint) for item in mine}
+    digests = {item.image_id: image_digest(item, img_dir) for item in mine}
+    keys = {i: None if d is None else maps_key(item, d, fingerprint) for (i, d), item in zip(digests.items(), mine)}
     todo = [item for item in mine if force or keys[item.image_id] is None
             or stored_key(map_path(out, item.image_id)) != keys[item.image_id]]
     if show_progress and len(todo) < len(mine):
@@ -165,5 +222,5 @@ def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings
                disable=not show_progress, position=rank)
     for item in bar:
         bar.set_postfix(boxes=len(item.boxes))
-        explain_image(bbam, item, img_dir, out, settings, keys[item.image_id] or "")
+        explain_image(bbam, item, img_dir, out, settings, keys[item.image_id] or "", digests[item.image_id] or "")
     return len(todo)

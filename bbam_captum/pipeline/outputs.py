@@ -9,6 +9,8 @@ from ..errors import InputError
 
 # what generate, labels and evaluate write under OUT
 OUTPUT_PARTS = ("maps", "mmseg", "coco", "summary.json", "run.json", "eval.json")
+# the folders among them (and below them) that a run writes into
+OUTPUT_FOLDERS = ("maps", "mmseg", "mmseg/labels", "mmseg/images", "coco", "report", "report/thumbs", "report/cache")
 
 
 def check_output_folder(out: Path) -> None:
@@ -24,6 +26,25 @@ def check_output_folder(out: Path) -> None:
         raise InputError(f"--out {out}: {existing} is a file, not a folder")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise InputError(f"--out {out}: {existing} cannot be written to")
+    check_output_subfolders(out)
+
+
+def check_output_subfolders(out: Path) -> None:
+    """The folders a run writes under ``out`` (:data:`OUTPUT_FOLDERS`) are folders and can be
+    written to where they exist, so that no run fails after its maps are made.
+
+    Raises:
+        InputError: naming the first that is a file or cannot be written.
+    """
+    for name in (p for p in OUTPUT_PARTS if p.endswith(".json")):
+        if (out / name).is_dir():
+            raise InputError(f"--out {out}: {out / name} is a folder where the run writes a file; move it away")
+    for part in OUTPUT_FOLDERS:
+        folder = out / part
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"--out {out}: {folder} is a file where the run writes a folder; move it away")
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"--out {out}: {folder} cannot be written to")
 
 
 def check_inputs_outside_outputs(out: Path, inputs: Iterable[Path]) -> None:
@@ -41,3 +62,18 @@ def check_inputs_outside_outputs(out: Path, inputs: Iterable[Path]) -> None:
             if resolved == part or part in resolved.parents:
                 raise InputError(f"input file {path} lies inside the output folder's {part.relative_to(root)}, "
                                  f"which this run writes; choose another --out than {out}")
+
+
+def check_not_an_input(target: Path, inputs: Iterable[Path | None], flag: str = "--out") -> None:
+    """``target``, a file a command writes, is none of its input files (by any path to it).
+
+    Raises:
+        InputError: naming the input that would be overwritten.
+    """
+    resolved = target.resolve()
+    for path in inputs:
+        if path is None or not path.exists():
+            continue
+        if path.resolve() == resolved or (target.exists() and os.path.samefile(path, target)):
+            raise InputError(f"{flag} {target} is the input file {path}: writing there would overwrite it; "
+                             "choose another file")

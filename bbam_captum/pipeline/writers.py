@@ -7,11 +7,15 @@ images, so it can be rerun with other thresholds in seconds.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
 import shutil
-import zipfile
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
@@ -30,7 +34,7 @@ from ..io.images import read_image
 from ..labels import IGNORE, LabelSettings, pseudo_masks, semantic_label
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
-from .generate import expected_key, failure_path, image_path, map_path, npz_key, time_path
+from .generate import expected_key, failure_path, image_path, map_path, npz_key, read_maps_file, time_path
 from .outputs import check_inputs_outside_outputs
 
 # The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
@@ -85,14 +89,9 @@ def _ignore_failed_boxes(label: np.ndarray, boxes: np.ndarray) -> None:
 
 def _load_maps(path: Path, item: ImageItem, key: str | None) -> tuple[dict | None, str | None]:
     """An image's saved maps as a dict of arrays, or None and why they cannot be used."""
-    try:
-        with np.load(path) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        return None, f"maps file {path} cannot be read ({err}): rerun generate"
-    missing = {"maps", "boxes", "classes", "ann_ids"} - arrays.keys()
-    if missing:
-        return None, f"maps file {path} lacks {sorted(missing)}: rerun generate"
+    arrays, reason = read_maps_file(path)
+    if arrays is None:
+        return None, f"{reason}: rerun generate"
     stored = npz_key(arrays)
     if key is not None and stored and stored != key:
         return None, (f"maps file {path} was made from other boxes, image or settings than the current ones: "
@@ -145,6 +144,14 @@ class _ImageLabels:
     annotations: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     records: list[dict] = field(default_factory=list)
+    crowds: list[dict] = field(default_factory=list)
+
+
+def _failed(job: _LabelJob, name: str, reason: str) -> _ImageLabels:
+    """An image that is not labelled: no label of an older run stays."""
+    (job.out / "mmseg" / "labels" / f"{name}.png").unlink(missing_ok=True)
+    (job.out / "mmseg" / "images" / f"{name}{job.suffix}").unlink(missing_ok=True)
+    return _ImageLabels(failure={"image_id": job.item.image_id, "reason": reason, "boxes": len(job.item.boxes)})
 
 
 def _label_image(job: _LabelJob) -> _ImageLabels:
@@ -159,13 +166,18 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
         except InputError as err:
             data, reason = None, str(err)
     if data is None:
-        (seg_dir / "labels" / f"{name}.png").unlink(missing_ok=True)  # no label of an older run stays
-        (seg_dir / "images" / f"{name}{job.suffix}").unlink(missing_ok=True)
-        return _ImageLabels(failure={"image_id": item.image_id, "reason": reason, "boxes": len(item.boxes)})
+        return _failed(job, name, reason)
     timing = time_path(job.out, item.image_id)
     seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else float(data.get("seconds", 0.0))
-    records = json.loads(str(data["records"])) if "records" in data else []
-    instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image)
+    unknown = sorted({int(c) for c in data["classes"]} - job.category_of_class.keys())
+    if unknown:
+        return _failed(job, name, f"maps file of image {item.image_id} holds classes {unknown} that no category "
+                                  "of the COCO file maps to: rerun generate")
+    try:
+        records = json.loads(str(data["records"])) if "records" in data else []
+        instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image)
+    except (ValueError, RuntimeError) as err:  # what the label chain cannot take of this image fails it alone
+        return _failed(job, name, f"image {item.file_name} cannot be labelled: {type(err).__name__}: {err}")
     label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
     _ignore_failed_boxes(label, item.ignore_boxes)
     _write_png_atomic(seg_dir / "labels" / f"{name}.png", label)
@@ -178,11 +190,45 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
                             "category_id": int(job.category_of_class[int(cls)]),
                             "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
                             "segmentation": encode_mask(mask), "ignore_segmentation": encode_mask(ignore)})
-    return _ImageLabels(name=name, annotations=annotations, seconds=seconds, records=records)
+    return _ImageLabels(name=name, annotations=annotations, seconds=seconds, records=records,
+                        crowds=_crowd_annotations(item))
 
 
-def _one_thread() -> None:
+def _crowd_annotations(item: ImageItem) -> list[dict]:
+    """The image's ``iscrowd: 1`` regions as COCO annotations, their box as the mask: MMDetection
+    ignores such regions in training rather than learning them as objects."""
+    crowds = []
+    for crowd in item.crowds:
+        x, y, w, h = crowd["bbox"]
+        mask = np.zeros((item.height, item.width), bool)
+        mask[int(np.floor(y)):int(np.ceil(y + h)), int(np.floor(x)):int(np.ceil(x + w))] = True
+        crowds.append({"id": crowd["id"], "image_id": item.image_id, "category_id": crowd["category_id"],
+                       "bbox": [x, y, w, h], "area": int(mask.sum()), "iscrowd": 1, "segmentation": encode_mask(mask)})
+    return crowds
+
+
+def _init_worker(parent: int) -> None:
     torch.set_num_threads(1)  # each worker process takes one core
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ends this worker process when ``parent`` ends (killed too), rather than leaving it to
+    run on with no one to read its results: on Linux the kernel sends SIGTERM
+    (``prctl(PR_SET_PDEATHSIG)``), elsewhere a thread watches the parent's id."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the call
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _labelled(jobs: list[_LabelJob], workers: int) -> Iterator[_ImageLabels]:
@@ -190,10 +236,15 @@ def _labelled(jobs: list[_LabelJob], workers: int) -> Iterator[_ImageLabels]:
     if workers <= 1 or len(jobs) <= 1:
         yield from map(_label_image, jobs)
         return
-    # spawned, not forked: a fork of a process whose OpenMP threads have run can hang in torch
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_one_thread) as pool:
+    with label_pool(min(workers, len(jobs))) as pool:
         yield from pool.map(_label_image, jobs, chunksize=1)
+
+
+def label_pool(workers: int) -> ProcessPoolExecutor:
+    """The worker processes of the label step: one thread each, ending with this process."""
+    # spawned, not forked: a fork of a process whose OpenMP threads have run can hang in torch
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(os.getpid(),))
 
 
 def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSettings, class_names: tuple[str, ...],
@@ -219,7 +270,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
         folder.mkdir(parents=True, exist_ok=True)
     category_of_class = {c: cat for cat, c in coco.class_of_category.items()}
     suffix = image_link_suffix(coco.items)
-    annotations, names, failures = [], [], list(coco.failures)
+    annotations, crowds, names, failures = [], [], [], list(coco.failures)
     seconds, records, boxes_failed = 0.0, [], len(coco.failures)
     jobs = [_LabelJob(out, item, img_dir, settings, fingerprint, suffix, category_of_class) for item in coco.items]
     # closed on the way out, error or not, so that worker processes end with the loop
@@ -234,6 +285,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
                 continue
             names.append(result.name)
             annotations += result.annotations
+            crowds += result.crowds
             seconds += result.seconds
             records += result.records
 
@@ -244,7 +296,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
                                                       "ignore_index": IGNORE}, indent=1))
     _write_seg_config(seg_dir, seg_dir / "images", seg_classes, suffix)
     images = load_coco_json(coco.path)["images"]
-    write_json_atomic(coco_dir / "instances.json", {"images": images, "annotations": annotations,
+    write_json_atomic(coco_dir / "instances.json", {"images": images, "annotations": annotations + crowds,
                                                     "categories": coco.categories})
     _write_inst_config(coco_dir, img_dir, tuple(str(c.get("name", c["id"])) for c in coco.categories))
 
@@ -257,6 +309,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
         "boxes_labelled": len(annotations),
         "boxes_failed": boxes_failed,
         "boxes_without_positive_proposal": sum(1 for r in records if r["fallback"]),
+        "crowd_regions": len(crowds),
         "bbam_settings": bbam_settings.explicit(),
         "label_settings": asdict(settings),
         "timings": {"bbam_seconds": round(seconds, 2),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,11 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..io.coco import decode_mask
+from ..io.coco import decode_mask, load_coco_json
+from ..io.images import file_digest, read_image
 from ..metrics import mask_iou
+from ..metrics.pseudo_labels import check_image_content
+from ..pipeline.generate import read_maps_file, recorded_image_digests
 from ..pipeline.writers import label_name
 from ..utils.atomic import write_json_atomic
 from .thumbs import RENDER_VERSION, box_view, label_view, overview, save_png
@@ -51,6 +53,11 @@ class RunInputs:
     palette: list[list[int]] = field(default_factory=list)
 
 
+def _is_rgb(colour: object) -> bool:
+    return (isinstance(colour, list) and len(colour) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in colour))
+
+
 def _read_json(path: Path, what: str) -> dict:
     if not path.is_file():
         raise InputError(f"{path} not found: {what}")
@@ -65,25 +72,41 @@ def read_run(out: Path, gt: Path | None = None) -> RunInputs:
 
     Raises:
         InputError: ``out`` is not a finished ``generate`` run, ``gt`` is missing, unreadable
-            files, or a ``gt`` that shares no annotation id with the run.
+            files, or a ``gt`` that shares no annotation id with the run or whose image files
+            differ in content from those the maps were made from.
     """
     hint = f"is {out} the output folder of 'bbam-captum generate'?"
     run = _read_json(out / RUN_FILE, hint)
-    instances = _read_json(out / "coco" / "instances.json", hint)
+    if not (out / "coco" / "instances.json").is_file():
+        raise InputError(f"{out / 'coco' / 'instances.json'} not found: {hint}")
+    instances = load_coco_json(out / "coco" / "instances.json")  # a hand-edited file is checked as any COCO file
     classes = _read_json(out / "mmseg" / "classes.json", hint)
+    for path, content in ((out / RUN_FILE, run), (out / "mmseg" / "classes.json", classes)):
+        if not isinstance(content, dict):
+            raise InputError(f"{path} must hold a JSON object, got {type(content).__name__}; {hint}")
     for key in ("img_dir", "class_names"):
         if key not in run:
             raise InputError(f"{out / RUN_FILE} has no '{key}'; {hint}")
+    palette = classes.get("palette", [[0, 0, 0]])
+    if not (isinstance(palette, list) and palette and all(_is_rgb(c) for c in palette)):
+        raise InputError(f"{out / 'mmseg' / 'classes.json'}: 'palette' must be a list of [r, g, b] (0..255), "
+                         f"got {str(palette)[:80]}")
     pseudo: dict[int, list[dict]] = defaultdict(list)
     for ann in instances.get("annotations", []):
         pseudo[ann["image_id"]].append(ann)
     inputs = RunInputs(out=out, img_dir=Path(run["img_dir"]), class_names=list(run["class_names"]),
                        images=sorted(instances.get("images", []), key=lambda i: i["id"]), pseudo=dict(pseudo),
-                       palette=classes.get("palette", [[0, 0, 0]]))
+                       palette=palette)
     if gt is not None:
         truth = _read_json(gt, "the --gt file with the true masks")
-        inputs.truth = {a["id"]: a for a in truth.get("annotations", []) if "segmentation" in a}
+        if not (isinstance(truth, dict) and all(isinstance(truth.get(k, []), list) for k in ("images", "annotations"))):
+            raise InputError(f"--gt {gt} is not a COCO file: an object with the lists 'images' and 'annotations'")
+        inputs.truth = {a["id"]: a for a in truth.get("annotations", [])
+                        if isinstance(a, dict) and "segmentation" in a and "id" in a}
         ours = {a["id"] for anns in pseudo.values() for a in anns}
+        listed = [i for i in truth.get("images", []) if isinstance(i, dict) and {"id", "file_name"} <= i.keys()
+                  and isinstance(i["file_name"], str)]
+        check_image_content(recorded_image_digests(out), listed, gt)  # masks of other pictures would mislead
         if ours and not ours & inputs.truth.keys():
             raise InputError(f"{gt} has no masks for any annotation id of {out / 'coco' / 'instances.json'}: "
                              "pass the COCO file the boxes came from, with its true masks")
@@ -95,6 +118,13 @@ def _digest(*parts: bytes) -> str:
     for part in parts:
         h.update(hashlib.sha1(part).digest())
     return h.hexdigest()[:16]
+
+
+def file_digest_or_none(path: Path) -> str | None:
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
 
 
 def _file_bytes(path: Path) -> bytes:
@@ -118,22 +148,29 @@ def _label_path(inputs: RunInputs, info: dict) -> Path:
 def _load_arrays(inputs: RunInputs, info: dict) -> tuple:
     """The maps file, image and label of one image; ValueError naming the file when unusable."""
     maps_file = inputs.out / "maps" / f"{info['id']}.npz"
+    saved, reason = read_maps_file(maps_file)
+    if saved is None or "records" not in saved:
+        raise ValueError(reason or f"maps file {maps_file} lacks its records")
     try:
-        with np.load(maps_file) as data:
-            saved = {k: data[k] for k in ("maps", "boxes", "classes", "ann_ids", "records")}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"unreadable maps file {maps_file}: {err}") from err
-    records = json.loads(str(saved["records"]))
-    if len(records) != len(saved["boxes"]):
+        records = json.loads(str(saved["records"]))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"maps file {maps_file}: its records are not JSON ({err})") from err
+    if not isinstance(records, list) or len(records) != len(saved["boxes"]):
         raise ValueError(f"{maps_file}: {len(records)} records for {len(saved['boxes'])} boxes")
-    paths = (inputs.img_dir / info["file_name"], _label_path(inputs, info))
+    image_file = inputs.img_dir / info["file_name"]
+    recorded = str(saved.get("image_sha256", ""))
+    if recorded and file_digest_or_none(image_file) != recorded:  # new pictures with old masks would mislead
+        raise ValueError(f"stale: image file {image_file} changed (or went) since its maps were made: "
+                         "rerun generate")
     try:
-        with Image.open(paths[0]) as img:
-            image = np.array(img.convert("RGB"))
-        with Image.open(paths[1]) as img:
+        image = read_image(image_file).permute(1, 2, 0).numpy()  # as the labels saw it (EXIF orientation)
+        with Image.open(_label_path(inputs, info)) as img:
             label = np.array(img)
-    except (OSError, UnidentifiedImageError) as err:
-        raise ValueError(f"image {info['id']}: cannot read {err.filename or paths}: {err}") from err
+    except (InputError, OSError, UnidentifiedImageError) as err:
+        raise ValueError(f"image {info['id']}: {err}") from err
+    if label.shape != image.shape[:2]:
+        raise ValueError(f"label {_label_path(inputs, info)} is {label.shape[1]}x{label.shape[0]}, its image "
+                         f"{image.shape[1]}x{image.shape[0]}")
     return saved, records, image, label
 
 
