@@ -111,7 +111,7 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
     coco = _first_images(read_coco(ann, CLASSES), images)
     class_of = dict(coco.class_of_category)
     settings = LabelSettings()
-    n = len(CLASSES)
+    n = CLASSES
     small = {name: {"crf": _Score(n), "crf + Eq. 4": _Score(n), "default chain": _Score(n), "timer": _Timer(fn),
                     "masks": []} for name, fn in crfs.items()}
     large = {name: {"crf": _Score(n), "crf + Eq. 4": _Score(n), "timer": _Timer(fn), "masks": []}
@@ -126,13 +126,15 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
         for name, s in small.items():
             instance = s["timer"](maps, boxes, image, settings.crf_fg_share)
             s["masks"].append(instance)
-            s["crf"].add(instance, true, np.zeros_like(truth), truth)
-            s["crf + Eq. 4"].add(refine_masks(instance, boxes, pools), true, np.zeros_like(truth), truth)
+            s["crf"].add(instance, true, np.zeros_like(truth), truth, classes)
+            s["crf + Eq. 4"].add(refine_masks(instance, boxes, pools), true, np.zeros_like(truth), truth, classes)
             # the chain passes its own CRF settings; each CRF here brings its own budget
-            with mock.patch.object(label_chain, "crf_masks", lambda m, b, i, share, _=None, fn=crfs[name]:
+            # (at the original's cell rule, as the CRFs compared here blur)
+            with mock.patch.object(label_chain, "crf_masks", lambda m, b, i, share, _=None, __=None, fn=crfs[name]:
                                    fn(m, b, i, share)):
-                instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image)
-            s["default chain"].add(instance, true, semantic_label(foreground, uncertain, boxes, classes), truth)
+                instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image, np.ones(len(boxes)))
+            label = semantic_label(foreground, uncertain, boxes, classes)
+            s["default chain"].add(instance, true, label, truth, classes)
         if sum(len(m) for m in large[next(iter(large))]["masks"]) >= large_boxes:
             continue
         large_images += 1
@@ -142,8 +144,8 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
         for name, s in large.items():
             instance = s["timer"](big_maps, big_boxes, big, settings.crf_fg_share)
             s["masks"].append(instance)
-            s["crf"].add(instance, big_true, blank, blank)
-            s["crf + Eq. 4"].add(refine_masks(instance, big_boxes, pools), big_true, blank, blank)
+            s["crf"].add(instance, big_true, blank, blank, classes)
+            s["crf + Eq. 4"].add(refine_masks(instance, big_boxes, pools), big_true, blank, blank, classes)
         print(f"[{world}] image {item.image_id}: " + ", ".join(
             f"{name} {s['timer'].seconds / s['timer'].boxes:.2f} s/box" for name, s in large.items()), flush=True)
     return {"world": world, "images": len(coco.items), "large_images": large_images,

@@ -40,8 +40,8 @@ from bbam_captum.metrics import box_masks, mask_iou
 from bbam_captum.metrics.pseudo_labels import box_fill_miou, confusion_miou
 from bbam_captum.pipeline import compute_maps, read_coco
 from bbam_captum.pipeline.coco_input import CocoInput
-from bbam_captum.pipeline.generate import map_path
-from bbam_captum.synth import CLASSES, WORLDS, write_dataset
+from bbam_captum.pipeline.generate import map_cells, map_path
+from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .metrics import mask_ious
@@ -51,11 +51,14 @@ VAL_SEED, VAL_IMAGES = 1, 300
 WORLD_ASSETS = REPO / "bbam_captum" / "assets" / "worlds"
 
 # The label chains compared on every world; LabelSettings() is the pipeline's default.
+# The CRF's prior is blurred by crf_blur mask cells of its box: 2/3 of BBAM's default cell is the
+# original's cell (its stride rule), 1/3 and 1 a narrower and a wider blur.
+CRF_BLURS = {"1/3 cell": 1 / 3, "2/3 cell": 2 / 3, "1 cell": 1.0}
 CHAINS: dict[str, LabelSettings] = {
     "thresholds": LabelSettings(crf=False, refine=False),
     "thresholds + Eq. 4": LabelSettings(crf=False, refine=True),
-    "dense CRF": LabelSettings(crf=True, refine=False),
-    "dense CRF + Eq. 4": LabelSettings(crf=True, refine=True),
+    **{f"dense CRF, blur {b}": LabelSettings(crf=True, refine=False, crf_blur=v) for b, v in CRF_BLURS.items()},
+    **{f"dense CRF + Eq. 4, blur {b}": LabelSettings(crf=True, refine=True, crf_blur=v) for b, v in CRF_BLURS.items()},
 }
 # BBAM settings compared on every world: the adaptive stride's range, i.e. how wide the mask
 # cells are (the original's rule, 1.5 and 2 times it).
@@ -64,7 +67,6 @@ MAP_VARIANTS: dict[str, BBAMSettings] = {
     "cells x1.5": BBAMSettings(stride_range=(0.03, 0.12)),
     "cells x2": BBAMSettings(stride_range=(0.04, 0.16)),
 }
-BOX_VARIANT = "cells x1"  # the filled box is scored once per world, beside this variant
 RAW_THRESHOLDS = tuple(np.round(np.arange(0.02, 0.96, 0.02), 2).tolist())
 RAW_BLURS = (0.0, 3.0)
 
@@ -77,6 +79,9 @@ def default_chain() -> str:
 def default_variant() -> str:
     """The map variant whose settings are BBAM's defaults."""
     return next(name for name, settings in MAP_VARIANTS.items() if settings == BBAMSettings())
+
+
+BOX_VARIANT = default_variant()  # the filled box is scored once per world, beside BBAM's default maps
 
 
 def detector_files(world: str) -> tuple[Path, Path] | None:
@@ -101,22 +106,28 @@ def _first_images(coco: CocoInput, count: int) -> CocoInput:
 
 
 class _Score:
-    """Per-object IoUs and a semantic confusion matrix, accumulated over images."""
+    """Per-object IoUs (with each object's class) and a semantic confusion matrix, accumulated over images."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, class_names: tuple[str, ...]) -> None:
+        self.class_names = class_names
         self.ious: list[float] = []
-        self.confusion = np.zeros((num_classes + 1, num_classes + 1), np.int64)
+        self.classes: list[int] = []
+        self.confusion = np.zeros((len(class_names) + 1, len(class_names) + 1), np.int64)
 
-    def add(self, instance: np.ndarray, true: np.ndarray, label: np.ndarray, truth: np.ndarray) -> None:
+    def add(self, instance: np.ndarray, true: np.ndarray, label: np.ndarray, truth: np.ndarray,
+            classes: np.ndarray) -> None:
         self.ious += mask_iou(torch.from_numpy(instance), torch.from_numpy(true)).tolist()
+        self.classes += [int(c) for c in classes]
         n = len(self.confusion)
         as_background = np.where(label == 255, 0, label).astype(np.int64)  # ignored pixels count as background
         self.confusion += np.bincount(truth.ravel().astype(np.int64) * n + as_background.ravel(),
                                       minlength=n * n).reshape(n, n)
 
     def result(self) -> dict:
+        ious, classes = np.array(self.ious), np.array(self.classes)
+        by_class = {self.class_names[c]: float(ious[classes == c].mean()) for c in sorted(set(self.classes))}
         return {"instance_miou": float(np.mean(self.ious)), "semantic_miou": confusion_miou(self.confusion)[0],
-                "objects": len(self.ious), "ious": [round(v, 4) for v in self.ious]}
+                "class_instance_miou": by_class, "objects": len(self.ious), "ious": [round(v, 4) for v in self.ious]}
 
 
 def _truth(gt: dict, image_id: int, ann_ids: np.ndarray, height: int, width: int,
@@ -137,12 +148,11 @@ def box_maps(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chains: dict[str, LabelSettings],
-                 class_of: dict[int, int], with_box: bool) -> dict[str, dict[str, dict]]:
+                 class_of: dict[int, int], class_names: tuple[str, ...], with_box: bool) -> dict[str, dict[str, dict]]:
     """{source: {chain: score}} for BBAM's maps in ``maps_dir`` (and the filled box through the
     same chains with ``with_box``), and BBAM's raw maps at their best global threshold."""
-    num_classes = len(CLASSES)
     sources = ("bbam", "box") if with_box else ("bbam",)
-    scores = {source: {name: _Score(num_classes) for name in chains} for source in sources}
+    scores = {source: {name: _Score(class_names) for name in chains} for source in sources}
     raw = {(b, t): [] for b in RAW_BLURS for t in RAW_THRESHOLDS}
     for item in tqdm(coco.items, desc="scoring chains", unit="img", leave=False):
         data = np.load(map_path(maps_dir, item.image_id))
@@ -152,11 +162,12 @@ def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chain
         maps_of = {"bbam": data["maps"].astype(np.float32)}
         if with_box:
             maps_of["box"] = box_maps(boxes, item.height, item.width)
+        cells = map_cells(data, item.height, item.width)  # the box goes through BBAM's cells too
         for source, maps in maps_of.items():
             for name, settings in chains.items():
-                instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image)
+                instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image, cells)
                 label = semantic_label(foreground, uncertain, boxes, classes)
-                scores[source][name].add(instance, true, label, truth)
+                scores[source][name].add(instance, true, label, truth, classes)
         for blur in RAW_BLURS:
             smoothed = smooth_maps(torch.from_numpy(maps_of["bbam"])[:, None], blur)
             ious = mask_ious(smoothed, torch.from_numpy(boxes), torch.from_numpy(true), RAW_THRESHOLDS)  # [T, K]
@@ -169,7 +180,7 @@ def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chain
     return out
 
 
-def run_world(world: str, out: Path, images: int, threads: int) -> dict | None:
+def run_world(world: str, out: Path, images: int, threads: int, variants: list[str]) -> dict | None:
     files = detector_files(world)
     if files is None:
         print(f"[{world}] no detector: run `make detector WORLD={world}` first; skipped")
@@ -190,7 +201,8 @@ def run_world(world: str, out: Path, images: int, threads: int) -> dict | None:
         final = json.loads(metrics_file.read_text()).get("final") or {}
         result["detector_bbox_ap50"] = final.get("coco/bbox_mAP_50")
         result["detector_bbox_ap"] = final.get("coco/bbox_mAP")
-    for variant, settings in MAP_VARIANTS.items():
+    for variant in variants:
+        settings = MAP_VARIANTS[variant]
         work = out / "work" / world / variant
         cache = work / "scores.json"
         key = {"chains": {n: asdict(s) for n, s in CHAINS.items()}, "overrides": settings.explicit(), "images": images,
@@ -202,7 +214,7 @@ def run_world(world: str, out: Path, images: int, threads: int) -> dict | None:
         start = time.perf_counter()
         compute_maps(bbam, coco, img_dir, work, settings)
         map_seconds = time.perf_counter() - start
-        scores = score_chains(coco, gt, img_dir, work, CHAINS, class_of, with_box=variant == BOX_VARIANT)
+        scores = score_chains(coco, gt, img_dir, work, CHAINS, class_of, class_names, with_box=variant == BOX_VARIANT)
         scores["map_seconds"] = round(map_seconds, 1)
         write_json_atomic(cache, {"key": key, "scores": scores})
         result["variants"][variant] = scores
@@ -243,7 +255,8 @@ def rows_of(results: dict[str, dict]) -> list[dict]:
                              "bbam_instance_miou": bbam["instance_miou"], "bbam_semantic_miou": bbam["semantic_miou"],
                              "box_instance_miou": box["instance_miou"], "box_semantic_miou": box["semantic_miou"],
                              "margin_over_box": bbam["instance_miou"] - box["instance_miou"],
-                             "objects": bbam["objects"]})
+                             "bbam_class_instance_miou": bbam["class_instance_miou"],
+                             "box_class_instance_miou": box["class_instance_miou"], "objects": bbam["objects"]})
     return rows
 
 
@@ -271,7 +284,27 @@ def write_markdown(path: Path, results: dict[str, dict], rows: list[dict], picks
         lines.append(f"| {world} | {ap50 if ap50 is not None else '-'} | {raw['objects']} | "
                      f"{result['box_fill_miou_val_split']:.3f} | {raw['instance_miou']:.3f} (blur {raw['blur']:g}, "
                      f"{raw['threshold']:g}) | {picked} |")
+    lines += _class_table(rows, picks)
     path.write_text("\n".join(lines) + "\n")
+
+
+def _class_table(rows: list[dict], picks: dict[str, dict]) -> list[str]:
+    """Instance mIoU per class of the default chain and of each world's leave-one-world-out pick
+    (BBAM, and the filled box through the same chain)."""
+    chosen = [r for r in rows if r["default"] or (r["world"] in picks and (r["map_variant"], r["chain"]) == (
+        picks[r["world"]]["map_variant"], picks[r["world"]]["chain"]))]
+    names = sorted({c for r in chosen for c in r["bbam_class_instance_miou"]})
+    lines = ["", "Instance mIoU by class, BBAM / box through the same chain (the default chain, and each world's "
+             "leave-one-world-out pick where it differs):", "",
+             "| world | chain | " + " | ".join(names) + " | lowest |", "|---|---|" + "---|" * (len(names) + 1)]
+    for r in chosen:
+        bbam, box = r["bbam_class_instance_miou"], r["box_class_instance_miou"]
+        cells = [f"{bbam[c]:.2f} / {box[c]:.2f}" if c in bbam else "-" for c in names]
+        lowest = min(bbam, key=bbam.get)
+        tag = "default" if r["default"] else "pick"
+        lines.append(f"| {r['world']} | {r['map_variant']}, {r['chain']} ({tag}) | " + " | ".join(cells)
+                     + f" | {lowest} {bbam[lowest]:.2f} |")
+    return lines
 
 
 def main() -> None:
@@ -281,20 +314,25 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 images per world")
     parser.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=list(MAP_VARIANTS), choices=list(MAP_VARIANTS),
+                        help=f"map variants (default: all; the filled box is scored beside {BOX_VARIANT!r}, "
+                             "which is always run)")
     args = parser.parse_args()
+    variants = [BOX_VARIANT] + [v for v in args.variants if v != BOX_VARIANT]
     images = 3 if args.quick else args.images
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     results = {}
     for world in args.worlds:
-        result = run_world(world, args.out, images, args.threads)
+        result = run_world(world, args.out, images, args.threads, variants)
         if result is not None:
             results[world] = result
     rows = rows_of(results)
     picks = leave_one_world_out(results)
     map_minutes = sum(v.get("map_seconds", 0.0) for r in results.values() for v in r["variants"].values()) / 60
     meta = {"command": f"python -m benchmarks.worlds --out {args.out}" + (" --quick" if args.quick else "")
-            + ("" if args.quick or images == 40 else f" --images {images}"),
+            + ("" if args.quick or images == 40 else f" --images {images}")
+            + ("" if set(variants) == set(MAP_VARIANTS) else " --variants " + " ".join(f"'{v}'" for v in variants)),
             "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads", "device": "cpu",
             "date": time.strftime("%Y-%m-%d"), "minutes": round((time.perf_counter() - start) / 60, 1),
             "map_minutes": round(map_minutes, 1),

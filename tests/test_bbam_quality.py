@@ -25,8 +25,8 @@ def test_bbam_masks_beat_the_filled_box_by_five_points():
         image = torch.from_numpy(rgb).permute(2, 0, 1)
         boxes = torch.tensor([o.bbox_xyxy for o in objects], dtype=torch.float32)
         true = torch.stack([torch.from_numpy(o.mask) for o in objects])
-        maps = bbam.attribute(image, boxes, target=[o.label for o in objects])
-        instance, _, _ = pseudo_masks(maps[:, 0].numpy(), boxes.numpy(), settings, rgb)
+        maps, records = bbam.attribute(image, boxes, target=[o.label for o in objects], return_records=True)
+        instance, _, _ = pseudo_masks(maps[:, 0].numpy(), boxes.numpy(), settings, rgb, [r.stride for r in records])
         ours += mask_iou(torch.from_numpy(instance), true).tolist()
         boxes_iou += mask_iou(box_masks(boxes, *image.shape[-2:]), true).tolist()
     assert len(ours) >= 15

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,8 @@ class LabelSettings:
             foreground for the instance mask and semantic foreground (the original's
             1 - 0.85).
         crf_bg_share: the same for the outer edge of the ignore band (the original's 1 - 0.2).
+        crf_blur: the Gaussian blur of each map before the CRF, in mask cells of its box (the
+            map's own resolution): the CRF, not the cells, then draws the edges.
         crf_max_pixels: an image with more pixels is inferred on a grid of about this many
             (:class:`~bbam_captum.labels.crf.DenseCRFSettings`); 0: always at full resolution.
     """
@@ -58,6 +61,7 @@ class LabelSettings:
     crf: bool = True
     crf_fg_share: float = 0.15
     crf_bg_share: float = 0.8
+    crf_blur: float = 2 / 3
     crf_max_pixels: int = DenseCRFSettings().max_pixels
 
     @property
@@ -78,17 +82,22 @@ class LabelSettings:
             raise InputError(f"crf_max_pixels must be >= 0 (0: full resolution) and, above 0, at least "
                              f"{MIN_CRF_PIXELS} (a 16 x 16 grid: the guided upsampling needs neighbours), got "
                              f"{self.crf_max_pixels}")
+        if not 0.0 <= self.crf_blur <= 10.0:
+            raise InputError(f"crf_blur must lie in [0, 10] mask cells, got {self.crf_blur}")
         if not 0.0 <= self.blur_sigma <= 100.0:
             raise InputError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")
 
 
-def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
-                 image: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, image: np.ndarray | None,
+                 cells: np.ndarray | Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Instance masks, foreground and uncertain claims of one image's boxes.
 
     Args:
         maps (np.ndarray[K, H, W]), boxes (np.ndarray[K, 4]); ``image`` (H, W, 3) uint8
         is needed with ``settings.crf`` or ``settings.refine``.
+        cells (np.ndarray[K]): image pixels per mask cell of each map (BBAM's per-box
+            ``stride``, :class:`~bbam_captum.attr.bbam.BoxRecord`), needed with ``settings.crf``:
+            the CRF's prior is blurred by ``settings.crf_blur`` of them.
 
     Returns:
         instance, foreground, uncertain: each np.ndarray[K, H, W] bool (uncertain: claimed
@@ -100,8 +109,12 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings,
     maps = maps.astype(np.float32)
     if settings.crf:
         crf = DenseCRFSettings(max_pixels=settings.crf_max_pixels)
-        instance = crf_masks(maps, boxes, image, settings.crf_fg_share, crf)
-        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share, crf)
+        if cells is None or len(cells) != len(boxes):
+            raise ValueError(f"the CRF blurs each map by its mask cells: cells must hold one size per box "
+                             f"({len(boxes)}), got {None if cells is None else len(cells)}")
+        sigmas = settings.crf_blur * np.asarray(cells, dtype=np.float64)
+        instance = crf_masks(maps, boxes, image, settings.crf_fg_share, crf, sigmas)
+        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share, crf, sigmas)
     else:
         maps_t = smooth_maps(torch.from_numpy(maps)[:, None], settings.blur_sigma)
         boxes_t = torch.from_numpy(boxes)

@@ -123,7 +123,8 @@ def crf_grid(height: int, width: int, max_pixels: int) -> tuple[int, int]:
 
 
 def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], image: np.ndarray,
-              top_share: float, settings: DenseCRFSettings = DenseCRFSettings()) -> np.ndarray:
+              top_share: float, settings: DenseCRFSettings = DenseCRFSettings(),
+              blur_sigmas: np.ndarray | Sequence[float] | None = None) -> np.ndarray:
     """One mask per box from its map by the original's box-wise dense CRF.
 
     An image over ``settings.max_pixels`` is inferred on the grid of :func:`crf_grid` (image
@@ -138,6 +139,9 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
         top_share: share of the box's pixels, the most attributed, that are scaled to
             certain foreground (the original's 1 - th_fg: 0.15 for its foreground labels,
             0.8 for the outer edge of its ignore band).
+        blur_sigmas (K floats, optional): the Gaussian blur of each box's prior, in image
+            pixels, so that the CRF, not the map's cells, draws the edges. Default: the
+            original's mask cell for the box (:func:`~bbam_captum.ops.adaptive_stride`).
 
     Returns:
         np.ndarray[K, H, W] bool, each mask inside its box.
@@ -148,9 +152,15 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
                          f"got {maps.shape}")
     if not 0.0 < top_share <= 1.0:
         raise ValueError(f"top_share must be in (0, 1], got {top_share}")
+    if blur_sigmas is not None:
+        blur_sigmas = np.asarray(blur_sigmas, dtype=np.float64).reshape(-1)
+        if len(blur_sigmas) != len(boxes) or not np.all(np.isfinite(blur_sigmas) & (blur_sigmas >= 0)):
+            raise ValueError(f"blur_sigmas must be {len(boxes)} finite numbers >= 0 (one per box), got {blur_sigmas}")
     if not len(boxes):
         return np.zeros(maps.shape, dtype=bool)
     h, w = image.shape[:2]
+    if blur_sigmas is None:
+        blur_sigmas = [adaptive_stride(torch.as_tensor(box), h, w) for box in boxes]
     grid = crf_grid(h, w, settings.max_pixels)
     if grid == (h, w):
         crf, grid_maps, grid_boxes = _ImageCRF(image, settings), maps, boxes
@@ -166,10 +176,12 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
 
         def to_image(posterior: np.ndarray, extent: tuple[slice, slice]) -> np.ndarray:
             return upsample(posterior, settings.keep, extent)
+    scale = grid[0] / h  # the grid keeps the image's aspect: one scale for both axes
     masks = np.zeros(maps.shape, dtype=bool)
-    for k, (map_, box, grid_box) in enumerate(zip(grid_maps, boxes, grid_boxes)):
+    for k, (map_, box, grid_box, sigma) in enumerate(zip(grid_maps, boxes, grid_boxes, blur_sigmas)):
         extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are needed
-        masks[k][extent] = to_image(_crf_posterior(map_, grid_box, crf, top_share, settings), extent) > settings.keep
+        posterior = _crf_posterior(map_, grid_box, crf, top_share, settings, float(sigma) * scale)
+        masks[k][extent] = to_image(posterior, extent) > settings.keep
     return masks
 
 
@@ -244,9 +256,10 @@ def _inside(box: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _crf_posterior(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share: float,
-                   settings: DenseCRFSettings) -> np.ndarray:
+                   settings: DenseCRFSettings, sigma: float) -> np.ndarray:
     """Foreground posterior (H, W) of the prior the box's mask is taken from (the map's, or a
-    small box's flat retry), on the CRF's grid; zero for a box with no pixel."""
+    small box's flat retry), on the CRF's grid; zero for a box with no pixel. ``sigma``: the
+    prior's blur in grid pixels."""
     h, w = map_.shape
     inside = _inside(box, h, w)
     area = int(inside.sum())
@@ -256,8 +269,6 @@ def _crf_posterior(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share:
     # the top_share most-attributed pixels of the box saturate at 1, the rest scale with them
     ranked = np.sort(prior[inside])[::-1]
     prior = np.clip(prior / (ranked[min(int(area * top_share), area - 1)] + 1e-8), 0, 1)
-    # blurred as wide as BBAM's mask cells for this box, so that the CRF, not the cells, draws the edges
-    sigma = adaptive_stride(torch.as_tensor(box), h, w)
     # the prior is zero outside the box: blurring the box and the blur's reach gives the same box pixels
     reach = _box_extent(box, h, w, margin=int(3 * sigma))
     blurred = np.zeros_like(prior)

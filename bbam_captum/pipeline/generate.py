@@ -30,10 +30,11 @@ from tqdm import tqdm
 from ..attr import BBAM, BBAMSettings
 from ..errors import InputError
 from ..io.images import file_digest, read_image
+from ..ops import adaptive_stride
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
 
-__all__ = ["compute_maps", "maps_key", "map_path", "npz_key", "read_maps_file", "recorded_image_digests",
+__all__ = ["compute_maps", "map_cells", "maps_key", "map_path", "npz_key", "read_maps_file", "recorded_image_digests",
            "save_maps", "stored_image_digest", "stored_key"]
 
 KEY_VERSION = 1  # part of every key: a change of the maps format invalidates old files
@@ -106,6 +107,18 @@ def read_maps_file(path: Path) -> tuple[dict[str, np.ndarray] | None, str | None
     if missing:
         return None, f"maps file {path} lacks {sorted(missing)}"
     return arrays, None
+
+
+def map_cells(arrays: Mapping[str, np.ndarray], height: int, width: int) -> np.ndarray:
+    """Image pixels per mask cell of each map of a maps file (K,): the per-box strides its
+    records hold, or, for maps written without them, the cells of BBAM's default stride rule."""
+    boxes = arrays["boxes"]
+    if "records" in arrays:
+        records = json.loads(str(arrays["records"]))
+        if len(records) == len(boxes) and all(isinstance(r, dict) and "stride" in r for r in records):
+            return np.array([float(r["stride"]) for r in records])
+    stride_range = BBAMSettings().stride_range
+    return np.array([float(adaptive_stride(torch.as_tensor(box), height, width, stride_range)) for box in boxes])
 
 
 def stored_key(path: Path) -> str | None:

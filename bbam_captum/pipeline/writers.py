@@ -34,7 +34,8 @@ from ..io.images import read_image
 from ..labels import IGNORE, LabelSettings, pseudo_masks, semantic_label
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
-from .generate import expected_key, failure_path, image_path, map_path, npz_key, read_maps_file, time_path
+from .generate import (expected_key, failure_path, image_path, map_cells, map_path, npz_key, read_maps_file,
+                       time_path)
 from .outputs import check_inputs_outside_outputs
 
 # The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
@@ -175,7 +176,8 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
                                   "of the COCO file maps to: rerun generate")
     try:
         records = json.loads(str(data["records"])) if "records" in data else []
-        instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image)
+        cells = map_cells(data, item.height, item.width)
+        instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image, cells)
     except (ValueError, RuntimeError) as err:  # what the label chain cannot take of this image fails it alone
         return _failed(job, name, f"image {item.file_name} cannot be labelled: {type(err).__name__}: {err}")
     label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
