@@ -51,8 +51,8 @@ VAL_SEED, VAL_IMAGES = 1, 300
 WORLD_ASSETS = REPO / "bbam_captum" / "assets" / "worlds"
 
 # The label chains compared on every world; LabelSettings() is the pipeline's default.
-# The CRF's prior is blurred by crf_blur mask cells of its box: 2/3 of BBAM's default cell is the
-# original's cell (its stride rule), 1/3 and 1 a narrower and a wider blur.
+# The CRF's prior is blurred by crf_blur mask cells of its box: 1 cell (the default) is the map's own
+# resolution, 2/3 of BBAM's default cell the original's cell (its stride rule), 1/3 a narrower blur.
 CRF_BLURS = {"1/3 cell": 1 / 3, "2/3 cell": 2 / 3, "1 cell": 1.0}
 CHAINS: dict[str, LabelSettings] = {
     "thresholds": LabelSettings(crf=False, refine=False),

@@ -61,7 +61,9 @@ class LabelSettings:
     crf: bool = True
     crf_fg_share: float = 0.15
     crf_bg_share: float = 0.8
-    crf_blur: float = 2 / 3
+    # One cell (the map's own resolution), chosen by leave-one-world-out against 1/3 and 2/3
+    # (2/3 was the original's stride rule): every world picks it, +0.012-0.022 instance mIoU.
+    crf_blur: float = 1.0
     crf_max_pixels: int = DenseCRFSettings().max_pixels
 
     @property
