@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..labels import LabelSettings
+from ..labels.settings import LabelSettings
 from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args, load_cli_detector
 
 
@@ -106,7 +106,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         InputError: bad settings, detector files or device, image folder, output folder,
             a malformed COCO file, or an input that lies where the run writes.
     """
-    from ..pipeline.api import check_generate_inputs
+    from ..pipeline.outputs import check_generate_inputs
 
     label_settings(args)
     bbam_settings(args)
@@ -115,9 +115,9 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline.api import generate_labels
-
     check_inputs(args)
+    from ..pipeline.api import generate_labels  # after the checks: an input error answers before torch loads
+
     if args.launcher != "none":
         _init_distributed(args.launcher, args.device)
     model = load_cli_detector(args)

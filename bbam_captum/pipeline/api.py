@@ -21,18 +21,15 @@ from torch import Tensor
 from ..attr import BBAM, BBAMSettings, BoxRecord
 from ..detectors.base import DetectorAdapter
 from ..errors import InputError
-from ..io.coco import load_coco_json
 from ..io.images import read_image
 from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
 from .coco_input import read_coco
 from .generate import compute_maps, run_fingerprint
-from .outputs import check_inputs_outside_outputs, check_not_an_input, check_output_folder
+from .outputs import RUN_FILE, check_generate_inputs, check_not_an_input
 from .writers import write_labels
 
-__all__ = ["Explanation", "check_generate_inputs", "explain", "generate_labels", "model_digest"]
-
-RUN_FILE = "run.json"
+__all__ = ["Explanation", "explain", "generate_labels", "model_digest"]
 
 
 @dataclass
@@ -120,21 +117,6 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=120)
     return Explanation(boxes.cpu(), maps.cpu(), records, labels, None if scores is None else scores.cpu())
-
-
-def check_generate_inputs(ann_file: str | Path, img_dir: str | Path, out: str | Path) -> None:
-    """What :func:`generate_labels` checks before any image is explained.
-
-    Raises:
-        InputError: a missing image folder, an output folder that cannot be written, a
-            malformed COCO file, or an input that lies where the run writes.
-    """
-    img_dir, out = Path(img_dir), Path(out)
-    if not img_dir.is_dir():
-        raise InputError(f"image folder not found: {img_dir}")
-    check_output_folder(out)
-    images = load_coco_json(ann_file)["images"]
-    check_inputs_outside_outputs(out, [Path(ann_file), *(img_dir / i["file_name"] for i in images)])
 
 
 def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:

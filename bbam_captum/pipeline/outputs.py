@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.coco import load_coco_json
 
+RUN_FILE = "run.json"  # what a generate run was made of: read by labels and report
 # what generate, labels and evaluate write under OUT
-OUTPUT_PARTS = ("maps", "mmseg", "coco", "summary.json", "run.json", "eval.json")
+OUTPUT_PARTS = ("maps", "mmseg", "coco", "summary.json", RUN_FILE, "eval.json")
 # the folders among them (and below them) that a run writes into
 OUTPUT_FOLDERS = ("maps", "mmseg", "mmseg/labels", "mmseg/images", "coco", "report", "report/thumbs", "report/cache")
 
@@ -77,3 +79,18 @@ def check_not_an_input(target: Path, inputs: Iterable[Path | None], flag: str = 
         if path.resolve() == resolved or (target.exists() and os.path.samefile(path, target)):
             raise InputError(f"{flag} {target} is the input file {path}: writing there would overwrite it; "
                              "choose another file")
+
+
+def check_generate_inputs(ann_file: str | Path, img_dir: str | Path, out: str | Path) -> None:
+    """What :func:`~bbam_captum.pipeline.generate_labels` checks before any image is explained.
+
+    Raises:
+        InputError: a missing image folder, an output folder that cannot be written, a
+            malformed COCO file, or an input that lies where the run writes.
+    """
+    img_dir, out = Path(img_dir), Path(out)
+    if not img_dir.is_dir():
+        raise InputError(f"image folder not found: {img_dir}")
+    check_output_folder(out)
+    images = load_coco_json(ann_file)["images"]
+    check_inputs_outside_outputs(out, [Path(ann_file), *(img_dir / i["file_name"] for i in images)])
