@@ -6,26 +6,72 @@ import argparse
 import dataclasses
 import inspect
 import pickle
+from dataclasses import asdict
 
 import pytest
+import torch
 
 from bbam_captum import BBAM, BBAMSettings
+from bbam_captum.attr.settings import FROM_SETTINGS
 from bbam_captum.cli import explain_cmd, generate_cmd
 from bbam_captum.cli._common import bbam_settings
 from bbam_captum.errors import InputError
 from bbam_captum.pipeline.generate import run_fingerprint
 
-# what attribute takes besides its settings
-NOT_SETTINGS = {"self", "inputs", "boxes", "target", "baseline", "show_progress", "return_records"}
+# what attribute takes besides its settings' fields
+NOT_SETTINGS = {"self", "inputs", "boxes", "target", "baselines", "settings", "show_progress", "return_records",
+                "baseline"}
 
 
-def test_fields_and_defaults_are_attributes_keywords():
+def test_attributes_keywords_are_the_fields_with_no_default_of_their_own():
+    """The defaults are written once, on BBAMSettings: attribute's keywords only override them."""
     params = inspect.signature(BBAM.attribute).parameters
     names = [f.name for f in dataclasses.fields(BBAMSettings)]
     assert names == [p for p in params if p not in NOT_SETTINGS]
-    defaults = BBAMSettings()
-    for name in names:
-        assert getattr(defaults, name) == params[name].default, name
+    assert {name: params[name].default for name in names} == dict.fromkeys(names, FROM_SETTINGS)
+    assert params["settings"].default is None
+
+
+def test_override_changes_the_fields_given_and_keeps_the_rest():
+    base = BBAMSettings(steps=5, context=None)
+    assert base.override(steps=FROM_SETTINGS, seed=FROM_SETTINGS) is base
+    changed = base.override(seed=3, early_stop_patience=None)
+    assert (changed.steps, changed.context, changed.seed, changed.early_stop_patience) == (5, None, 3, None)
+    with pytest.raises(ValueError, match="steps must be at least 1, got 0"):
+        base.override(steps=0)
+    with pytest.raises(TypeError, match=r"unknown BBAM settings \['step'\]"):
+        base.override(step=3)
+
+
+FAST = BBAMSettings(steps=3, num_proposals=16, max_positives=8, max_memory_mb=None)
+BOX = torch.tensor([[8.0, 6.0, 40.0, 44.0]])
+
+
+def test_settings_object_and_keywords_give_the_same_maps(random_detector):
+    image = torch.randint(0, 256, (3, 64, 80), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    bbam = BBAM(random_detector)
+    by_object, records = bbam.attribute(image, BOX, target=1, settings=FAST.override(context=None),
+                                        return_records=True)
+    by_keywords = bbam.attribute(image, BOX, target=1, steps=3, num_proposals=16, max_positives=8,
+                                 max_memory_mb=None, context=None)  # None: a value (the whole image), not "unset"
+    assert torch.equal(by_object, by_keywords)
+    assert not torch.equal(by_object, bbam.attribute(image, BOX, target=1, settings=FAST))  # context 0.25
+    # a keyword overrides the object's field
+    assert bbam.attribute(image, BOX, target=1, settings=FAST, steps=1, return_records=True)[1][0].steps == 1
+    assert records[0].steps == 3
+
+
+def test_baseline_is_a_deprecated_name_of_baselines(random_detector):
+    image = torch.randint(0, 256, (3, 64, 80), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    bbam = BBAM(random_detector)
+    grey = (128.0, 128.0, 128.0)
+    with pytest.warns(DeprecationWarning, match="use baselines") as caught:
+        old = bbam.attribute(image, BOX, target=1, baseline=grey, settings=FAST)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert torch.equal(old, bbam.attribute(image, BOX, target=1, baselines=grey, settings=FAST))
+    assert not torch.equal(old, bbam.attribute(image, BOX, target=1, settings=FAST))  # the pixel mean
+    with pytest.raises(TypeError, match="not both"):
+        bbam.attribute(image, BOX, target=1, baseline=grey, baselines=grey, settings=FAST)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -72,10 +118,10 @@ def test_both_heads_off_is_refused():
 
 def test_frozen_sequences_as_tuples_and_explicit_fields():
     settings = BBAMSettings(True, steps=5, stride_range=[0.02, 0.08], max_memory_mb=None)
-    assert settings.stride_range == (0.02, 0.08) and hash(settings) == hash(BBAMSettings(**settings.to_kwargs()))
+    assert settings.stride_range == (0.02, 0.08) and hash(settings) == hash(BBAMSettings(**asdict(settings)))
     assert settings.explicit() == {"box_head": True, "steps": 5, "stride_range": (0.02, 0.08), "max_memory_mb": None}
     assert BBAMSettings().explicit() == {}
-    assert settings == BBAMSettings(**settings.to_kwargs())  # equality is by value, not by what was given
+    assert settings == BBAMSettings(**asdict(settings))  # equality is by value, not by what was given
     assert pickle.loads(pickle.dumps(settings)).explicit() == settings.explicit()
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.steps = 6  # type: ignore[misc]

@@ -3,27 +3,89 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from enum import Enum
 from numbers import Integral, Real
 from typing import Any
 
-__all__ = ["BBAMSettings"]
+__all__ = ["FROM_SETTINGS", "BBAMSettings", "FromSettings"]
 
 
 MAX_L1_COEF = 1e6
 
 
+class FromSettings(Enum):
+    """The default of :meth:`bbam_captum.BBAM.attribute`'s setting keywords: the value of the field of the
+    same name in its ``settings``. (None cannot say so: it is a value of ``context``,
+    ``early_stop_patience`` and ``max_memory_mb``.)"""
+
+    FROM_SETTINGS = "from settings"
+
+    def __repr__(self) -> str:
+        return "FROM_SETTINGS"
+
+
+FROM_SETTINGS = FromSettings.FROM_SETTINGS
+
+
 @dataclass(frozen=True)
 class BBAMSettings:
     """Every setting of :meth:`bbam_captum.BBAM.attribute` but the image, its boxes, their
-    targets, the baseline and what is returned; the fields, their meaning and their defaults
-    are those of its keyword arguments.
+    targets, the baselines and what is returned; its defaults are BBAM's.
 
-    ``BBAM.attribute`` builds one from its keywords and hands it to the proposal selection
-    and the optimiser; the pipeline (:func:`bbam_captum.pipeline.generate_labels`,
-    :func:`bbam_captum.pipeline.compute_maps`), the command line and the benchmarks share
-    it. A bad value is refused at construction with a ``ValueError`` that names the field,
-    what it must be and what came; sequences are stored as tuples.
+    ``BBAM.attribute(..., settings=settings)`` runs with them (its keywords of the same names
+    override single fields); the pipeline (:func:`bbam_captum.pipeline.generate_labels`,
+    :func:`bbam_captum.pipeline.compute_maps`), the command line and the benchmarks pass one
+    around. A bad value is refused at construction with a ``ValueError`` that names the
+    field, what it must be and what came; sequences are stored as tuples.
+
+    Attributes:
+        box_head (bool): use the box-regression term (1_box). Default: True
+        cls_head (bool): use the classification term (1_cls). Default: True
+        l1_coef (float): lambda, the weight of ``|M|_1`` (summed over mask cells).
+            Default: 0.007
+        tv_coef (float): weight of the total variation of M (0 disables). Default: 1e-4
+        tv_power (float): exponent of the total variation. Default: 3
+        stride (int or "adaptive"): image pixels per mask cell; "adaptive" grows it with the
+            box (``s = short_side * (lo + (hi - lo) sqrt(box area / image area))`` with
+            ``(lo, hi) = stride_range``). Default: "adaptive"
+        stride_range (tuple of 2 floats): the adaptive stride's ends as fractions of the
+            shorter image side, for a vanishing box and for a box filling the image.
+            Default: (0.03, 0.12), 1.5 times the original's rule (its 16..64 px at 800 px
+            are (0.02, 0.08)): cells that wide mark an object's body where only its outline
+            tells it from the background, chosen across worlds by leave-one-world-out
+            (``benchmarks/results/worlds.md``)
+        steps (int): Adam steps. Default: 40 (the original ran 300 at lr 0.02; fewer,
+            larger steps reach masks as good in the speed benchmark)
+        lr (float): Adam learning rate. Default: 0.1
+        num_proposals (int): jittered proposals drawn per box. Default: 200
+        max_shift (float): largest jitter per coordinate, as a fraction of the box side.
+            Default: 0.3
+        iou_thresholds (sequence of float): IoU thresholds tried in order for O+; the first
+            that admits a proposal is used. Default: (0.9, 0.85, 0.8)
+        max_positives (int): most proposals kept in O+ (the original kept up to 100; the RoI
+            head's cost grows with them). Default: 20
+        early_stop_patience (int or None): stop a box once its loss has not improved by
+            ``early_stop_tol`` (relative) for this many steps. None runs all steps.
+            Default: None
+        early_stop_tol (float): see above. Default: 1e-3
+        context (float or None): the detector sees, for each box, only a window around it:
+            the union of its positive proposals and their regressed boxes, grown on each side
+            by ``context`` times the box's side (aligned to the detector's coarsest RoI
+            feature grid); the rest of the image counts as masked out (mu), so only the L1
+            term reaches its mask cells, which stay at 0. Small boxes then cost a fraction of
+            a full-image forward. None: the whole image, as the original. Default: 0.25
+        seed (int): seed of the proposal jitter and subsampling. Default: 0
+        max_memory_mb (float, "auto" or None): memory budget of one step, in MiB: the boxes
+            are split into chunks whose estimated step memory (what the forward keeps for the
+            backward pass, not the detector's weights) stays under it, and the chunks are
+            optimised one after another; a box over the budget alone makes a chunk of its
+            own. The estimate per box is linear in the pixels of its context window (of the
+            whole input with ``context=None``), fitted on three forwards of small windows,
+            plus two RGB images of the input's size that a step holds for a moment. Chunks
+            give the maps of one batch to float rounding. "auto": half the free memory of the
+            CUDA device, or on CPU half the memory the system reports available. None: one
+            batch, no estimate. Default: "auto"
 
     The fields given to the constructor by name or position are kept apart
     (:meth:`explicit`): they are what the pipeline records in ``run.json`` and hashes into
@@ -33,7 +95,7 @@ class BBAMSettings:
     Example::
 
         settings = BBAMSettings(steps=20, context=None)
-        maps = BBAM(model).attribute(image, boxes, **settings.to_kwargs())
+        maps = BBAM(model).attribute(image, boxes, settings=settings)
     """
 
     box_head: bool = True
@@ -101,9 +163,19 @@ class BBAMSettings:
         """The fields given to the constructor, by name (sequences as tuples)."""
         return {name: getattr(self, name) for name in self._explicit}
 
-    def to_kwargs(self) -> dict[str, Any]:
-        """Every field by name: keywords for :meth:`bbam_captum.BBAM.attribute`."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def override(self, **values: Any) -> BBAMSettings:
+        """These settings with the fields given changed (checked as at construction); a field given
+        as :data:`FROM_SETTINGS` keeps its value here.
+
+        Raises:
+            TypeError: a name that is no field.
+        """
+        changes = {name: value for name, value in values.items() if value is not FROM_SETTINGS}
+        unknown = sorted(changes.keys() - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"unknown BBAM settings {unknown}; expected fields of BBAMSettings: "
+                            f"{[f.name for f in fields(self)]}")
+        return replace(self, **changes) if changes else self
 
 
 def _is_real(value: Any) -> bool:

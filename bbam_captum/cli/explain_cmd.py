@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_cli_detector(args)
     try:
         result = explain(model, image, boxes, score_thr=args.score_thr, out=out, title=f"BBAM: {path.name}",
-                         show_progress=True, **settings.explicit())
+                         show_progress=True, settings=settings)
     except ValueError as err:  # what BBAM refuses of this image (e.g. too small): the user's to fix
         raise InputError(f"cannot explain {path}: {err}") from err
     if not result.records:

@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                               label_workers=args.label_workers,
                               run_info={"config": args.config, "checkpoint": args.checkpoint,
                                         "torchvision": args.torchvision, "classes": args.classes},
-                              **bbam_settings(args).explicit())
+                              settings=bbam_settings(args))
     if summary is None:  # not rank 0
         return 0
     _report(summary, Path(args.out))

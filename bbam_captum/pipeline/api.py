@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -55,19 +55,15 @@ def _as_bbam(model: torch.nn.Module | DetectorAdapter | BBAM) -> BBAM:
     return model if isinstance(model, BBAM) else BBAM(model)
 
 
-def _bbam_settings(keywords: dict) -> BBAMSettings:
-    """The keywords as :class:`BBAMSettings` (those given stay its explicit fields)."""
-    allowed = [f.name for f in fields(BBAMSettings)]
-    unknown = sorted(set(keywords) - set(allowed))
-    if unknown:
-        raise TypeError(f"unknown BBAM settings {unknown}; expected fields of BBAMSettings: {allowed}")
-    return BBAMSettings(**keywords)
+def _bbam_settings(settings: BBAMSettings | None, overrides: dict) -> BBAMSettings:
+    """``settings`` (default: ``BBAMSettings()``) with the fields that ``overrides`` names changed."""
+    return (BBAMSettings() if settings is None else settings).override(**overrides)
 
 
 def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str | Path, boxes: Tensor | None = None,
             score_thr: float = 0.5, out: str | Path | None = None, title: str | None = None,
-            show_progress: bool = False, baseline: Tensor | Sequence[float] | None = None,
-            **settings) -> Explanation:
+            show_progress: bool = False, baselines: Tensor | Sequence[float] | None = None,
+            settings: BBAMSettings | None = None, **overrides) -> Explanation:
     """Explains the detector's detections on one image (or the given boxes) with BBAM.
 
     Args:
@@ -81,16 +77,17 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
             their maps (any format matplotlib writes). Default: no figure
         title (str, optional): the figure's title. Default: "BBAM"
         show_progress (bool, optional): a progress bar over BBAM's steps. Default: False
-        baseline (Tensor or sequence of 3 floats, optional): see :meth:`bbam_captum.BBAM.attribute`.
+        baselines (Tensor or sequence of 3 floats, optional): see :meth:`bbam_captum.BBAM.attribute`.
             Default: the detector's pixel mean
-        **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
-            :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ...).
+        settings (BBAMSettings, optional): BBAM's settings. Default: ``BBAMSettings()``
+        **overrides: fields of :class:`~bbam_captum.BBAMSettings` (``steps``, ``l1_coef``, ...)
+            that override those of ``settings``.
 
     Returns:
         :class:`Explanation`; with no detection above ``score_thr`` it holds no box (and no
         figure is written).
     """
-    bbam_settings = _bbam_settings(settings)
+    bbam_settings = _bbam_settings(settings, overrides)
     bbam = _as_bbam(model)
     if not isinstance(image, Tensor):
         if out is not None:
@@ -105,8 +102,8 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
         boxes = boxes[None] if boxes.dim() == 1 else boxes
     if boxes.shape[0] == 0:
         return Explanation(boxes, torch.zeros(0, 1, *image.shape[-2:]), [], [], scores)
-    maps, records = bbam.attribute(image, boxes, target=target, baseline=baseline, show_progress=show_progress,
-                                   return_records=True, **bbam_settings.to_kwargs())
+    maps, records = bbam.attribute(image, boxes, target=target, baselines=baselines, settings=bbam_settings,
+                                   show_progress=show_progress, return_records=True)
     names = bbam.adapter.class_names
     labels = [names[r.target] + (f" {float(scores[i]):.2f}" if scores is not None else "")
               for i, r in enumerate(records)]
@@ -139,7 +136,8 @@ def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:
 def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: str | Path, img_dir: str | Path,
                     out: str | Path, labels: LabelSettings | None = None, force: bool = False,
                     show_progress: bool = True, detector_digest: str | None = None, run_info: dict | None = None,
-                    categories_by_order: bool = False, label_workers: int = 1, **settings) -> dict | None:
+                    categories_by_order: bool = False, label_workers: int = 1,
+                    settings: BBAMSettings | None = None, **overrides) -> dict | None:
     """BBAM pseudo labels for every box of a COCO file: what ``bbam-captum generate`` writes.
 
     Writes ``out/maps/`` (the raw maps, one ``.npz`` per image), ``out/mmseg/`` and
@@ -168,19 +166,21 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         label_workers (int, optional): processes that make the labels from the maps (rank
             0's, after the maps; spawned, so a script that asks for more than one runs its
             work under ``if __name__ == "__main__":``). Default: 1
-        **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
-            :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ``context``, ``seed``,
-            ...). Those given are recorded in ``run.json`` and hashed into the maps' keys.
+        settings (BBAMSettings, optional): BBAM's settings, recorded in ``run.json`` and hashed
+            into the maps' keys. Default: ``BBAMSettings()``
+        **overrides: fields of :class:`~bbam_captum.BBAMSettings` (``steps``, ``l1_coef``,
+            ``context``, ``seed``, ...) that override those of ``settings``.
 
     Returns:
         The summary (as in ``summary.json``: counts, settings, timings, failures) on rank 0;
         None on the other ranks.
 
     Raises:
-        InputError: see :func:`check_generate_inputs`, and COCO categories that do not match
-            the detector's classes by name (nor, with ``categories_by_order``, by count).
+        InputError: see :func:`~bbam_captum.pipeline.outputs.check_generate_inputs`, and COCO
+            categories that do not match the detector's classes by name (nor, with
+            ``categories_by_order``, by count).
     """
-    bbam_settings = _bbam_settings(settings)
+    bbam_settings = _bbam_settings(settings, overrides)
     if label_workers < 1:
         raise InputError(f"label_workers must be >= 1, got {label_workers}")
     check_generate_inputs(ann_file, img_dir, out)

@@ -183,8 +183,8 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
     if len(item.boxes):
         try:
             maps, records = bbam.attribute(image, torch.from_numpy(item.boxes),
-                                           target=torch.from_numpy(item.classes), return_records=True,
-                                           **settings.to_kwargs())
+                                           target=torch.from_numpy(item.classes), settings=settings,
+                                           return_records=True)
         except ValueError as err:  # what BBAM refuses of this image (e.g. too small): this image fails, not the run
             record_failure(out, item, f"image {item.file_name} cannot be explained: {err}")
             return
