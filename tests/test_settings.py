@@ -1,5 +1,5 @@
-"""BBAMSettings: its defaults are attribute's, every field refuses a bad value by name, and
-the maps keys of the pipeline and the command line are those made before it existed."""
+"""BBAMSettings: the one place of BBAM's defaults (attribute's keywords only override them), every field
+refuses a bad value by name, and the maps keys hold every setting's value, defaults included."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ import inspect
 import pickle
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +17,8 @@ from bbam_captum.attr.settings import FROM_SETTINGS
 from bbam_captum.cli import explain_cmd, generate_cmd
 from bbam_captum.cli._common import bbam_settings
 from bbam_captum.errors import InputError
-from bbam_captum.pipeline.generate import run_fingerprint
+from bbam_captum.pipeline.coco_input import ImageItem
+from bbam_captum.pipeline.generate import maps_key, run_fingerprint
 
 # what attribute takes besides its settings' fields
 NOT_SETTINGS = {"self", "inputs", "boxes", "target", "baselines", "settings", "show_progress", "return_records",
@@ -116,25 +118,13 @@ def test_both_heads_off_is_refused():
         BBAMSettings(box_head=False, cls_head=False)
 
 
-def test_frozen_sequences_as_tuples_and_explicit_fields():
+def test_frozen_sequences_as_tuples():
     settings = BBAMSettings(True, steps=5, stride_range=[0.02, 0.08], max_memory_mb=None)
     assert settings.stride_range == (0.02, 0.08) and hash(settings) == hash(BBAMSettings(**asdict(settings)))
-    assert settings.explicit() == {"box_head": True, "steps": 5, "stride_range": (0.02, 0.08), "max_memory_mb": None}
-    assert BBAMSettings().explicit() == {}
     assert settings == BBAMSettings(**asdict(settings))  # equality is by value, not by what was given
-    assert pickle.loads(pickle.dumps(settings)).explicit() == settings.explicit()
+    assert pickle.loads(pickle.dumps(settings)) == settings
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.steps = 6  # type: ignore[misc]
-
-
-# the maps keys' common part as the code before BBAMSettings wrote it: the keys of existing
-# maps files (the demo's, the benchmarks' caches) must stay valid
-PINNED = {
-    "python default": '{"bbam": {}, "detector": "d"}',
-    "python steps": '{"bbam": {"steps": 2, "stride_range": [0.02, 0.08]}, "detector": "d"}',
-    "cli default": '{"bbam": {"context": 0.25, "early_stop_patience": null, "l1_coef": 0.007, "seed": 0, '
-                   '"steps": 40}, "detector": "d"}',
-}
 
 
 def _cli_args(module, argv: list[str]) -> argparse.Namespace:
@@ -143,12 +133,30 @@ def _cli_args(module, argv: list[str]) -> argparse.Namespace:
 
 
 GENERATE = ["--ann", "a.json", "--img-dir", "images", "--out", "out"]
+ITEM = ImageItem(image_id=1, file_name="a.png", height=64, width=80, boxes=np.array([[8.0, 6.0, 40.0, 44.0]]),
+                 classes=np.array([1]), ann_ids=np.array([7]))
 
 
-def test_fingerprints_stay_those_made_before():
-    assert run_fingerprint(BBAMSettings(), "d") == PINNED["python default"]
-    assert run_fingerprint(BBAMSettings(steps=2, stride_range=(0.02, 0.08)), "d") == PINNED["python steps"]
-    assert run_fingerprint(bbam_settings(_cli_args(generate_cmd, GENERATE)), "d") == PINNED["cli default"]
+def _key(settings: BBAMSettings) -> str:
+    return maps_key(ITEM, "image-digest", run_fingerprint(settings, "detector-digest"))
+
+
+@dataclasses.dataclass(frozen=True)
+class _OtherDefault(BBAMSettings):
+    """BBAM's settings as a later release might have them: one default changed."""
+
+    num_proposals: int = 100
+
+
+def test_maps_key_holds_every_setting_value_defaults_included():
+    default = _key(BBAMSettings())
+    # a default passed explicitly (as the command line passes its options) is the same run as none passed
+    assert _key(BBAMSettings(steps=40, l1_coef=0.007, context=0.25, seed=0)) == default
+    assert _key(bbam_settings(_cli_args(generate_cmd, GENERATE))) == default
+    # a changed default is another run: its maps are recomputed
+    assert _OtherDefault().num_proposals == 100 and _key(_OtherDefault()) != default
+    assert _key(BBAMSettings(num_proposals=100)) == _key(_OtherDefault())
+    assert _key(BBAMSettings(max_shift=0.25)) != default
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -166,4 +174,4 @@ def test_cli_names_the_option(argv, message):
 def test_cli_negative_context_is_the_whole_image_and_explain_sets_its_options():
     assert bbam_settings(_cli_args(generate_cmd, GENERATE + ["--context", "-1"])).context is None
     settings = bbam_settings(_cli_args(explain_cmd, ["image.png", "--out", "x.png", "--steps", "3"]))
-    assert settings.explicit() == {"steps": 3, "l1_coef": 0.007, "seed": 0}
+    assert settings == BBAMSettings(steps=3)

@@ -87,10 +87,9 @@ class BBAMSettings:
             CUDA device, or on CPU half the memory the system reports available. None: one
             batch, no estimate. Default: "auto"
 
-    The fields given to the constructor by name or position are kept apart
-    (:meth:`explicit`): they are what the pipeline records in ``run.json`` and hashes into
-    every maps file's key, as it did with the keywords before this class existed, so that
-    those keys stay valid.
+    The pipeline records every field's value (``dataclasses.asdict``), defaults included, in
+    ``run.json`` and hashes it into every maps file's key, so that a changed default recomputes
+    the maps.
 
     Example::
 
@@ -116,13 +115,6 @@ class BBAMSettings:
     context: float | None = 0.25
     seed: int = 0
     max_memory_mb: float | str | None = "auto"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> BBAMSettings:
-        # the dataclass's __init__ cannot tell a default from a value given equal to it
-        self = super().__new__(cls)
-        names = [f.name for f in fields(cls)]
-        object.__setattr__(self, "_explicit", tuple(names[:len(args)]) + tuple(kwargs))
-        return self
 
     def __post_init__(self) -> None:
         for name in ("box_head", "cls_head"):
@@ -158,10 +150,6 @@ class BBAMSettings:
         _integer("seed", self.seed)
         if self.max_memory_mb not in ("auto", None):
             _number("max_memory_mb", self.max_memory_mb, low=0.0, low_open=True, also="(MiB), 'auto' or None")
-
-    def explicit(self) -> dict[str, Any]:
-        """The fields given to the constructor, by name (sequences as tuples)."""
-        return {name: getattr(self, name) for name in self._explicit}
 
     def override(self, **values: Any) -> BBAMSettings:
         """These settings with the fields given changed (checked as at construction); a field given

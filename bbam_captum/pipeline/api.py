@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -201,7 +201,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     if rank != 0:
         return None
     info = {"ann": str(Path(ann_file).resolve()), "img_dir": str(img_dir.resolve()), **(run_info or {}),
-            "bbam_settings": bbam_settings.explicit(), "detector_digest": digest,
+            "bbam_settings": asdict(bbam_settings), "detector_digest": digest,
             "class_names": list(bbam.adapter.class_names), "categories_by_order": categories_by_order,
             "world_size": world_size}
     write_json_atomic(out / RUN_FILE, info, indent=1)
