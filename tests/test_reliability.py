@@ -508,13 +508,27 @@ def test_categories_that_match_only_by_position_are_refused_unless_asked(tmp_pat
         category["name"] = f"kind {category['id']}"  # same count as the classes, no name in common
     renamed = tmp_path / "renamed.json"
     renamed.write_text(json.dumps(data))
-    with pytest.raises(InputError, match="by name.*--categories-by-order"):
+    with pytest.raises(InputError, match=r"by name.*pass by_order=True$"):  # read_coco's argument, not a flag
         read_coco(renamed, CLASSES)
     by_order = read_coco(renamed, CLASSES, by_order=True)
     assert by_order.class_of_category == {c["id"]: i for i, c in enumerate(sorted(data["categories"],
                                                                                    key=lambda c: c["id"]))}
     with pytest.raises(InputError, match="cannot be paired by order"):
         read_coco(renamed, CLASSES[:-1], by_order=True)
+
+
+def test_generate_labels_names_its_own_argument_for_the_pairing_by_order(tmp_path, random_detector):
+    from bbam_captum.pipeline import generate_labels
+    from bbam_captum.synth import write_dataset
+
+    ann = write_dataset(tmp_path / "data", 1, 1, show_progress=False)
+    data = json.loads(ann.read_text())
+    classes = random_detector.dataset_meta["classes"]  # COCO's 80 without a checkpoint
+    data["categories"] = [{"id": i + 1, "name": f"kind {i + 1}"} for i in range(len(classes))]
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"by name.*pass categories_by_order=True$"):
+        generate_labels(random_detector, renamed, ann.parent / "images", tmp_path / "out", show_progress=False)
 
 
 def test_generate_refuses_categories_matching_by_position_and_takes_them_when_asked(tmp_path, capsys):

@@ -1,5 +1,6 @@
 """BBAMSettings: the one place of BBAM's defaults (attribute's keywords only override them), every field
-refuses a bad value by name, and the maps keys hold every setting's value, defaults included."""
+refuses a bad value by name, and the maps keys hold every setting's value, defaults included. Every
+settings class raises SettingsError."""
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,14 @@ from bbam_captum import BBAM, BBAMSettings
 from bbam_captum.attr.settings import FROM_SETTINGS
 from bbam_captum.cli import explain_cmd, generate_cmd
 from bbam_captum.cli._common import bbam_settings
-from bbam_captum.errors import InputError
+from bbam_captum.cli.main import main
+from bbam_captum.errors import InputError, SettingsError
+from bbam_captum.labels import LabelSettings
 from bbam_captum.pipeline.coco_input import ImageItem
 from bbam_captum.pipeline.generate import maps_key, run_fingerprint
+from bbam_captum.pipeline.outputs import check_not_an_input, check_output_folder
+from bbam_captum.report import FlagSettings
+from bbam_captum.synth import WorldConfig
 
 # what attribute takes besides its settings' fields
 NOT_SETTINGS = {"self", "inputs", "boxes", "target", "baselines", "settings", "show_progress", "return_records",
@@ -175,3 +181,43 @@ def test_cli_negative_context_is_the_whole_image_and_explain_sets_its_options():
     assert bbam_settings(_cli_args(generate_cmd, GENERATE + ["--context", "-1"])).context is None
     settings = bbam_settings(_cli_args(explain_cmd, ["image.png", "--out", "x.png", "--steps", "3"]))
     assert settings == BBAMSettings(steps=3)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: BBAMSettings(steps=0), "steps must be at least 1, got 0"),
+    (lambda: LabelSettings(theta_fg=0.01, theta_bg=0.05), "thresholds must satisfy 0 <= theta_bg <= theta_fg <= 1"),
+    (lambda: FlagSettings(odd_fill=0.0), "odd_fill must lie in (0, 1], got 0.0"),
+    (lambda: WorldConfig(fill="solid"), "fill must be one of"),
+])
+def test_every_settings_class_raises_one_error_type(make, message):
+    """SettingsError is both what Python callers catch (ValueError) and what the command line turns
+    into exit code 2 (InputError)."""
+    with pytest.raises(SettingsError) as err:
+        make()
+    assert message in str(err.value)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, InputError)
+
+
+def test_label_settings_are_frozen_and_replaced():
+    settings = LabelSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.crf = False  # type: ignore[misc]
+    assert dataclasses.replace(settings, crf=False).crf is False and settings.crf is True
+    with pytest.raises(SettingsError, match="crf_blur must lie in"):
+        dataclasses.replace(settings, crf_blur=-1.0)
+
+
+def test_cli_turns_a_settings_error_into_exit_code_2(tmp_path, capsys):
+    argv = ["generate", "--ann", str(tmp_path / "a.json"), "--img-dir", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main(argv + ["--theta-fg", "0.01", "--theta-bg", "0.05"]) == 2
+    assert "thresholds must satisfy" in capsys.readouterr().err
+    assert main(argv + ["--l1-coef", "-1"]) == 2
+    assert "error: --l1-coef must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+
+
+def test_library_errors_name_the_argument_not_a_flag(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match=r"^out .*file is an existing file; give a folder$"):
+        check_output_folder(tmp_path / "file")
+    with pytest.raises(InputError, match=r"^out .*is the input file"):
+        check_not_an_input(tmp_path / "file", [tmp_path / "file"])

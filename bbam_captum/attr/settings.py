@@ -8,6 +8,8 @@ from enum import Enum
 from numbers import Integral, Real
 from typing import Any
 
+from ..errors import SettingsError
+
 __all__ = ["FROM_SETTINGS", "BBAMSettings", "FromSettings"]
 
 
@@ -36,8 +38,9 @@ class BBAMSettings:
     ``BBAM.attribute(..., settings=settings)`` runs with them (its keywords of the same names
     override single fields); the pipeline (:func:`bbam_captum.pipeline.generate_labels`,
     :func:`bbam_captum.pipeline.compute_maps`), the command line and the benchmarks pass one
-    around. A bad value is refused at construction with a ``ValueError`` that names the
-    field, what it must be and what came; sequences are stored as tuples.
+    around. A bad value is refused at construction with a
+    :class:`~bbam_captum.errors.SettingsError` (a ``ValueError``) that names the field, what it
+    must be and what came; sequences are stored as tuples.
 
     Attributes:
         box_head (bool): use the box-regression term (1_box). Default: True
@@ -119,9 +122,9 @@ class BBAMSettings:
     def __post_init__(self) -> None:
         for name in ("box_head", "cls_head"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                raise SettingsError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not (self.box_head or self.cls_head):
-            raise ValueError("box_head and cls_head: at least one must be True, got both False")
+            raise SettingsError("box_head and cls_head: at least one must be True, got both False")
         # far above any useful weight, and below where the float32 loss overflows into NaN maps
         _number("l1_coef", self.l1_coef, low=0.0, high=MAX_L1_COEF)
         _number("tv_coef", self.tv_coef, low=0.0)
@@ -131,16 +134,16 @@ class BBAMSettings:
         object.__setattr__(self, "stride_range", _sequence("stride_range", self.stride_range, length=2))
         lo, hi = self.stride_range
         if not all(_is_real(v) and math.isfinite(v) for v in (lo, hi)) or not 0 <= lo <= hi or not hi > 0:
-            raise ValueError(f"stride_range must be two finite numbers (lo, hi) with 0 <= lo <= hi and hi > 0 "
-                             f"(fractions of the shorter image side), got {self.stride_range!r}")
+            raise SettingsError(f"stride_range must be two finite numbers (lo, hi) with 0 <= lo <= hi and hi > 0 "
+                                f"(fractions of the shorter image side), got {self.stride_range!r}")
         _integer("steps", self.steps, low=1)
         _number("lr", self.lr, low=0.0, low_open=True)
         _integer("num_proposals", self.num_proposals, low=1)
         _number("max_shift", self.max_shift, low=0.0)
         object.__setattr__(self, "iou_thresholds", _sequence("iou_thresholds", self.iou_thresholds))
         if not self.iou_thresholds or not all(_is_real(t) and 0.0 < t <= 1.0 for t in self.iou_thresholds):
-            raise ValueError(f"iou_thresholds must be a non-empty sequence of values in (0, 1], "
-                             f"got {self.iou_thresholds!r}")
+            raise SettingsError(f"iou_thresholds must be a non-empty sequence of values in (0, 1], "
+                                f"got {self.iou_thresholds!r}")
         _integer("max_positives", self.max_positives, low=1)
         if self.early_stop_patience is not None:
             _integer("early_stop_patience", self.early_stop_patience, low=1, also="or None")
@@ -174,23 +177,23 @@ def _number(name: str, value: Any, low: float, low_open: bool = False, also: str
             high: float = math.inf) -> None:
     """``value`` is a finite number >= ``low`` (> with ``low_open``) and <= ``high``."""
     if _is_real(value) and math.isfinite(value) and value > high:
-        raise ValueError(f"{name} must be at most {high:g}, got {value!r}")
+        raise SettingsError(f"{name} must be at most {high:g}, got {value!r}")
     if not (_is_real(value) and math.isfinite(value) and (value > low if low_open else value >= low)):
         expected = f"a finite number {'>' if low_open else '>='} {low:g}" + (f" {also}" if also else "")
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        raise SettingsError(f"{name} must be {expected}, got {value!r}")
 
 
 def _integer(name: str, value: Any, low: int | None = None, also: str = "") -> None:
     """``value`` is an int (not a bool), at least ``low``."""
     if not (isinstance(value, Integral) and not isinstance(value, bool)):
-        raise ValueError(f"{name} must be an int{f' {also}' if also else ''}, got {value!r}")
+        raise SettingsError(f"{name} must be an int{f' {also}' if also else ''}, got {value!r}")
     if low is not None and value < low:
-        raise ValueError(f"{name} must be at least {low}{f' {also}' if also else ''}, got {value!r}")
+        raise SettingsError(f"{name} must be at least {low}{f' {also}' if also else ''}, got {value!r}")
 
 
 def _sequence(name: str, value: Any, length: int | None = None) -> tuple:
     """``value`` as a tuple: a sequence (not a string) of ``length`` items."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or (length and len(value) != length):
         what = f"a sequence of {length} numbers" if length else "a sequence of numbers"
-        raise ValueError(f"{name} must be {what}, got {value!r}")
+        raise SettingsError(f"{name} must be {what}, got {value!r}")
     return tuple(value)

@@ -90,14 +90,14 @@ def bbam_settings(args: argparse.Namespace) -> BBAMSettings:
     Raises:
         InputError: naming the option, what it must be and what came.
     """
-    from ..errors import InputError
+    from ..errors import InputError, SettingsError
 
     values = {field: getattr(args, dest) for field, dest in _DESTS.items() if hasattr(args, dest)}
     if "context" in values and math.isfinite(values["context"]) and values["context"] < 0:
         values["context"] = None  # a negative --context: the whole image
     try:
         return BBAMSettings(**values)
-    except ValueError as err:  # its message starts with the field's name: say the option instead
+    except SettingsError as err:  # its message starts with the field's name: say the option instead
         message = str(err)
         field = next((f for f in values if message.startswith(f + " ")), None)
         if field is None:

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.image)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
-    check_not_an_input(out, [path, *(Path(p) for p in (args.config, args.checkpoint, args.classes) if p)])
+    check_not_an_input(out, [path, *(Path(p) for p in (args.config, args.checkpoint, args.classes) if p)], "--out")
     from ..io.images import read_image  # after the checks: an input error answers before torch loads
     from ..pipeline.api import explain
 

@@ -117,16 +117,20 @@ def check_inputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     check_inputs(args)
     from ..pipeline.api import generate_labels  # after the checks: an input error answers before torch loads
+    from ..pipeline.coco_input import CategoryMismatchError
 
     if args.launcher != "none":
         _init_distributed(args.launcher, args.device)
     model = load_cli_detector(args)
-    summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
-                              categories_by_order=args.categories_by_order, detector_digest=detector_digest(args),
-                              label_workers=args.label_workers,
-                              run_info={"config": args.config, "checkpoint": args.checkpoint,
-                                        "torchvision": args.torchvision, "classes": args.classes},
-                              settings=bbam_settings(args))
+    try:
+        summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
+                                  categories_by_order=args.categories_by_order, detector_digest=detector_digest(args),
+                                  label_workers=args.label_workers,
+                                  run_info={"config": args.config, "checkpoint": args.checkpoint,
+                                            "torchvision": args.torchvision, "classes": args.classes},
+                                  settings=bbam_settings(args))
+    except CategoryMismatchError as err:
+        raise err.asking_for("--categories-by-order") from None
     if summary is None:  # not rank 0
         return 0
     _report(summary, Path(args.out))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class DenseCRFSettings:
 MIN_CRF_PIXELS = 256  # the smallest CRF grid (16 x 16 for a square image) that crf_max_pixels may ask for
 
 
-@dataclass
+@dataclass(frozen=True)
 class LabelSettings:
     """How BBAM maps become pseudo labels.
 
@@ -93,18 +93,18 @@ class LabelSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.crf_fg_share <= self.crf_bg_share <= 1.0:
-            raise InputError(f"CRF shares must satisfy 0 < crf_fg_share <= crf_bg_share <= 1, got "
-                             f"crf_fg_share={self.crf_fg_share}, crf_bg_share={self.crf_bg_share}")
+            raise SettingsError(f"CRF shares must satisfy 0 < crf_fg_share <= crf_bg_share <= 1, got "
+                                f"crf_fg_share={self.crf_fg_share}, crf_bg_share={self.crf_bg_share}")
         if not 0.0 <= self.theta_bg <= self.theta_fg <= 1.0:
-            raise InputError(f"thresholds must satisfy 0 <= theta_bg <= theta_fg <= 1, got theta_bg={self.theta_bg}, "
-                             f"theta_fg={self.theta_fg}")
+            raise SettingsError(f"thresholds must satisfy 0 <= theta_bg <= theta_fg <= 1, got "
+                                f"theta_bg={self.theta_bg}, theta_fg={self.theta_fg}")
         if not 0.0 <= self.instance_threshold <= 1.0:
-            raise InputError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
+            raise SettingsError(f"instance_threshold must lie in [0, 1], got {self.instance_threshold}")
         if self.crf_max_pixels < 0 or 0 < self.crf_max_pixels < MIN_CRF_PIXELS:
-            raise InputError(f"crf_max_pixels must be >= 0 (0: full resolution) and, above 0, at least "
-                             f"{MIN_CRF_PIXELS} (a 16 x 16 grid: the guided upsampling needs neighbours), got "
-                             f"{self.crf_max_pixels}")
+            raise SettingsError(f"crf_max_pixels must be >= 0 (0: full resolution) and, above 0, at least "
+                                f"{MIN_CRF_PIXELS} (a 16 x 16 grid: the guided upsampling needs neighbours), got "
+                                f"{self.crf_max_pixels}")
         if not 0.0 <= self.crf_blur <= 10.0:
-            raise InputError(f"crf_blur must lie in [0, 10] mask cells, got {self.crf_blur}")
+            raise SettingsError(f"crf_blur must lie in [0, 10] mask cells, got {self.crf_blur}")
         if not 0.0 <= self.blur_sigma <= 100.0:
-            raise InputError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")
+            raise SettingsError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")

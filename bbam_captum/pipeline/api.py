@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..io.images import read_image
 from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
-from .coco_input import read_coco
+from .coco_input import CategoryMismatchError, read_coco
 from .generate import compute_maps, run_fingerprint
 from .outputs import RUN_FILE, check_generate_inputs, check_not_an_input
 from .writers import write_labels
@@ -91,7 +91,7 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
     bbam = _as_bbam(model)
     if not isinstance(image, Tensor):
         if out is not None:
-            check_not_an_input(Path(out), [Path(image)], "out")
+            check_not_an_input(Path(out), [Path(image)])
         image = read_image(Path(image))
     scores = None
     if boxes is None:
@@ -190,7 +190,10 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world_size = ((torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed
                         else (0, 1))
-    coco = read_coco(ann_file, bbam.adapter.class_names, by_order=categories_by_order)
+    try:
+        coco = read_coco(ann_file, bbam.adapter.class_names, by_order=categories_by_order)
+    except CategoryMismatchError as err:
+        raise err.asking_for("categories_by_order=True") from None
     digest = model_digest(bbam) if detector_digest is None else detector_digest
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
