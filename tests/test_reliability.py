@@ -532,12 +532,13 @@ def test_categories_that_match_only_by_position_are_refused_unless_asked(tmp_pat
 
 
 def test_generate_labels_names_its_own_argument_for_the_pairing_by_order(tmp_path, random_detector):
+    from bbam_captum.detectors import MMDetTwoStageAdapter
     from bbam_captum.pipeline import generate_labels
     from bbam_captum.synth import write_dataset
 
     ann = write_dataset(tmp_path / "data", 1, 1, show_progress=False)
     data = json.loads(ann.read_text())
-    classes = random_detector.dataset_meta["classes"]  # COCO's 80 without a checkpoint
+    classes = MMDetTwoStageAdapter(random_detector).class_names  # what generate_labels pairs the categories with
     data["categories"] = [{"id": i + 1, "name": f"kind {i + 1}"} for i in range(len(classes))]
     renamed = tmp_path / "renamed.json"
     renamed.write_text(json.dumps(data))
