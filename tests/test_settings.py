@@ -20,6 +20,7 @@ from bbam_captum.cli._common import bbam_settings
 from bbam_captum.cli.main import main
 from bbam_captum.errors import InputError, SettingsError
 from bbam_captum.labels import LabelSettings
+from bbam_captum.pipeline import explain
 from bbam_captum.pipeline.coco_input import ImageItem
 from bbam_captum.pipeline.generate import maps_key, run_fingerprint
 from bbam_captum.pipeline.outputs import check_not_an_input, check_output_folder
@@ -80,6 +81,10 @@ def test_baseline_is_a_deprecated_name_of_baselines(random_detector):
     assert not torch.equal(old, bbam.attribute(image, BOX, target=1, settings=FAST))  # the pixel mean
     with pytest.raises(TypeError, match="not both"):
         bbam.attribute(image, BOX, target=1, baseline=grey, baselines=grey, settings=FAST)
+    with pytest.warns(DeprecationWarning, match="explain's baseline is deprecated") as caught:
+        result = explain(bbam, image, BOX, baseline=grey, settings=FAST)
+    assert caught[0].filename == __file__
+    assert torch.equal(result.maps, explain(bbam, image, BOX, baselines=grey, settings=FAST).maps)
 
 
 @pytest.mark.parametrize("field, value, message", [

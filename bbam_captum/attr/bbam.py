@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ from torch import Tensor
 from ..detectors.adapt import as_adapter
 from ..detectors.base import Crop, DetectorAdapter
 from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, to_rois, total_variation, upsample_mask
+from ..utils.deprecation import renamed_argument
 from ._proposals import PositiveProposals, select_positives
 from .settings import FROM_SETTINGS, BBAMSettings, FromSettings
 from ._utils import format_baselines, format_image, format_target
@@ -144,13 +144,8 @@ class BBAM(PerturbationAttribution):
         the only proposal, its targets taken from the unperturbed image; its record says
         ``fallback=True``.
         """
-        if baseline is not None:  # the name before Captum's
-            if baselines is not None:
-                raise TypeError("give baselines only (baseline is its deprecated name), not both")
-            # stacklevel: past log_usage's and enable_grad's wrappers, to the caller's line
-            warnings.warn("BBAM.attribute's baseline is deprecated; use baselines (Captum's name)",
-                          DeprecationWarning, stacklevel=4)
-            baselines = baseline
+        # stacklevel 5: past this method and log_usage's and enable_grad's wrappers, to the caller's line
+        baselines = renamed_argument(baselines, baseline, "baselines", "baseline", "BBAM.attribute", stacklevel=5)
         settings = (BBAMSettings() if settings is None else settings).override(
             box_head=box_head, cls_head=cls_head, l1_coef=l1_coef, tv_coef=tv_coef, tv_power=tv_power, stride=stride,
             stride_range=stride_range, steps=steps, lr=lr, num_proposals=num_proposals, max_shift=max_shift,

@@ -24,6 +24,7 @@ from ..errors import InputError
 from ..io.images import read_image
 from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
+from ..utils.deprecation import renamed_argument
 from .coco_input import CategoryMismatchError, read_coco
 from .generate import compute_maps, run_fingerprint
 from .outputs import RUN_FILE, check_generate_inputs, check_not_an_input
@@ -63,7 +64,8 @@ def _bbam_settings(settings: BBAMSettings | None, overrides: dict) -> BBAMSettin
 def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str | Path, boxes: Tensor | None = None,
             score_thr: float = 0.5, out: str | Path | None = None, title: str | None = None,
             show_progress: bool = False, baselines: Tensor | Sequence[float] | None = None,
-            settings: BBAMSettings | None = None, **overrides) -> Explanation:
+            settings: BBAMSettings | None = None, baseline: Tensor | Sequence[float] | None = None,
+            **overrides) -> Explanation:
     """Explains the detector's detections on one image (or the given boxes) with BBAM.
 
     Args:
@@ -80,6 +82,7 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
         baselines (Tensor or sequence of 3 floats, optional): see :meth:`bbam_captum.BBAM.attribute`.
             Default: the detector's pixel mean
         settings (BBAMSettings, optional): BBAM's settings. Default: ``BBAMSettings()``
+        baseline: deprecated name of ``baselines``.
         **overrides: fields of :class:`~bbam_captum.BBAMSettings` (``steps``, ``l1_coef``, ...)
             that override those of ``settings``.
 
@@ -87,6 +90,7 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
         :class:`Explanation`; with no detection above ``score_thr`` it holds no box (and no
         figure is written).
     """
+    baselines = renamed_argument(baselines, baseline, "baselines", "baseline", "explain", stacklevel=3)
     bbam_settings = _bbam_settings(settings, overrides)
     bbam = _as_bbam(model)
     if not isinstance(image, Tensor):
