@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from captum.attr import IntegratedGradients, Occlusion
 from torch import Tensor
 
-from bbam_captum import BBAM, BoxGradCAM
+from bbam_captum import BBAM, BBAMSettings, BoxGradCAM
 from bbam_captum.attr.gradcam import box_score
 from bbam_captum.detectors import MMDetTwoStageAdapter
 from bbam_captum.labels import instance_masks
@@ -29,13 +29,13 @@ def _normalise(maps: Tensor) -> Tensor:
 
 @dataclass
 class BBAMMethod:
-    """BBAM with the given settings (see :meth:`bbam_captum.BBAM.attribute`)."""
+    """BBAM with the given settings."""
 
     name: str = "bbam"
-    settings: dict = field(default_factory=dict)
+    settings: BBAMSettings = field(default_factory=BBAMSettings)
 
     def __call__(self, adapter: MMDetTwoStageAdapter, image: Tensor, boxes: Tensor, targets: Tensor) -> Tensor:
-        return BBAM(adapter).attribute(image, boxes, target=targets, **self.settings)
+        return BBAM(adapter).attribute(image, boxes, target=targets, settings=self.settings)
 
 
 @dataclass
@@ -159,11 +159,11 @@ def default_methods(quick: bool, bbam_steps: int | None = None) -> list:
     """BBAM (defaults and the paper's ablations), Grad-CAM, Captum peers, D-RISE, box."""
     steps = {"steps": bbam_steps} if bbam_steps else {}
     methods: list = [
-        BBAMMethod("bbam", dict(steps)),
-        BBAMMethod("bbam_box_head_only", dict(steps, cls_head=False)),
-        BBAMMethod("bbam_cls_head_only", dict(steps, box_head=False)),
+        BBAMMethod("bbam", BBAMSettings(**steps)),
+        BBAMMethod("bbam_box_head_only", BBAMSettings(**steps, cls_head=False)),
+        BBAMMethod("bbam_cls_head_only", BBAMSettings(**steps, box_head=False)),
     ]
     for stride in (4, 8, 16, 32) if not quick else (8,):
-        methods.append(BBAMMethod(f"bbam_stride_{stride}", dict(steps, stride=stride)))
+        methods.append(BBAMMethod(f"bbam_stride_{stride}", BBAMSettings(**steps, stride=stride)))
     methods += [GradCAMMethod(), IntegratedGradientsMethod(), OcclusionMethod(), DRISEMethod(), BoxMethod()]
     return methods

@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
     device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     meta = {**asdict(scale), "name": name, "seeds": args.seeds, "device": device, "date": time.strftime("%Y-%m-%d"),
-            "wall_minutes": (time.perf_counter() - start) / 60, "bbam_settings": bbam_settings.explicit(),
+            "wall_minutes": (time.perf_counter() - start) / 60, "bbam_settings": asdict(bbam_settings),
             "label_settings": asdict(LabelSettings()),
             "command": "python -m benchmarks.pipeline " + " ".join(argv if argv is not None else sys.argv[1:])}
     stem = f"pipeline_{name}"

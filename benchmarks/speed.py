@@ -42,7 +42,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bbam_captum import BBAM, load_detector  # noqa: E402
+from bbam_captum import BBAM, BBAMSettings, load_detector  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
 from bbam_captum.io import load_coco_image  # noqa: E402
 from bbam_captum.labels import LabelSettings, pseudo_masks  # noqa: E402
@@ -97,8 +97,10 @@ def _instance_ious(maps: torch.Tensor, boxes: torch.Tensor, true: torch.Tensor) 
     return mask_iou(torch.from_numpy(instance), true).tolist()
 
 
-def run_method(name: str, adapter, images: list, settings: dict | None, one_at_a_time: bool) -> dict:
-    """Seconds per object, peak memory and mask mIoU of BBAM with ``settings`` (None: Grad-CAM)."""
+def run_method(name: str, adapter, images: list, overrides: dict | None, one_at_a_time: bool) -> dict:
+    """Seconds per object, peak memory and mask mIoU of BBAM with the fields ``overrides`` changes of its
+    defaults (None: Grad-CAM)."""
+    settings = None if overrides is None else BBAMSettings(**overrides)
     ious, seconds, peak, objects, steps = [], 0.0, 0.0, 0, []
     for image, boxes, labels, true in tqdm(images, desc=name, unit="img"):
         start = time.perf_counter()
@@ -106,11 +108,12 @@ def run_method(name: str, adapter, images: list, settings: dict | None, one_at_a
             if settings is None:
                 maps = GradCAMMethod()(adapter, image, boxes, labels)
             elif one_at_a_time:
-                runs = [BBAM(adapter).attribute(image, b, target=int(c), return_records=True, **settings)
+                runs = [BBAM(adapter).attribute(image, b, target=int(c), settings=settings, return_records=True)
                         for b, c in zip(boxes, labels)]
                 maps, records = torch.cat([m for m, _ in runs]), [r for _, rs in runs for r in rs]
             else:
-                maps, records = BBAM(adapter).attribute(image, boxes, target=labels, return_records=True, **settings)
+                maps, records = BBAM(adapter).attribute(image, boxes, target=labels, settings=settings,
+                                                        return_records=True)
         seconds += time.perf_counter() - start
         peak = max(peak, mem[0])
         objects += len(boxes)
@@ -118,7 +121,7 @@ def run_method(name: str, adapter, images: list, settings: dict | None, one_at_a
         ious += _instance_ious(maps, boxes, true)
     return {"method": name, "sec_per_object": seconds / objects, "peak_mem_mb": peak,
             "mask_miou": float(np.mean(ious)), "objects": objects,
-            "mean_steps": float(np.mean(steps)) if steps else None, "settings": settings}
+            "mean_steps": float(np.mean(steps)) if steps else None, "settings": overrides}
 
 
 def where_time_goes(adapter: MMDetTwoStageAdapter, image, boxes, labels) -> dict:
@@ -155,18 +158,18 @@ class NativeSizeAdapter(MMDetTwoStageAdapter):
 def scaling(model, image, boxes, labels, steps: int | None) -> dict:
     """Seconds per object for 1..K boxes of one image, and for one box on the image resized
     to several sides (detector at that resolution); our defaults, or ``steps`` steps."""
-    settings = {} if steps is None else {"steps": steps}
+    settings = BBAMSettings() if steps is None else BBAMSettings(steps=steps)
     adapter, native = MMDetTwoStageAdapter(model), NativeSizeAdapter(model)
     by_boxes, by_size = {}, {}
     for k in sorted({1, 2, min(4, len(boxes)), len(boxes)}):
         start = time.perf_counter()
-        BBAM(adapter).attribute(image, boxes[:k], target=labels[:k], **settings)
+        BBAM(adapter).attribute(image, boxes[:k], target=labels[:k], settings=settings)
         by_boxes[k] = (time.perf_counter() - start) / k
     for size in (128, 192, 256, 384):
         scale = size / image.shape[-1]
         resized = F.interpolate(image[None].float(), size=(size, size), mode="bilinear", align_corners=False)[0]
         start = time.perf_counter()
-        BBAM(native).attribute(resized, boxes[:1] * scale, target=labels[:1], **settings)
+        BBAM(native).attribute(resized, boxes[:1] * scale, target=labels[:1], settings=settings)
         by_size[size] = time.perf_counter() - start
     return {"sec_per_object_by_boxes": by_boxes, "sec_per_object_by_image_size": by_size}
 

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bbam_captum import BBAM
+from bbam_captum import BBAM, BBAMSettings
 from bbam_captum.attr import bbam as bbam_module
 from bbam_captum.attr._proposals import PositiveProposals, box_generator
 from bbam_captum.ops import jitter_boxes, to_rois
@@ -284,6 +284,7 @@ def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, time
         settings["max_memory_mb"] = max_memory_mb
     if timed_steps is not None:
         settings["steps"] = min(timed_steps, recipe["steps"])
+    bbam_settings = BBAMSettings(**settings)
     adapter = detector.reference if method == "reference" else detector.adapter
     bbam = TimedBBAM(adapter, synchronize)
     # the reference explains one box at a time, as the original did
@@ -293,7 +294,7 @@ def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, time
     records = []
     with forced_positives(positives), peak_memory(device) as mem:
         for b, c in batches:
-            records += bbam.attribute(image, b, target=c, return_records=True, **settings)[1]
+            records += bbam.attribute(image, b, target=c, settings=bbam_settings, return_records=True)[1]
         synchronize()
     measured = time.perf_counter() - start
     steps = settings["steps"]

@@ -205,7 +205,7 @@ def run_world(world: str, out: Path, images: int, threads: int, variants: list[s
         settings = MAP_VARIANTS[variant]
         work = out / "work" / world / variant
         cache = work / "scores.json"
-        key = {"chains": {n: asdict(s) for n, s in CHAINS.items()}, "overrides": settings.explicit(), "images": images,
+        key = {"chains": {n: asdict(s) for n, s in CHAINS.items()}, "settings": asdict(settings), "images": images,
                "raw": [RAW_BLURS, RAW_THRESHOLDS]}
         if cache.is_file() and json.loads(cache.read_text())["key"] == json.loads(json.dumps(key)):
             result["variants"][variant] = json.loads(cache.read_text())["scores"]

@@ -16,7 +16,8 @@ TORCHVISION_VERSION="$(pin torchvision)"
 MMCV_VERSION="$(pin mmcv)"
 CACHE_ROOT="${BBAM_CAPTUM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bbam-captum}"
 STAMP="$VENV/.bbam-captum-env"
-STAMP_KEY="$(cat "$ROOT/pyproject.toml" "$CONSTRAINTS" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -c1-16)"
+STAMP_KEY="$(cat "$ROOT/pyproject.toml" "$CONSTRAINTS" "$ROOT/scripts/setup_env.sh" "$ROOT/scripts/check_env.py" \
+    | sha256sum | cut -c1-16)"
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -68,13 +69,7 @@ say "installing mmcv, the OpenMMLab stack, captum and bbam-captum (editable)"
 CV_VERSION="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"
 "${PIP[@]}" install --quiet --force-reinstall --no-deps "opencv-python==$CV_VERSION"
 
-say "checking the environment"
-"$VENV/bin/python" - <<'PY'
-import bbam_captum, captum, mmcv, mmdet, mmseg, cv2
-import pydensecrf.densecrf  # built from source at install
-from mmcv.ops import RoIAlign, nms  # fails if mmcv was built without its ops
-print(f"[setup] ok: mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, "
-      f"captum {captum.__version__}, cv2 {cv2.__version__}")
-PY
+say "checking the environment: the versions of constraints.txt, the stack's imports, mmcv's ops"
+"$VENV/bin/python" "$ROOT/scripts/check_env.py" "$CONSTRAINTS"
 echo "$STAMP_KEY" > "$STAMP"
 say "environment ready: $VENV"

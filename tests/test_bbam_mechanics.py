@@ -41,11 +41,21 @@ def test_batched_equals_single(random_detector, image):
     assert torch.allclose(batched, singles, atol=1e-4)
 
 
-def test_same_seed_same_maps(random_detector, image):
-    bbam = BBAM(random_detector)
-    a = bbam.attribute(image, BOXES, target=1, seed=3, **FAST)
-    b = bbam.attribute(image, BOXES, target=1, seed=3, **FAST)
-    assert torch.equal(a, b)
+def test_same_seed_same_maps_another_seed_other_maps():
+    """On the bundled detector and its objects, so that boxes have positive proposals: the seed draws
+    the jittered proposals, which a box that falls back to itself (as on a random detector) never uses."""
+    from bbam_captum import load_detector
+    from bbam_captum.synth import draw_image
+
+    rgb, objects = draw_image(1, 3)
+    image = torch.from_numpy(rgb).permute(2, 0, 1)
+    boxes = torch.tensor([o.bbox_xyxy for o in objects], dtype=torch.float32)
+    labels = [o.label for o in objects]
+    bbam = BBAM(load_detector())
+    a, records = bbam.attribute(image, boxes, target=labels, seed=3, return_records=True, **FAST)
+    assert [r.fallback for r in records].count(False) >= 1, f"every box fell back: {records}"
+    assert torch.equal(a, bbam.attribute(image, boxes, target=labels, seed=3, **FAST))
+    assert not torch.equal(a, bbam.attribute(image, boxes, target=labels, seed=4, **FAST))
 
 
 @pytest.mark.parametrize("inputs, boxes, target, error, match", [

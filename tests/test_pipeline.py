@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from bbam_captum import BBAMSettings
 from bbam_captum.cli.main import main
 
 CLI = [sys.executable, "-m", "bbam_captum.cli.main"]
@@ -67,6 +69,9 @@ def test_generate_writes_every_output(generated, tiny_synth):
     summary = json.loads((generated / "summary.json").read_text())
     assert summary["boxes_labelled"] == len(ann["annotations"]) and summary["failures"] == []
     assert {"bbam_seconds", "bbam_seconds_per_object"} <= set(summary["timings"])
+    # every BBAM setting's value, defaults included, so that a changed default shows (and recomputes the maps)
+    every = json.loads(json.dumps(asdict(BBAMSettings(steps=4))))
+    assert json.loads((generated / "run.json").read_text())["bbam_settings"] == every == summary["bbam_settings"]
 
 
 def test_mmseg_and_mmdet_datasets_read_the_labels(generated):

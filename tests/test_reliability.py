@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bbam_captum.cli.main import main
+from bbam_captum.cli._common import load_cli_detector
+from bbam_captum.cli.main import build_parser, main
 from bbam_captum.errors import InputError
 
 STEPS = ["--steps", "2"]
@@ -150,12 +151,10 @@ def test_a_changed_image_is_recomputed(small, tmp_path):
 # 3. duplicate ids are a malformed file, found before anything loads or is written
 @pytest.mark.parametrize("section", ["images", "annotations", "categories"])
 def test_duplicate_ids_exit_2_before_any_work(small, tmp_path, capsys, monkeypatch, section):
-    import bbam_captum
-
     data, ann = small
     ann[section].append(copy.deepcopy(ann[section][0]))
     ann_path = _write_ann(data, ann)
-    monkeypatch.setattr(bbam_captum, "load_detector", _must_not_load)
+    _forbid_detector_loading(monkeypatch)
     out = tmp_path / "out"
     assert _generate(ann_path, data / "images", out) == 2
     err = capsys.readouterr().err
@@ -165,6 +164,25 @@ def test_duplicate_ids_exit_2_before_any_work(small, tmp_path, capsys, monkeypat
 
 def _must_not_load(*args, **kwargs):
     raise AssertionError("the detector was loaded before the input was checked")
+
+
+def _forbid_detector_loading(monkeypatch) -> None:
+    """Makes a detector load fail the test, where the command line looks the loaders up:
+    :func:`bbam_captum.cli._common.load_cli_detector` imports them from their module when it runs
+    (patching ``bbam_captum.load_detector`` would not reach it)."""
+    import bbam_captum.detectors.loading as loading
+
+    monkeypatch.setattr(loading, "load_detector", _must_not_load)
+    monkeypatch.setattr(loading, "load_torchvision_detector", _must_not_load)
+
+
+@pytest.mark.parametrize("argv", [[], ["--torchvision", "fasterrcnn_resnet50_fpn", "--checkpoint", "w.pth"]])
+def test_forbidding_detector_loads_reaches_the_command_line(monkeypatch, argv):
+    """The guard above sees the command line's loads, so the tests that use it can fail."""
+    _forbid_detector_loading(monkeypatch)
+    args = build_parser().parse_args(["explain", "image.png", "--out", "f.png", *argv])
+    with pytest.raises(AssertionError, match="loaded before the input was checked"):
+        load_cli_detector(args)
 
 
 # 4. pixel data is read as it is
@@ -273,23 +291,19 @@ def test_evaluate_refuses_another_datasets_truth_and_truth_without_masks(small, 
     (lambda a: a["categories"][2].pop("id"), "categories[2]: 'id' must be an integer"),
 ])
 def test_malformed_items_exit_2_naming_the_item(small, tmp_path, capsys, monkeypatch, edit, message):
-    import bbam_captum
-
     data, ann = small
     edit(ann)
     ann_path = _write_ann(data, ann)
-    monkeypatch.setattr(bbam_captum, "load_detector", _must_not_load)
+    _forbid_detector_loading(monkeypatch)
     assert _generate(ann_path, data / "images", tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert message.format(a1=ann["annotations"][1]["id"], i0=ann["images"][0]["id"]) in err and str(ann_path) in err
 
 
 def test_bad_arguments_exit_2_before_the_detector_loads(small, tmp_path, capsys, monkeypatch):
-    import bbam_captum
-
     data, ann = small
     ann_path = _write_ann(data, ann)
-    monkeypatch.setattr(bbam_captum, "load_detector", _must_not_load)
+    _forbid_detector_loading(monkeypatch)
     out = tmp_path / "out"
     cases = [(["--steps", "0"], "--steps must be at least 1"), (["--l1-coef", "nan"], "--l1-coef"),
              (["--device", "tpu9"], "--device"), (["--theta-fg", "2"], "theta_bg <= theta_fg")]
@@ -508,13 +522,28 @@ def test_categories_that_match_only_by_position_are_refused_unless_asked(tmp_pat
         category["name"] = f"kind {category['id']}"  # same count as the classes, no name in common
     renamed = tmp_path / "renamed.json"
     renamed.write_text(json.dumps(data))
-    with pytest.raises(InputError, match="by name.*--categories-by-order"):
+    with pytest.raises(InputError, match=r"by name.*pass by_order=True$"):  # read_coco's argument, not a flag
         read_coco(renamed, CLASSES)
     by_order = read_coco(renamed, CLASSES, by_order=True)
     assert by_order.class_of_category == {c["id"]: i for i, c in enumerate(sorted(data["categories"],
                                                                                    key=lambda c: c["id"]))}
     with pytest.raises(InputError, match="cannot be paired by order"):
         read_coco(renamed, CLASSES[:-1], by_order=True)
+
+
+def test_generate_labels_names_its_own_argument_for_the_pairing_by_order(tmp_path, random_detector):
+    from bbam_captum.detectors import MMDetTwoStageAdapter
+    from bbam_captum.pipeline import generate_labels
+    from bbam_captum.synth import write_dataset
+
+    ann = write_dataset(tmp_path / "data", 1, 1, show_progress=False)
+    data = json.loads(ann.read_text())
+    classes = MMDetTwoStageAdapter(random_detector).class_names  # what generate_labels pairs the categories with
+    data["categories"] = [{"id": i + 1, "name": f"kind {i + 1}"} for i in range(len(classes))]
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"by name.*pass categories_by_order=True$"):
+        generate_labels(random_detector, renamed, ann.parent / "images", tmp_path / "out", show_progress=False)
 
 
 def test_generate_refuses_categories_matching_by_position_and_takes_them_when_asked(tmp_path, capsys):

@@ -40,18 +40,18 @@ def format_image(inputs: Tensor, device: torch.device) -> Tensor:
     return image
 
 
-def format_baseline(baseline: Tensor | Sequence[float] | None, default: Tensor, image: Tensor) -> Tensor:
+def format_baselines(baselines: Tensor | Sequence[float] | None, default: Tensor, image: Tensor) -> Tensor:
     """mu as ``Tensor[3, 1, 1]`` (a colour) or ``Tensor[1, 3, H, W]`` (an image)."""
-    if baseline is None:
+    if baselines is None:
         return default.to(image.device)
-    mu = torch.as_tensor(baseline, dtype=torch.float32, device=image.device)
+    mu = torch.as_tensor(baselines, dtype=torch.float32, device=image.device)
     if mu.shape == (3,):
         return mu.reshape(3, 1, 1)
     if mu.dim() == 3:
         mu = mu.unsqueeze(0)
     if mu.shape != image.shape:
-        raise ValueError(f"baseline must be an RGB colour (3,) or an image of the input's shape "
-                         f"{tuple(image.shape[1:])}, got shape {tuple(torch.as_tensor(baseline).shape)}")
+        raise ValueError(f"baselines must be an RGB colour (3,) or an image of the input's shape "
+                         f"{tuple(image.shape[1:])}, got shape {tuple(torch.as_tensor(baselines).shape)}")
     return mu
 
 

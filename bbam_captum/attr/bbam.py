@@ -14,9 +14,10 @@ from torch import Tensor
 from ..detectors.adapt import as_adapter
 from ..detectors.base import Crop, DetectorAdapter
 from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, to_rois, total_variation, upsample_mask
+from ..utils.deprecation import renamed_argument
 from ._proposals import PositiveProposals, select_positives
-from .settings import BBAMSettings
-from ._utils import format_baseline, format_image, format_target
+from .settings import FROM_SETTINGS, BBAMSettings, FromSettings
+from ._utils import format_baselines, format_image, format_target
 
 TargetType = int | Sequence[int] | Tensor | None
 
@@ -86,33 +87,31 @@ class BBAM(PerturbationAttribution):
         inputs: Tensor,
         boxes: Tensor,
         target: TargetType = None,
-        baseline: Tensor | Sequence[float] | None = None,
-        box_head: bool = True,
-        cls_head: bool = True,
-        l1_coef: float = 0.007,
-        tv_coef: float = 1e-4,
-        tv_power: float = 3.0,
-        stride: int | str = "adaptive",
-        stride_range: tuple[float, float] = (0.03, 0.12),
-        steps: int = 40,
-        lr: float = 0.1,
-        num_proposals: int = 200,
-        max_shift: float = 0.3,
-        iou_thresholds: Sequence[float] = (0.9, 0.85, 0.8),
-        max_positives: int = 20,
-        early_stop_patience: int | None = None,
-        early_stop_tol: float = 1e-3,
-        context: float | None = 0.25,
-        seed: int = 0,
-        max_memory_mb: float | str | None = "auto",
+        baselines: Tensor | Sequence[float] | None = None,
+        settings: BBAMSettings | None = None,
+        box_head: bool | FromSettings = FROM_SETTINGS,
+        cls_head: bool | FromSettings = FROM_SETTINGS,
+        l1_coef: float | FromSettings = FROM_SETTINGS,
+        tv_coef: float | FromSettings = FROM_SETTINGS,
+        tv_power: float | FromSettings = FROM_SETTINGS,
+        stride: int | str | FromSettings = FROM_SETTINGS,
+        stride_range: tuple[float, float] | FromSettings = FROM_SETTINGS,
+        steps: int | FromSettings = FROM_SETTINGS,
+        lr: float | FromSettings = FROM_SETTINGS,
+        num_proposals: int | FromSettings = FROM_SETTINGS,
+        max_shift: float | FromSettings = FROM_SETTINGS,
+        iou_thresholds: Sequence[float] | FromSettings = FROM_SETTINGS,
+        max_positives: int | FromSettings = FROM_SETTINGS,
+        early_stop_patience: int | None | FromSettings = FROM_SETTINGS,
+        early_stop_tol: float | FromSettings = FROM_SETTINGS,
+        context: float | None | FromSettings = FROM_SETTINGS,
+        seed: int | FromSettings = FROM_SETTINGS,
+        max_memory_mb: float | str | None | FromSettings = FROM_SETTINGS,
         show_progress: bool = False,
         return_records: bool = False,
+        baseline: Tensor | Sequence[float] | None = None,
     ) -> Tensor | tuple[Tensor, list[BoxRecord]]:
         r"""
-        The keywords from ``box_head`` to ``max_memory_mb`` are the fields of
-        :class:`~bbam_captum.BBAMSettings`, which checks them; ``**settings.to_kwargs()``
-        passes a settings object.
-
         Args:
             inputs (Tensor): one image, ``(3, H, W)`` or ``(1, 3, H, W)``, RGB, values
                 0..255 (uint8 or float).
@@ -121,62 +120,21 @@ class BBAM(PerturbationAttribution):
             target (int, list, Tensor or None, optional): class index per box (one int
                 for all boxes, or K of them). None: the detector's own top class for
                 each box. Default: None
-            baseline (Tensor or sequence of 3 floats, optional): mu, what masked-out
+            baselines (Tensor or sequence of 3 floats, optional): mu, what masked-out
                 pixels become: an RGB colour (3,) or an image (3, H, W) / (1, 3, H, W),
                 e.g. a blurred copy. Default: the detector's pixel mean.
-            box_head (bool, optional): use the box-regression term (1_box). Default: True
-            cls_head (bool, optional): use the classification term (1_cls). Default: True
-            l1_coef (float, optional): lambda, the weight of ``|M|_1`` (summed over mask
-                cells). Default: 0.007
-            tv_coef (float, optional): weight of the total variation of M (0 disables).
-                Default: 1e-4
-            tv_power (float, optional): exponent of the total variation. Default: 3
-            stride (int or "adaptive", optional): image pixels per mask cell; "adaptive"
-                grows it with the box (``s = short_side * (lo + (hi - lo) sqrt(box area /
-                image area))`` with ``(lo, hi) = stride_range``). Default: "adaptive"
-            stride_range (tuple of 2 floats, optional): the adaptive stride's ends as
-                fractions of the shorter image side, for a vanishing box and for a box
-                filling the image. Default: (0.03, 0.12), 1.5 times the original's rule
-                (its 16..64 px at 800 px are (0.02, 0.08)): cells that wide mark an object's
-                body where only its outline tells it from the background, chosen across
-                worlds by leave-one-world-out (``benchmarks/results/worlds.md``)
-            steps (int, optional): Adam steps. Default: 40 (the original ran 300 at lr 0.02;
-                fewer, larger steps reach masks as good in the speed benchmark)
-            lr (float, optional): Adam learning rate. Default: 0.1
-            num_proposals (int, optional): jittered proposals drawn per box. Default: 200
-            max_shift (float, optional): largest jitter per coordinate, as a fraction of
-                the box side. Default: 0.3
-            iou_thresholds (sequence of float, optional): IoU thresholds tried in order
-                for O+; the first that admits a proposal is used. Default: (0.9, 0.85, 0.8)
-            max_positives (int, optional): most proposals kept in O+ (the original kept
-                up to 100; the RoI head's cost grows with them). Default: 20
-            early_stop_patience (int or None, optional): stop a box once its loss has not
-                improved by ``early_stop_tol`` (relative) for this many steps. None runs
-                all steps. Default: None
-            early_stop_tol (float, optional): see above. Default: 1e-3
-            context (float or None, optional): the detector sees, for each box, only a
-                window around it: the union of its positive proposals and their
-                regressed boxes, grown on each side by ``context`` times the box's side
-                (aligned to the detector's coarsest RoI feature grid); the rest of the
-                image counts as masked out (mu), so only the L1 term reaches its mask
-                cells, which stay at 0. Small boxes then cost a fraction of a
-                full-image forward. None: the whole image, as the original.
-                Default: 0.25
-            seed (int, optional): seed of the proposal jitter and subsampling. Default: 0
-            max_memory_mb (float, "auto" or None, optional): memory budget of one step, in
-                MiB: the boxes are split into chunks whose estimated step memory (what the
-                forward keeps for the backward pass, not the detector's weights) stays
-                under it, and the chunks are optimised one after another; a box over
-                the budget alone makes a chunk of its own. The estimate per box is linear in
-                the pixels of its context window (of the whole input with ``context=None``),
-                fitted on three forwards of small windows, plus two RGB images of the
-                input's size that a step holds for a moment. Chunks give the maps of one batch
-                to float rounding. "auto": half the free memory of the CUDA device, or on
-                CPU half the memory the system reports available. None: one batch, no
-                estimate. Default: "auto"
+            settings (BBAMSettings, optional): the method's settings; their fields, meaning
+                and defaults are documented on :class:`~bbam_captum.BBAMSettings`.
+                Default: ``BBAMSettings()``
+            box_head, cls_head, l1_coef, tv_coef, tv_power, stride, stride_range, steps, lr,
+                num_proposals, max_shift, iou_thresholds, max_positives, early_stop_patience,
+                early_stop_tol, context, seed, max_memory_mb (optional): each overrides the
+                field of the same name of ``settings``. Default: ``FROM_SETTINGS``, the
+                field's value in ``settings``
             show_progress (bool, optional): show a progress bar over steps. Default: False
             return_records (bool, optional): also return a :class:`BoxRecord` per box.
                 Default: False
+            baseline: deprecated name of ``baselines``.
 
         Returns:
             Tensor ``(K, 1, H, W)`` with values in [0, 1], one map per box at the image's
@@ -186,7 +144,9 @@ class BBAM(PerturbationAttribution):
         the only proposal, its targets taken from the unperturbed image; its record says
         ``fallback=True``.
         """
-        settings = BBAMSettings(
+        # stacklevel 5: past this method and log_usage's and enable_grad's wrappers, to the caller's line
+        baselines = renamed_argument(baselines, baseline, "baselines", "baseline", "BBAM.attribute", stacklevel=5)
+        settings = (BBAMSettings() if settings is None else settings).override(
             box_head=box_head, cls_head=cls_head, l1_coef=l1_coef, tv_coef=tv_coef, tv_power=tv_power, stride=stride,
             stride_range=stride_range, steps=steps, lr=lr, num_proposals=num_proposals, max_shift=max_shift,
             iou_thresholds=iou_thresholds, max_positives=max_positives, early_stop_patience=early_stop_patience,
@@ -195,7 +155,7 @@ class BBAM(PerturbationAttribution):
         height, width = image.shape[-2:]
         boxes = check_boxes(boxes, height, width).to(image.device)  # [K, 4]
         budget_mb = _memory_budget_mb(settings.max_memory_mb, image.device)
-        mu = format_baseline(baseline, self.adapter.pixel_mean(), image)
+        mu = format_baselines(baselines, self.adapter.pixel_mean(), image)
 
         with self.adapter.frozen():
             with torch.no_grad():

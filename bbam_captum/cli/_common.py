@@ -37,8 +37,6 @@ def check_detector_args(args: argparse.Namespace) -> None:
     Raises:
         InputError: a missing file, or a device that torch does not know or this machine lacks.
     """
-    import torch
-
     from ..errors import InputError
 
     if args.torchvision is not None and args.config is not None:
@@ -50,6 +48,10 @@ def check_detector_args(args: argparse.Namespace) -> None:
     for flag, path in (("--config", args.config), ("--checkpoint", args.checkpoint), ("--classes", args.classes)):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{flag} {path}: no such file")
+    if args.device == "cpu":  # the default: no torch needed to know it, so input errors answer at once
+        return
+    import torch
+
     try:
         device = torch.device(args.device)
     except (RuntimeError, ValueError) as err:
@@ -88,14 +90,14 @@ def bbam_settings(args: argparse.Namespace) -> BBAMSettings:
     Raises:
         InputError: naming the option, what it must be and what came.
     """
-    from ..errors import InputError
+    from ..errors import InputError, SettingsError
 
     values = {field: getattr(args, dest) for field, dest in _DESTS.items() if hasattr(args, dest)}
     if "context" in values and math.isfinite(values["context"]) and values["context"] < 0:
         values["context"] = None  # a negative --context: the whole image
     try:
         return BBAMSettings(**values)
-    except ValueError as err:  # its message starts with the field's name: say the option instead
+    except SettingsError as err:  # its message starts with the field's name: say the option instead
         message = str(err)
         field = next((f for f in values if message.startswith(f + " ")), None)
         if field is None:

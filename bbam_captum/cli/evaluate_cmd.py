@@ -21,9 +21,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..metrics.pseudo_labels import evaluate_pseudo_labels, gt_image_folder
-    from ..pipeline.generate import recorded_image_digests
-    from ..utils.atomic import write_json_atomic
 
     pred = Path(args.pred)
     for needed in (pred / "coco" / "instances.json", Path(args.gt)):
@@ -33,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     gt_img_dir = None if args.gt_img_dir is None else Path(args.gt_img_dir)
     if gt_img_dir is not None and not gt_img_dir.is_dir():
         raise InputError(f"--gt-img-dir {gt_img_dir}: no such folder")
+    from ..metrics.pseudo_labels import evaluate_pseudo_labels, gt_image_folder  # after the checks (torch)
+    from ..pipeline.generate import recorded_image_digests
+    from ..utils.atomic import write_json_atomic
+
     scores = evaluate_pseudo_labels(pred, args.gt, recorded_image_digests(pred), gt_img_dir)
     if scores["images_unchecked"]:
         print(f"note: {scores['images_unchecked']} image(s) of {args.gt} could not be compared by content with "

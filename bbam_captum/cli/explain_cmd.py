@@ -5,8 +5,6 @@ import argparse
 import re
 from pathlib import Path
 
-import torch
-
 from ..errors import InputError
 from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args, load_cli_detector
 
@@ -67,8 +65,6 @@ def figure_path(out: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.images import read_image
-    from ..pipeline.api import explain
     from ..pipeline.outputs import check_not_an_input
 
     settings = bbam_settings(args)
@@ -79,10 +75,15 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.image)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
-    check_not_an_input(out, [path, *(Path(p) for p in (args.config, args.checkpoint, args.classes) if p)])
+    check_not_an_input(out, [path, *(Path(p) for p in (args.config, args.checkpoint, args.classes) if p)], "--out")
+    from ..io.images import read_image  # after the checks: an input error answers before torch loads
+    from ..pipeline.api import explain
+
     image = read_image(path)
     boxes = None
     if args.boxes:
+        import torch
+
         from ..ops import check_boxes
 
         boxes = torch.tensor(args.boxes)
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_cli_detector(args)
     try:
         result = explain(model, image, boxes, score_thr=args.score_thr, out=out, title=f"BBAM: {path.name}",
-                         show_progress=True, **settings.explicit())
+                         show_progress=True, settings=settings)
     except ValueError as err:  # what BBAM refuses of this image (e.g. too small): the user's to fix
         raise InputError(f"cannot explain {path}: {err}") from err
     if not result.records:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..labels import LabelSettings
+from ..labels.settings import LabelSettings
 from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args, load_cli_detector
 
 
@@ -106,7 +106,7 @@ def check_inputs(args: argparse.Namespace) -> None:
         InputError: bad settings, detector files or device, image folder, output folder,
             a malformed COCO file, or an input that lies where the run writes.
     """
-    from ..pipeline.api import check_generate_inputs
+    from ..pipeline.outputs import check_generate_inputs
 
     label_settings(args)
     bbam_settings(args)
@@ -115,18 +115,22 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline.api import generate_labels
-
     check_inputs(args)
+    from ..pipeline.api import generate_labels  # after the checks: an input error answers before torch loads
+    from ..pipeline.coco_input import CategoryMismatchError
+
     if args.launcher != "none":
         _init_distributed(args.launcher, args.device)
     model = load_cli_detector(args)
-    summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
-                              categories_by_order=args.categories_by_order, detector_digest=detector_digest(args),
-                              label_workers=args.label_workers,
-                              run_info={"config": args.config, "checkpoint": args.checkpoint,
-                                        "torchvision": args.torchvision, "classes": args.classes},
-                              **bbam_settings(args).explicit())
+    try:
+        summary = generate_labels(model, args.ann, args.img_dir, args.out, label_settings(args), force=args.force,
+                                  categories_by_order=args.categories_by_order, detector_digest=detector_digest(args),
+                                  label_workers=args.label_workers,
+                                  run_info={"config": args.config, "checkpoint": args.checkpoint,
+                                            "torchvision": args.torchvision, "classes": args.classes},
+                                  settings=bbam_settings(args))
+    except CategoryMismatchError as err:
+        raise err.asking_for("--categories-by-order") from None
     if summary is None:  # not rank 0
         return 0
     _report(summary, Path(args.out))

@@ -5,7 +5,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..pipeline.api import RUN_FILE
 from .generate_cmd import _report, add_label_args, label_settings
 
 
@@ -21,9 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from ..attr import BBAMSettings
     from ..errors import InputError
-    from ..pipeline import read_coco, write_labels
-    from ..pipeline.generate import run_fingerprint
-    from ..pipeline.outputs import check_output_folder
+    from ..pipeline.outputs import RUN_FILE, check_output_folder
 
     settings = label_settings(args)
     out = Path(args.out)
@@ -38,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
         bbam_settings = BBAMSettings(**info["bbam_settings"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise InputError(f"{run_file} is damaged ({err!r}): rerun 'bbam-captum generate'") from err
+    from ..pipeline import read_coco, write_labels  # after the checks: an input error answers before torch loads
+    from ..pipeline.generate import run_fingerprint
+
     coco = read_coco(ann, class_names, by_order=bool(info.get("categories_by_order", False)))
     # maps of a run that stored no detector hash are checked by their annotation ids only
     fingerprint = run_fingerprint(bbam_settings, info["detector_digest"]) if "detector_digest" in info else None

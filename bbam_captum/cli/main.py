@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from ..errors import InputError
 from . import evaluate_cmd, explain_cmd, generate_cmd, labels_cmd, report_cmd, synth_cmd
 
-# Each sub-command module offers ``add_parser(subparsers)`` and ``run(args) -> int``.
+# Each sub-command module offers ``add_parser(subparsers)`` and ``run(args) -> int``. Building the parsers and
+# checking the input import no torch or OpenMMLab (seconds): ``run`` imports those after its checks.
 _COMMANDS = (synth_cmd, explain_cmd, generate_cmd, labels_cmd, evaluate_cmd, report_cmd)
 
 

@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from ..synth import WORLDS, WorldConfig, write_dataset
+from ..synth.world import WORLDS, WorldConfig
 
 MAX_IMAGES = 1_000_000
 MAX_IMAGE_SIZE = 4096  # a side beyond this is a typo far more often than a wish (64 MB per image)
@@ -77,6 +77,8 @@ def check_folder(out: Path, force: bool) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..synth.coco import write_dataset
+
     check_options(args)
     out = Path(args.out)
     stale = check_folder(out, args.force)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .torchvision_rcnn import TorchvisionRCNNAdapter
+
+if TYPE_CHECKING:  # imported where used, so that the command line reads TORCHVISION_DETECTORS without torch
+    import torch
+
+    from .torchvision_rcnn import TorchvisionRCNNAdapter
 
 _ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
 
@@ -82,7 +85,10 @@ def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Se
         InputError: an unknown builder, a checkpoint that cannot be read, does not hold a
             state dict or does not fit the builder's model, or class names of the wrong count.
     """
+    import torch
     from torchvision.models import detection, get_model_weights
+
+    from .torchvision_rcnn import TorchvisionRCNNAdapter
 
     if name not in TORCHVISION_DETECTORS:
         raise InputError(f"unknown torchvision detector {name!r}; expected one of {', '.join(TORCHVISION_DETECTORS)}")

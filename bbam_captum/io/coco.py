@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pycocotools.mask as mask_utils
-import torch
 
 from ..errors import InputError
-from .images import read_image
+
+if TYPE_CHECKING:
+    import torch
 
 
 def encode_mask(mask: np.ndarray) -> dict:
@@ -152,6 +154,10 @@ def load_coco_image(ann: dict, image_info: dict, img_dir: Path) -> tuple[torch.T
         image (Tensor[3, H, W] uint8 RGB), boxes (Tensor[K, 4] xyxy), labels (Tensor[K]
         0-based in category-id order), masks (Tensor[K, H, W] bool).
     """
+    import torch  # here, so that reading and checking a COCO file (the command line's input check) needs none
+
+    from .images import read_image
+
     image = read_image(img_dir / image_info["file_name"])
     cat_index = {c["id"]: i for i, c in enumerate(sorted(ann["categories"], key=lambda c: c["id"]))}
     objs = [a for a in ann["annotations"] if a["image_id"] == image_info["id"]]

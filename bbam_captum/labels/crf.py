@@ -21,7 +21,6 @@ time (``benchmarks/crf_scale.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,37 +28,7 @@ import torch.nn.functional as F
 
 from ..ops import adaptive_stride
 from .masks import smooth_maps
-
-
-@dataclass(frozen=True)
-class DenseCRFSettings:
-    """The original's CRF kernels (pixels, RGB levels) and its acceptance rules.
-
-    Attributes:
-        iterations: mean-field steps.
-        pos_xy_std, pos_weight: the smoothness (Gaussian) kernel.
-        bi_xy_std, bi_rgb_std, bi_weight: the appearance (bilateral) kernel.
-        keep: posterior above which a pixel is foreground.
-        small_box: a box below this share of the image whose mask covers under
-            ``min_share`` of the box is retried from flat probabilities ``retry_probs``,
-            the first giving over ``retry_share`` of the box kept.
-        max_pixels: an image with more pixels is inferred on a grid downscaled to about this
-            many (its spatial kernel widths scaled alike) and the posteriors are upsampled
-            guided by the image's colours; 0 always infers at full resolution.
-    """
-
-    iterations: int = 10
-    pos_xy_std: float = 1.0
-    pos_weight: float = 3.0
-    bi_xy_std: float = 80.0
-    bi_rgb_std: float = 3.0
-    bi_weight: float = 4.0
-    keep: float = 0.9
-    small_box: float = 0.1
-    min_share: float = 0.2
-    retry_probs: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 0.96)
-    retry_share: float = 1 / 3
-    max_pixels: int = 512 * 512
+from .settings import DenseCRFSettings
 
 
 def crf_foreground(image: np.ndarray, prob: np.ndarray, settings: DenseCRFSettings = DenseCRFSettings()) -> np.ndarray:

@@ -2,10 +2,22 @@
 
 From Python, :func:`explain` and :func:`generate_labels` run it with any detector BBAM accepts.
 """
-from .api import Explanation, explain, generate_labels
-from .coco_input import CocoInput, ImageItem, read_coco
-from .generate import compute_maps
-from .writers import write_labels
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..utils.lazy import lazy_attributes
+
+if TYPE_CHECKING:
+    from .api import Explanation, explain, generate_labels
+    from .coco_input import CocoInput, ImageItem, read_coco
+    from .generate import compute_maps
+    from .writers import write_labels
 
 __all__ = ["CocoInput", "Explanation", "ImageItem", "compute_maps", "explain", "generate_labels", "read_coco",
            "write_labels"]
+# lazy, so that the command line checks its input (pipeline.outputs) before torch loads
+__getattr__ = lazy_attributes(__name__, {
+    ".api": ("Explanation", "explain", "generate_labels"), ".coco_input": ("CocoInput", "ImageItem", "read_coco"),
+    ".generate": ("compute_maps",), ".writers": ("write_labels",),
+})

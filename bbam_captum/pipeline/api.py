@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -21,18 +21,16 @@ from torch import Tensor
 from ..attr import BBAM, BBAMSettings, BoxRecord
 from ..detectors.base import DetectorAdapter
 from ..errors import InputError
-from ..io.coco import load_coco_json
 from ..io.images import read_image
 from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
-from .coco_input import read_coco
+from ..utils.deprecation import renamed_argument
+from .coco_input import CategoryMismatchError, read_coco
 from .generate import compute_maps, run_fingerprint
-from .outputs import check_inputs_outside_outputs, check_not_an_input, check_output_folder
+from .outputs import RUN_FILE, check_generate_inputs, check_not_an_input
 from .writers import write_labels
 
-__all__ = ["Explanation", "check_generate_inputs", "explain", "generate_labels", "model_digest"]
-
-RUN_FILE = "run.json"
+__all__ = ["Explanation", "explain", "generate_labels", "model_digest"]
 
 
 @dataclass
@@ -58,19 +56,16 @@ def _as_bbam(model: torch.nn.Module | DetectorAdapter | BBAM) -> BBAM:
     return model if isinstance(model, BBAM) else BBAM(model)
 
 
-def _bbam_settings(keywords: dict) -> BBAMSettings:
-    """The keywords as :class:`BBAMSettings` (those given stay its explicit fields)."""
-    allowed = [f.name for f in fields(BBAMSettings)]
-    unknown = sorted(set(keywords) - set(allowed))
-    if unknown:
-        raise TypeError(f"unknown BBAM settings {unknown}; expected fields of BBAMSettings: {allowed}")
-    return BBAMSettings(**keywords)
+def _bbam_settings(settings: BBAMSettings | None, overrides: dict) -> BBAMSettings:
+    """``settings`` (default: ``BBAMSettings()``) with the fields that ``overrides`` names changed."""
+    return (BBAMSettings() if settings is None else settings).override(**overrides)
 
 
 def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str | Path, boxes: Tensor | None = None,
             score_thr: float = 0.5, out: str | Path | None = None, title: str | None = None,
-            show_progress: bool = False, baseline: Tensor | Sequence[float] | None = None,
-            **settings) -> Explanation:
+            show_progress: bool = False, baselines: Tensor | Sequence[float] | None = None,
+            settings: BBAMSettings | None = None, baseline: Tensor | Sequence[float] | None = None,
+            **overrides) -> Explanation:
     """Explains the detector's detections on one image (or the given boxes) with BBAM.
 
     Args:
@@ -84,20 +79,23 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
             their maps (any format matplotlib writes). Default: no figure
         title (str, optional): the figure's title. Default: "BBAM"
         show_progress (bool, optional): a progress bar over BBAM's steps. Default: False
-        baseline (Tensor or sequence of 3 floats, optional): see :meth:`bbam_captum.BBAM.attribute`.
+        baselines (Tensor or sequence of 3 floats, optional): see :meth:`bbam_captum.BBAM.attribute`.
             Default: the detector's pixel mean
-        **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
-            :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ...).
+        settings (BBAMSettings, optional): BBAM's settings. Default: ``BBAMSettings()``
+        baseline: deprecated name of ``baselines``.
+        **overrides: fields of :class:`~bbam_captum.BBAMSettings` (``steps``, ``l1_coef``, ...)
+            that override those of ``settings``.
 
     Returns:
         :class:`Explanation`; with no detection above ``score_thr`` it holds no box (and no
         figure is written).
     """
-    bbam_settings = _bbam_settings(settings)
+    baselines = renamed_argument(baselines, baseline, "baselines", "baseline", "explain", stacklevel=3)
+    bbam_settings = _bbam_settings(settings, overrides)
     bbam = _as_bbam(model)
     if not isinstance(image, Tensor):
         if out is not None:
-            check_not_an_input(Path(out), [Path(image)], "out")
+            check_not_an_input(Path(out), [Path(image)])
         image = read_image(Path(image))
     scores = None
     if boxes is None:
@@ -108,8 +106,8 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
         boxes = boxes[None] if boxes.dim() == 1 else boxes
     if boxes.shape[0] == 0:
         return Explanation(boxes, torch.zeros(0, 1, *image.shape[-2:]), [], [], scores)
-    maps, records = bbam.attribute(image, boxes, target=target, baseline=baseline, show_progress=show_progress,
-                                   return_records=True, **bbam_settings.to_kwargs())
+    maps, records = bbam.attribute(image, boxes, target=target, baselines=baselines, settings=bbam_settings,
+                                   show_progress=show_progress, return_records=True)
     names = bbam.adapter.class_names
     labels = [names[r.target] + (f" {float(scores[i]):.2f}" if scores is not None else "")
               for i, r in enumerate(records)]
@@ -120,21 +118,6 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=120)
     return Explanation(boxes.cpu(), maps.cpu(), records, labels, None if scores is None else scores.cpu())
-
-
-def check_generate_inputs(ann_file: str | Path, img_dir: str | Path, out: str | Path) -> None:
-    """What :func:`generate_labels` checks before any image is explained.
-
-    Raises:
-        InputError: a missing image folder, an output folder that cannot be written, a
-            malformed COCO file, or an input that lies where the run writes.
-    """
-    img_dir, out = Path(img_dir), Path(out)
-    if not img_dir.is_dir():
-        raise InputError(f"image folder not found: {img_dir}")
-    check_output_folder(out)
-    images = load_coco_json(ann_file)["images"]
-    check_inputs_outside_outputs(out, [Path(ann_file), *(img_dir / i["file_name"] for i in images)])
 
 
 def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:
@@ -157,7 +140,8 @@ def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:
 def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: str | Path, img_dir: str | Path,
                     out: str | Path, labels: LabelSettings | None = None, force: bool = False,
                     show_progress: bool = True, detector_digest: str | None = None, run_info: dict | None = None,
-                    categories_by_order: bool = False, label_workers: int = 1, **settings) -> dict | None:
+                    categories_by_order: bool = False, label_workers: int = 1,
+                    settings: BBAMSettings | None = None, **overrides) -> dict | None:
     """BBAM pseudo labels for every box of a COCO file: what ``bbam-captum generate`` writes.
 
     Writes ``out/maps/`` (the raw maps, one ``.npz`` per image), ``out/mmseg/`` and
@@ -186,19 +170,21 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         label_workers (int, optional): processes that make the labels from the maps (rank
             0's, after the maps; spawned, so a script that asks for more than one runs its
             work under ``if __name__ == "__main__":``). Default: 1
-        **settings: fields of :class:`~bbam_captum.BBAMSettings`, i.e. keywords of
-            :meth:`bbam_captum.BBAM.attribute` (``steps``, ``l1_coef``, ``context``, ``seed``,
-            ...). Those given are recorded in ``run.json`` and hashed into the maps' keys.
+        settings (BBAMSettings, optional): BBAM's settings, recorded in ``run.json`` and hashed
+            into the maps' keys. Default: ``BBAMSettings()``
+        **overrides: fields of :class:`~bbam_captum.BBAMSettings` (``steps``, ``l1_coef``,
+            ``context``, ``seed``, ...) that override those of ``settings``.
 
     Returns:
         The summary (as in ``summary.json``: counts, settings, timings, failures) on rank 0;
         None on the other ranks.
 
     Raises:
-        InputError: see :func:`check_generate_inputs`, and COCO categories that do not match
-            the detector's classes by name (nor, with ``categories_by_order``, by count).
+        InputError: see :func:`~bbam_captum.pipeline.outputs.check_generate_inputs`, and COCO
+            categories that do not match the detector's classes by name (nor, with
+            ``categories_by_order``, by count).
     """
-    bbam_settings = _bbam_settings(settings)
+    bbam_settings = _bbam_settings(settings, overrides)
     if label_workers < 1:
         raise InputError(f"label_workers must be >= 1, got {label_workers}")
     check_generate_inputs(ann_file, img_dir, out)
@@ -208,7 +194,10 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     rank, world_size = ((torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed
                         else (0, 1))
-    coco = read_coco(ann_file, bbam.adapter.class_names, by_order=categories_by_order)
+    try:
+        coco = read_coco(ann_file, bbam.adapter.class_names, by_order=categories_by_order)
+    except CategoryMismatchError as err:
+        raise err.asking_for("categories_by_order=True") from None
     digest = model_digest(bbam) if detector_digest is None else detector_digest
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -219,7 +208,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     if rank != 0:
         return None
     info = {"ann": str(Path(ann_file).resolve()), "img_dir": str(img_dir.resolve()), **(run_info or {}),
-            "bbam_settings": bbam_settings.explicit(), "detector_digest": digest,
+            "bbam_settings": asdict(bbam_settings), "detector_digest": digest,
             "class_names": list(bbam.adapter.class_names), "categories_by_order": categories_by_order,
             "world_size": world_size}
     write_json_atomic(out / RUN_FILE, info, indent=1)

@@ -10,6 +10,22 @@ from ..errors import InputError
 from ..io.coco import load_coco_json
 
 
+class CategoryMismatchError(InputError):
+    """COCO categories that do not match the detector's classes by name. Where their counts agree
+    (``pairable``) the message says how to ask for the pairing by order of category id, in the words
+    of whoever raises it last (:meth:`asking_for`): ``read_coco``'s argument, ``generate_labels``'s,
+    the command line's option."""
+
+    def __init__(self, problem: str, pairable: bool, ask: str = "by_order=True") -> None:
+        self.problem, self.pairable = problem, pairable
+        super().__init__(f"{problem}; to pair them by order of category id instead, pass {ask}" if pairable
+                         else problem)
+
+    def asking_for(self, ask: str) -> CategoryMismatchError:
+        """The same error, its hint naming ``ask`` (e.g. ``"--categories-by-order"``)."""
+        return CategoryMismatchError(self.problem, self.pairable, ask)
+
+
 @dataclass
 class ImageItem:
     """One image's boxes to explain.
@@ -63,11 +79,12 @@ def _category_classes(categories: list[dict], class_names: tuple[str, ...], path
     if by_order and len(categories) == len(class_names):
         return {c["id"]: i for i, c in enumerate(categories)}
     unknown = [n for n in names if n not in class_names]
-    hint = (f"there are {len(categories)} categories and {len(class_names)} classes, so they cannot be paired by "
-            "order either" if len(categories) != len(class_names) else
-            "to pair them by order of category id instead, pass --categories-by-order (Python: by_order=True)")
-    raise InputError(f"the categories of {path} do not match the detector's classes by name: {unknown[:10]} are "
-                     f"not among {list(class_names)[:20]}; {hint}")
+    problem = (f"the categories of {path} do not match the detector's classes by name: {unknown[:10]} are not among "
+               f"{list(class_names)[:20]}")
+    if len(categories) != len(class_names):
+        raise CategoryMismatchError(f"{problem}; there are {len(categories)} categories and {len(class_names)} "
+                                    "classes, so they cannot be paired by order either", pairable=False)
+    raise CategoryMismatchError(problem, pairable=True)
 
 
 def _check_unique_names(categories: list[dict], path: Path) -> None:
@@ -108,8 +125,9 @@ def read_coco(path: str | Path, class_names: tuple[str, ...], by_order: bool = F
     ``iscrowd: 1`` boxes become crowd regions (:attr:`ImageItem.crowds`), not boxes to explain.
 
     Raises:
-        InputError: missing file, not JSON, structural problems, or categories that do not
-            match the classes by name (nor, with ``by_order``, by count).
+        InputError: missing file, not JSON, structural problems.
+        CategoryMismatchError: categories that do not match the classes by name (nor, with
+            ``by_order``, by count); an ``InputError``.
     """
     path = Path(path)
     data = load_coco_json(path)

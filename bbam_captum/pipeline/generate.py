@@ -37,7 +37,9 @@ from .coco_input import CocoInput, ImageItem
 __all__ = ["compute_maps", "map_cells", "maps_key", "map_path", "npz_key", "read_maps_file", "recorded_image_digests",
            "save_maps", "stored_image_digest", "stored_key"]
 
-KEY_VERSION = 1  # part of every key: a change of the maps format invalidates old files
+# part of every key: a change of the maps format, or of what the key holds, invalidates old files
+# (2: every BBAM setting's value, defaults included; 1 held the settings given explicitly)
+KEY_VERSION = 2
 MAPS_ARRAYS = ("maps", "boxes", "classes", "ann_ids")  # what every maps file holds (the contract's arrays)
 
 
@@ -79,9 +81,9 @@ def maps_key(item: ImageItem, image_digest: str, fingerprint: str) -> str:
 
 
 def run_fingerprint(settings: BBAMSettings, detector_digest: str) -> str:
-    """The part of every key shared by all images of a run: the settings given explicitly
-    (:meth:`BBAMSettings.explicit`, as ``run.json`` records them) and the detector."""
-    return json.dumps({"bbam": settings.explicit(), "detector": detector_digest}, sort_keys=True)
+    """The part of every key shared by all images of a run: every BBAM setting's value, defaults
+    included (as ``run.json`` records them), and the detector."""
+    return json.dumps({"bbam": asdict(settings), "detector": detector_digest}, sort_keys=True)
 
 
 def npz_key(arrays: Mapping[str, np.ndarray]) -> str | None:
@@ -183,8 +185,8 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
     if len(item.boxes):
         try:
             maps, records = bbam.attribute(image, torch.from_numpy(item.boxes),
-                                           target=torch.from_numpy(item.classes), return_records=True,
-                                           **settings.to_kwargs())
+                                           target=torch.from_numpy(item.classes), settings=settings,
+                                           return_records=True)
         except ValueError as err:  # what BBAM refuses of this image (e.g. too small): this image fails, not the run
             record_failure(out, item, f"image {item.file_name} cannot be explained: {err}")
             return

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.coco import load_coco_json
 
+RUN_FILE = "run.json"  # what a generate run was made of: read by labels and report
 # what generate, labels and evaluate write under OUT
-OUTPUT_PARTS = ("maps", "mmseg", "coco", "summary.json", "run.json", "eval.json")
+OUTPUT_PARTS = ("maps", "mmseg", "coco", "summary.json", RUN_FILE, "eval.json")
 # the folders among them (and below them) that a run writes into
 OUTPUT_FOLDERS = ("maps", "mmseg", "mmseg/labels", "mmseg/images", "coco", "report", "report/thumbs", "report/cache")
 
@@ -20,12 +22,12 @@ def check_output_folder(out: Path) -> None:
         InputError: ``out`` (or a parent) is a file, or the folder cannot be written.
     """
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is an existing file; give a folder")
+        raise InputError(f"out {out} is an existing file; give a folder")
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise InputError(f"--out {out}: {existing} is a file, not a folder")
+        raise InputError(f"out {out}: {existing} is a file, not a folder")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out}: {existing} cannot be written to")
+        raise InputError(f"out {out}: {existing} cannot be written to")
     check_output_subfolders(out)
 
 
@@ -38,13 +40,13 @@ def check_output_subfolders(out: Path) -> None:
     """
     for name in (p for p in OUTPUT_PARTS if p.endswith(".json")):
         if (out / name).is_dir():
-            raise InputError(f"--out {out}: {out / name} is a folder where the run writes a file; move it away")
+            raise InputError(f"out {out}: {out / name} is a folder where the run writes a file; move it away")
     for part in OUTPUT_FOLDERS:
         folder = out / part
         if folder.exists() and not folder.is_dir():
-            raise InputError(f"--out {out}: {folder} is a file where the run writes a folder; move it away")
+            raise InputError(f"out {out}: {folder} is a file where the run writes a folder; move it away")
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-            raise InputError(f"--out {out}: {folder} cannot be written to")
+            raise InputError(f"out {out}: {folder} cannot be written to")
 
 
 def check_inputs_outside_outputs(out: Path, inputs: Iterable[Path]) -> None:
@@ -61,11 +63,12 @@ def check_inputs_outside_outputs(out: Path, inputs: Iterable[Path]) -> None:
         for part in parts:
             if resolved == part or part in resolved.parents:
                 raise InputError(f"input file {path} lies inside the output folder's {part.relative_to(root)}, "
-                                 f"which this run writes; choose another --out than {out}")
+                                 f"which this run writes; choose another output folder than {out}")
 
 
-def check_not_an_input(target: Path, inputs: Iterable[Path | None], flag: str = "--out") -> None:
-    """``target``, a file a command writes, is none of its input files (by any path to it).
+def check_not_an_input(target: Path, inputs: Iterable[Path | None], name: str = "out") -> None:
+    """``target``, a file a command writes, is none of its input files (by any path to it);
+    ``name`` is what the caller calls it (an argument, or the command line's option).
 
     Raises:
         InputError: naming the input that would be overwritten.
@@ -75,5 +78,20 @@ def check_not_an_input(target: Path, inputs: Iterable[Path | None], flag: str = 
         if path is None or not path.exists():
             continue
         if path.resolve() == resolved or (target.exists() and os.path.samefile(path, target)):
-            raise InputError(f"{flag} {target} is the input file {path}: writing there would overwrite it; "
+            raise InputError(f"{name} {target} is the input file {path}: writing there would overwrite it; "
                              "choose another file")
+
+
+def check_generate_inputs(ann_file: str | Path, img_dir: str | Path, out: str | Path) -> None:
+    """What :func:`~bbam_captum.pipeline.generate_labels` checks before any image is explained.
+
+    Raises:
+        InputError: a missing image folder, an output folder that cannot be written, a
+            malformed COCO file, or an input that lies where the run writes.
+    """
+    img_dir, out = Path(img_dir), Path(out)
+    if not img_dir.is_dir():
+        raise InputError(f"image folder not found: {img_dir}")
+    check_output_folder(out)
+    images = load_coco_json(ann_file)["images"]
+    check_inputs_outside_outputs(out, [Path(ann_file), *(img_dir / i["file_name"] for i in images)])

@@ -260,7 +260,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
     of its image's current inputs, otherwise it is reported stale and its image not
     labelled; a maps file without a key must hold the image's annotation ids. Boxes that
     were left out are ignore (255) in the semantic labels. ``bbam_settings`` (what made the
-    maps; its explicit fields) and ``run_stats`` (counts and timings of the run that made
+    maps; every field) and ``run_stats`` (counts and timings of the run that made
     the maps) join the summary. ``workers`` processes share the images (the files written
     are the same for any number); ``show_progress`` draws a bar over images.
     """
@@ -312,7 +312,7 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
         "boxes_failed": boxes_failed,
         "boxes_without_positive_proposal": sum(1 for r in records if r["fallback"]),
         "crowd_regions": len(crowds),
-        "bbam_settings": bbam_settings.explicit(),
+        "bbam_settings": asdict(bbam_settings),
         "label_settings": asdict(settings),
         "timings": {"bbam_seconds": round(seconds, 2),
                     "bbam_seconds_per_object": round(seconds / max(len(records), 1), 3)},

@@ -98,9 +98,9 @@ def read_run(out: Path, gt: Path | None = None) -> RunInputs:
                        images=sorted(instances.get("images", []), key=lambda i: i["id"]), pseudo=dict(pseudo),
                        palette=palette)
     if gt is not None:
-        truth = _read_json(gt, "the --gt file with the true masks")
+        truth = _read_json(gt, "the gt file with the true masks")
         if not (isinstance(truth, dict) and all(isinstance(truth.get(k, []), list) for k in ("images", "annotations"))):
-            raise InputError(f"--gt {gt} is not a COCO file: an object with the lists 'images' and 'annotations'")
+            raise InputError(f"gt {gt} is not a COCO file: an object with the lists 'images' and 'annotations'")
         inputs.truth = {a["id"]: a for a in truth.get("annotations", [])
                         if isinstance(a, dict) and "segmentation" in a and "id" in a}
         ours = {a["id"] for anns in pseudo.values() for a in anns}

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import SettingsError
 
 # Flag ids (the page shows their descriptions from FLAG_HELP).
 FALLBACK, FEW, FULL, EMPTY, ODD, CLAIMED, COVERS = \
@@ -49,13 +49,13 @@ class FlagSettings:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.empty_fill < self.full_fill <= 1.0:
-            raise InputError(f"fill thresholds must satisfy 0 <= empty_fill < full_fill <= 1, got "
-                             f"empty_fill={self.empty_fill}, full_fill={self.full_fill}")
+            raise SettingsError(f"fill thresholds must satisfy 0 <= empty_fill < full_fill <= 1, got "
+                                f"empty_fill={self.empty_fill}, full_fill={self.full_fill}")
         if not (0.0 <= self.claimed <= 1.0 and 0.0 <= self.covers <= 1.0):
-            raise InputError(f"the claimed and covers shares must lie in [0, 1], got claimed={self.claimed}, "
-                             f"covers={self.covers}")
+            raise SettingsError(f"the claimed and covers shares must lie in [0, 1], got claimed={self.claimed}, "
+                                f"covers={self.covers}")
         if not 0.0 < self.odd_fill <= 1.0:
-            raise InputError(f"odd_fill must lie in (0, 1], got {self.odd_fill}")
+            raise SettingsError(f"odd_fill must lie in (0, 1], got {self.odd_fill}")
 
 
 def class_fills(rows: list[dict], settings: FlagSettings) -> dict[str, float]:

@@ -24,6 +24,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..errors import SettingsError
+
 CLASSES: tuple[str, ...] = ("ring", "frame", "cross", "star", "triangle", "crescent", "ellipse")
 
 # Objects whose visible part falls below this share of their drawn area are redrawn elsewhere.
@@ -65,12 +67,12 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if self.fill not in FILLS:
-            raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
+            raise SettingsError(f"fill must be one of {FILLS}, got {self.fill!r}")
         if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+            raise SettingsError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
         if not 0 < self.min_object_size <= self.max_object_size:
-            raise ValueError(f"expected 0 < min_object_size <= max_object_size, got "
-                             f"{self.min_object_size} and {self.max_object_size}")
+            raise SettingsError(f"expected 0 < min_object_size <= max_object_size, got "
+                                f"{self.min_object_size} and {self.max_object_size}")
 
     def at_size(self, image_size: int) -> "WorldConfig":
         """The same world drawn at another image side, object sizes scaled with it."""
