@@ -16,14 +16,8 @@ Per-image results and maps are cached under ``DIR/cache``, so a stopped run resu
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
-import platform
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -39,99 +33,20 @@ from bbam_captum.io import load_coco_image  # noqa: E402
 from bbam_captum.labels import LabelSettings, instance_masks, refine_masks, segment_pools, smooth_maps  # noqa: E402
 from bbam_captum.labels.crf import crf_masks  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
-from bbam_captum.synth import write_dataset  # noqa: E402
 from bbam_captum.utils.atomic import atomic_open  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
 
+from .harness import DEFAULT_ANN, ensure_val_split, markdown_table, peak_memory, start_run, write_markdown  # noqa: E402
 from .methods import box_score, default_methods  # noqa: E402
 from .metrics import (calibrate_threshold, deletion_insertion_auc, energy_pointing_game,  # noqa: E402
                       mask_ious, size_bucket, THRESHOLDS)
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_ANN = REPO / "data" / "synth" / "val" / "annotations.json"
 FIGURE_OBJECTS = 4
 # shares of a box's most-attributed pixels the CRF takes as certain foreground (the label
 # pipeline's default, 0.15, among them); calibrated per method like the thresholds
 CRF_SHARES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 VARIANTS = {"thresholded": ("ious", THRESHOLDS), "refined": ("ious_refined", THRESHOLDS),
             "crf": ("ious_crf", CRF_SHARES)}  # mask variant: (cache key, the grid it is calibrated on)
-VAL_SEED, VAL_IMAGES = 1, 300  # the bundled detector's val split (`make detector-data` draws it too)
-
-
-def ensure_val_split(ann: Path) -> Path:
-    """``ann`` itself, or, when it is the default split and missing, the split drawn there."""
-    if ann.is_file():
-        return ann
-    if ann != DEFAULT_ANN:
-        raise SystemExit(f"annotation file not found: {ann}")
-    print(f"drawing the synthetic val split ({VAL_IMAGES} images, seed {VAL_SEED}) into {ann.parent}")
-    return write_dataset(ann.parent, VAL_IMAGES, VAL_SEED)
-
-
-def _release_freed_memory() -> None:
-    """Gives memory that Python and glibc keep after frees back to the system, so that the
-    process's resident size measures what is in use."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the measure then includes retained memory
-        pass
-
-
-def _reset_peak_rss() -> bool:
-    """Resets the kernel's record of the process's peak resident size (Linux); False if it cannot."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_bytes() -> int:
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith("VmHWM:"))
-    return int(line.split()[1]) * 1024
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-
-@contextmanager
-def peak_memory_mb(device: torch.device) -> Iterator[list[float]]:
-    """Peak memory added during the block, in MB: CUDA allocations, or on CPU the process's
-    peak resident size (the kernel's record, reset at the start; else sampled every 5 ms),
-    from a start where freed memory went back to the system."""
-    result = [0.0]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
-        yield result
-        result[0] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
-        return
-    _release_freed_memory()  # otherwise memory freed by an earlier method hides this one's peak
-    start = _rss_bytes()
-    if _reset_peak_rss():  # the kernel keeps the peak: exact
-        yield result
-        result[0] = max(0, _peak_rss_bytes() - start) / 2**20
-        return
-    peak, stop = [start], threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss_bytes())
-            stop.wait(0.005)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield result
-    finally:
-        stop.set()
-        thread.join()
-        result[0] = max(0, max(peak[0], _rss_bytes()) - start) / 2**20
 
 
 def refined_masks(smoothed: torch.Tensor, boxes: torch.Tensor, threshold: float,
@@ -177,7 +92,7 @@ def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, b
     cache), per-object metrics, time and memory. Every method's maps are post-processed alike
     (:func:`postprocess`)."""
     start = time.perf_counter()
-    with peak_memory_mb(adapter.device) as peak:
+    with peak_memory(adapter.device) as peak:
         maps = method(adapter, image, boxes, labels).float().cpu()
     seconds = time.perf_counter() - start
     maps = maps.half().float()  # scored as cached, so that post-processing redone from the cache agrees
@@ -187,7 +102,7 @@ def evaluate_image(method, adapter: MMDetTwoStageAdapter, image: torch.Tensor, b
     return {**postprocess(maps, image, boxes, true, pools),
             "epg": epg, "deletion": torch.tensor([d for d, _ in del_ins]),
             "insertion": torch.tensor([i for _, i in del_ins]), "sizes": [size_bucket(b) for b in boxes],
-            "seconds": seconds, "peak_mem_mb": peak[0], "maps": maps.half()}
+            "seconds": seconds, "peak_mem_mb": peak.mb, "maps": maps.half()}
 
 
 def _calibrated(variant: str, calib: list[dict], test: list[dict]) -> tuple[float, torch.Tensor]:
@@ -232,14 +147,13 @@ def summarise(name: str, calib: list[dict], test: list[dict]) -> dict:
     return row
 
 
-def write_table(rows: list[dict], path: Path, header: str) -> None:
+def write_table(rows: list[dict], path: Path, header: str) -> str:
+    """``attribution.md``: the header and one table row per method; returns the text."""
     cols = ["method", "mask_miou", "mask_miou_small", "mask_miou_medium", "mask_miou_large", "mask_miou_refined",
             "mask_miou_crf", "mask_miou_small_crf", "energy_pointing_game", "deletion_auc", "insertion_auc",
             "sec_per_object", "peak_mem_mb", "threshold", "threshold_refined", "crf_share"]
     fmt = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
-    path.write_text("\n".join(lines) + "\n")
+    return write_markdown(path, [header, "", *markdown_table(cols, [[fmt(r.get(c)) for c in cols] for r in rows])])
 
 
 def write_figure(examples: list[tuple], names: list[str], maps_by_method: dict, masks_by_method: dict,
@@ -293,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     infos = [i for i in ann["images"] if any(a["image_id"] == i["id"] for a in ann["annotations"])][:num]
     calib_ids = {i["id"] for i in infos[: len(infos) // 2]}
     adapter = MMDetTwoStageAdapter(load_detector(args.config, args.checkpoint))
+    run = start_run("benchmarks.attribution", argv, adapter.device)
     methods = [m for m in default_methods(args.quick, args.bbam_steps) if not args.methods or m.name in args.methods]
     data = {i["id"]: load_coco_image(ann, i, img_dir) for i in infos}
     figure_keys = [(i["id"], k) for i in infos if i["id"] not in calib_ids
@@ -324,9 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         maps_by_method[method.name] = kept
     elapsed = time.perf_counter() - start
 
-    meta = {"command": "python -m benchmarks.attribution " + ("--quick " if args.quick else "") + f"--out {out}",
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, device {adapter.device}",
-            "date": time.strftime("%Y-%m-%d"), "images": len(infos), "calibration_images": len(calib_ids),
+    meta = {**run.meta(), "images": len(infos), "calibration_images": len(calib_ids),
             "seconds_this_invocation": round(elapsed, 1),
             # per-image results are cached, so a resumed run's wall time says little: this is the
             # methods' own time (maps only, metrics left out) summed over all images
@@ -334,13 +247,13 @@ def main(argv: list[str] | None = None) -> None:
     (out / "attribution.json").write_text(json.dumps(rows, indent=1))
     (out / "attribution_meta.json").write_text(json.dumps(meta, indent=1))
     header = (f"Attribution benchmark: {meta['images']} images ({meta['calibration_images']} for threshold "
-              f"calibration, the rest for the metrics), {meta['machine']}, {meta['date']}; "
+              f"calibration, the rest for the metrics), {meta['device']}, {meta['date']}; "
               "mask_miou: the thresholded maps, mask_miou_refined: with Eq. 4, mask_miou_crf: the label pipeline's "
               f"default (dense CRF{', then Eq. 4' if LabelSettings().refine else ''}); "
               f"the methods' own time {meta['method_seconds'] / 60:.0f} min, "
               f"this invocation {meta['seconds_this_invocation'] / 60:.0f} min "
               "(per-image results cached).")
-    write_table(rows, out / "attribution.md", header)
+    table = write_table(rows, out / "attribution.md", header)
     examples, masks_by_method = [], {row["method"]: {} for row in rows}
     for image_id, k in figure_keys:
         image, boxes, labels, true = data[image_id]
@@ -350,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
                 maps_by_method[row["method"]][(image_id, k)], boxes[k], row)
     if examples:
         write_figure(examples, [m.name for m in methods], maps_by_method, masks_by_method, out / "attribution.png")
-    print((out / "attribution.md").read_text())
+    print(table)
 
 
 if __name__ == "__main__":

@@ -157,13 +157,13 @@ class DRISEMethod:
 
 def default_methods(quick: bool, bbam_steps: int | None = None) -> list:
     """BBAM (defaults and the paper's ablations), Grad-CAM, Captum peers, D-RISE, box."""
-    steps = {"steps": bbam_steps} if bbam_steps else {}
+    base = BBAMSettings(steps=bbam_steps) if bbam_steps else BBAMSettings()
     methods: list = [
-        BBAMMethod("bbam", BBAMSettings(**steps)),
-        BBAMMethod("bbam_box_head_only", BBAMSettings(**steps, cls_head=False)),
-        BBAMMethod("bbam_cls_head_only", BBAMSettings(**steps, box_head=False)),
+        BBAMMethod("bbam", base),
+        BBAMMethod("bbam_box_head_only", base.override(cls_head=False)),
+        BBAMMethod("bbam_cls_head_only", base.override(box_head=False)),
     ]
     for stride in (4, 8, 16, 32) if not quick else (8,):
-        methods.append(BBAMMethod(f"bbam_stride_{stride}", BBAMSettings(**steps, stride=stride)))
+        methods.append(BBAMMethod(f"bbam_stride_{stride}", base.override(stride=stride)))
     methods += [GradCAMMethod(), IntegratedGradientsMethod(), OcclusionMethod(), DRISEMethod(), BoxMethod()]
     return methods

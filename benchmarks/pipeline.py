@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -64,6 +63,7 @@ from bbam_captum.pipeline.generate import map_path, save_maps
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
+from .harness import markdown_table, start_run, write_markdown
 from .methods import GradCAMMethod
 
 SOURCES = ("bbam", "box", "gt", "bbam_seeded", "bbam_thresholds", "bbam_refined", "box_filled", "box_refined",
@@ -300,18 +300,19 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def write_table(rows: list[dict], meta: dict, path: Path) -> None:
+def write_table(rows: list[dict], meta: dict, path: Path) -> str:
+    """``pipeline_NAME.md``: the mean and spread over seeds per label source, then each run; returns the text."""
     lines = [f"End-to-end pipeline benchmark, {meta['name']}, {meta['device']}, {meta['date']}: "
              f"{meta['num_train']} train images, {meta['num_val']} val images, "
              f"{meta['seg_iters']} Semantic FPN / {meta['inst_iters']} Mask R-CNN iterations, seeds "
              f"{', '.join(map(str, meta['seeds']))}, {sum(r['train_minutes'] for r in rows):.0f} min of training "
              f"in all (this invocation {meta['wall_minutes']:.0f} min; finished runs are reused).", "",
-             "Mean over seeds, with the spread (max - min) in brackets:", "",
-             "| label source | label mIoU (train) | semantic mIoU | mask AP | mask AP50 |", "|---|---|---|---|---|"]
+             "Mean over seeds, with the spread (max - min) in brackets:", ""]
     summary = summarise(rows)
-    for e in summary:
-        cells = " | ".join(f"{e[k]:.3f} ({e[k + '_spread']:.3f})" for k in METRICS)
-        lines.append(f"| {e['label_source']} | {e['label_instance_miou']:.3f} | {cells} |")
+    lines += markdown_table(
+        ["label source", "label mIoU (train)", "semantic mIoU", "mask AP", "mask AP50"],
+        [[e["label_source"], f"{e['label_instance_miou']:.3f}",
+          *(f"{e[k]:.3f} ({e[k + '_spread']:.3f})" for k in METRICS)] for e in summary])
     gt = next((e for e in summary if e["label_source"] == "gt"), None)
     if gt:
         share = lambda value, reference: f"{value / reference:.0%}" if reference > 0 else "n/a"  # noqa: E731
@@ -319,13 +320,14 @@ def write_table(rows: list[dict], meta: dict, path: Path) -> None:
             f"{e['label_source']} {share(e['semantic_miou'], gt['semantic_miou'])} mIoU, "
             f"{share(e['mask_ap50'], gt['mask_ap50'])} AP50" for e in summary if e is not gt)]
     curve = lambda points: " / ".join(f"{v:.3f}" for _, v in points)  # noqa: E731
-    lines += ["", "Each run:", "", "| label source | seed | semantic mIoU | mask AP | mask AP50 | train minutes "
-              "| semantic mIoU during training | mask AP50 during training |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['label_source']} | {r['seed']} | {r['semantic_miou']:.3f} | {r['mask_ap']:.3f} | "
-                     f"{r['mask_ap50']:.3f} | {r['train_minutes']:.1f} | {curve(r.get('semantic_miou_curve', []))} | "
-                     f"{curve(r.get('mask_ap50_curve', []))} |")
-    path.write_text("\n".join(lines) + "\n")
+    lines += ["", "Each run:", ""]
+    lines += markdown_table(
+        ["label source", "seed", "semantic mIoU", "mask AP", "mask AP50", "train minutes",
+         "semantic mIoU during training", "mask AP50 during training"],
+        [[r["label_source"], r["seed"], f"{r['semantic_miou']:.3f}", f"{r['mask_ap']:.3f}", f"{r['mask_ap50']:.3f}",
+          f"{r['train_minutes']:.1f}", curve(r.get("semantic_miou_curve", [])), curve(r.get("mask_ap50_curve", []))]
+         for r in rows])
+    return write_markdown(path, lines)
 
 
 def _label_quality(out: Path, ann_file: Path) -> float:
@@ -398,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     scale = Scale(args.num_train or base.num_train, args.num_val or base.num_val,
                   args.iters or base.seg_iters, args.iters or base.inst_iters)
     out = Path(args.out)
-    start = time.perf_counter()
+    info = start_run("benchmarks.pipeline", argv)
     if given:
         name = args.name or args.train_ann.stem
         work = out / "work" / name
@@ -457,16 +459,12 @@ def main(argv: list[str] | None = None) -> None:
             row["train_minutes"] = row["inst_train_minutes"] + (
                 0.0 if source in REUSE_BBAM_LABELS else row["seg_train_minutes"])
             rows.append(row)
-    device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    meta = {**asdict(scale), "name": name, "seeds": args.seeds, "device": device, "date": time.strftime("%Y-%m-%d"),
-            "wall_minutes": (time.perf_counter() - start) / 60, "bbam_settings": asdict(bbam_settings),
-            "label_settings": asdict(LabelSettings()),
-            "command": "python -m benchmarks.pipeline " + " ".join(argv if argv is not None else sys.argv[1:])}
+    meta = {**asdict(scale), "name": name, "seeds": args.seeds, **info.meta(), "wall_minutes": info.seconds() / 60,
+            "bbam_settings": asdict(bbam_settings), "label_settings": asdict(LabelSettings())}
     stem = f"pipeline_{name}"
-    write_json_atomic(out / f"{stem}.json", [dict(r, device=device) for r in rows], indent=1)
+    write_json_atomic(out / f"{stem}.json", [dict(r, device=info.device) for r in rows], indent=1)
     write_json_atomic(out / f"{stem}_meta.json", meta, indent=1)
-    write_table(rows, meta, out / f"{stem}.md")
-    print((out / f"{stem}.md").read_text())
+    print(write_table(rows, meta, out / f"{stem}.md"))
 
 
 if __name__ == "__main__":

@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -49,44 +46,10 @@ from bbam_captum.labels import LabelSettings, pseudo_masks  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
 from bbam_captum.utils.atomic import write_json_atomic  # noqa: E402
 
-from .attribution import DEFAULT_ANN, ensure_val_split, peak_memory_mb  # noqa: E402
+from .harness import (DEFAULT_ANN, changed_settings, ensure_val_split, markdown_table, peak_memory,  # noqa: E402
+                      start_run, write_markdown)
 from .methods import GradCAMMethod  # noqa: E402
-from .recipes import REFERENCE, weights_with_gradients  # noqa: E402
-
-
-
-class ReferenceAdapter(MMDetTwoStageAdapter):
-    """The original's wasteful habits on top of the same detector: weights keep requiring
-    gradients (and get them), and the RPN runs on every forward."""
-
-    def frozen(self):
-        return weights_with_gradients(self.model)
-
-    def features(self, images, crops=None):
-        features = super().features(images, crops)
-        self.model.rpn_head(features.maps)  # computed and discarded, as the original did
-        return features
-
-
-class TimedAdapter(MMDetTwoStageAdapter):
-    """Adds up the wall time of the backbone (+ neck) and of the RoI head; the rest of a
-    BBAM run is loss, backward and optimiser."""
-
-    def __init__(self, model):
-        super().__init__(model)
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    def features(self, images, crops=None):
-        start = time.perf_counter()
-        out = super().features(images, crops)
-        self.seconds["backbone_forward"] += time.perf_counter() - start
-        return out
-
-    def roi_outputs(self, features, rois):
-        start = time.perf_counter()
-        out = super().roi_outputs(features, rois)
-        self.seconds["roi_head_forward"] += time.perf_counter() - start
-        return out
+from .recipes import REFERENCE, MMDetReferenceAdapter  # noqa: E402
 
 
 def _instance_ious(maps: torch.Tensor, boxes: torch.Tensor, true: torch.Tensor) -> list[float]:
@@ -97,14 +60,13 @@ def _instance_ious(maps: torch.Tensor, boxes: torch.Tensor, true: torch.Tensor) 
     return mask_iou(torch.from_numpy(instance), true).tolist()
 
 
-def run_method(name: str, adapter, images: list, overrides: dict | None, one_at_a_time: bool) -> dict:
-    """Seconds per object, peak memory and mask mIoU of BBAM with the fields ``overrides`` changes of its
-    defaults (None: Grad-CAM)."""
-    settings = None if overrides is None else BBAMSettings(**overrides)
+def run_method(name: str, adapter: MMDetTwoStageAdapter, images: list, settings: BBAMSettings | None,
+               one_at_a_time: bool) -> dict:
+    """Seconds per object, peak memory and mask mIoU of BBAM with ``settings`` (None: Grad-CAM)."""
     ious, seconds, peak, objects, steps = [], 0.0, 0.0, 0, []
     for image, boxes, labels, true in tqdm(images, desc=name, unit="img"):
         start = time.perf_counter()
-        with peak_memory_mb(adapter.device) as mem:
+        with peak_memory(adapter.device) as mem:
             if settings is None:
                 maps = GradCAMMethod()(adapter, image, boxes, labels)
             elif one_at_a_time:
@@ -115,13 +77,14 @@ def run_method(name: str, adapter, images: list, overrides: dict | None, one_at_
                 maps, records = BBAM(adapter).attribute(image, boxes, target=labels, settings=settings,
                                                         return_records=True)
         seconds += time.perf_counter() - start
-        peak = max(peak, mem[0])
+        peak = max(peak, mem.mb)
         objects += len(boxes)
         steps += [r.steps for r in records] if settings is not None else []
         ious += _instance_ious(maps, boxes, true)
     return {"method": name, "sec_per_object": seconds / objects, "peak_mem_mb": peak,
             "mask_miou": float(np.mean(ious)), "objects": objects,
-            "mean_steps": float(np.mean(steps)) if steps else None, "settings": overrides}
+            "mean_steps": float(np.mean(steps)) if steps else None,
+            "settings": None if settings is None else changed_settings(settings)}
 
 
 def where_time_goes(adapter: MMDetTwoStageAdapter, image, boxes, labels) -> dict:
@@ -200,14 +163,13 @@ def main(argv: list[str] | None = None) -> None:
     infos = infos[args.skip:args.skip + num]
     images = [load_coco_image(ann, i, ann_path.parent / "images") for i in infos]
     model = load_detector(device=args.device)
-    device = f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if args.device == "cpu" \
-        else torch.cuda.get_device_name(torch.device(args.device))
-    plain, reference = MMDetTwoStageAdapter(model), ReferenceAdapter(model)
-    start = time.perf_counter()
+    run = start_run("benchmarks.speed", argv, args.device)
+    device = run.device
+    plain, reference = MMDetTwoStageAdapter(model), MMDetReferenceAdapter(model)
     BBAM(plain).attribute(*images[0][:2], target=images[0][2], steps=2)  # warm-up: one-off allocations
 
     rows = [run_method("reference", reference, images, REFERENCE, one_at_a_time=True),
-            run_method("bbam", plain, images, {}, one_at_a_time=False),
+            run_method("bbam", plain, images, BBAMSettings(), one_at_a_time=False),
             run_method("gradcam", plain, images, None, one_at_a_time=False)]
     if not args.quick:  # our default with one choice undone at a time: what each choice buys
         rows += [run_method(name, adapter, images, settings, one_at_a_time=single)
@@ -221,15 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     summary = {"rows": rows, "reference_over_ours": ref["sec_per_object"] / ours["sec_per_object"],
                "ours_over_gradcam": ours["sec_per_object"] / cam["sec_per_object"],
                "miou_ours_minus_reference": ours["mask_miou"] - ref["mask_miou"],
-               "profile_share_of_our_time": profile, "scaling": scale, "device": device,
-               "date": time.strftime("%Y-%m-%d"), "images": len(images), "objects": ours["objects"],
-               "seconds": round(time.perf_counter() - start, 1),
-               "command": "python -m benchmarks.speed " + " ".join(argv if argv is not None else sys.argv[1:])}
+               "profile_share_of_our_time": profile, "scaling": scale, **run.meta(),
+               "images": len(images), "objects": ours["objects"], "seconds": round(run.seconds(), 1)}
     write_json_atomic(out / "speed.json", rows, indent=1)
     write_json_atomic(out / "speed_summary.json", summary, indent=1)
-    write_report(summary, out / "speed.md")
     plot_scaling(scale, device, out / "speed_scaling.png")
-    print((out / "speed.md").read_text())
+    print(write_report(summary, out / "speed.md"))
 
 
 def _scale_parser() -> argparse.ArgumentParser:
@@ -241,26 +200,28 @@ def _scale_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ABLATIONS(plain: MMDetTwoStageAdapter, reference: ReferenceAdapter) -> list[tuple]:  # noqa: N802
+def ABLATIONS(plain: MMDetTwoStageAdapter,  # noqa: N802
+              reference: MMDetReferenceAdapter) -> list[tuple[str, MMDetTwoStageAdapter, BBAMSettings, bool]]:
     """(name, adapter, settings, one box at a time): our default with one choice undone."""
     return [
-        ("bbam_whole_image", plain, {"context": None}, False),
-        ("bbam_100_positives", plain, {"max_positives": 100}, False),
-        ("bbam_300_steps_lr_0.02", plain, {"steps": 300, "lr": 0.02}, False),
-        ("bbam_weight_grads_and_rpn", reference, {}, False),
-        ("bbam_one_box_at_a_time", plain, {}, True),
+        ("bbam_whole_image", plain, BBAMSettings(context=None), False),
+        ("bbam_100_positives", plain, BBAMSettings(max_positives=100), False),
+        ("bbam_300_steps_lr_0.02", plain, BBAMSettings(steps=300, lr=0.02), False),
+        ("bbam_weight_grads_and_rpn", reference, BBAMSettings(), False),
+        ("bbam_one_box_at_a_time", plain, BBAMSettings(), True),
     ]
 
 
-def write_report(summary: dict, path: Path) -> None:
+def write_report(summary: dict, path: Path) -> str:
+    """``speed.md``; returns its text."""
     rows = summary["rows"]
     lines = [f"Speed benchmark, {summary['device']}, {summary['date']}: {summary['images']} synthetic val images, "
              f"{summary['objects']} objects, {summary['seconds'] / 60:.0f} min in all.", "",
-             f"Command: `{summary['command']}`.", "",
-             "| method | sec/object | peak mem (MB) | mask mIoU | mean steps |", "|---|---|---|---|---|"]
-    steps = ["-" if r["mean_steps"] is None else f"{r['mean_steps']:.0f}" for r in rows]
-    lines += [f"| {r['method']} | {r['sec_per_object']:.2f} | {r['peak_mem_mb']:.0f} | {r['mask_miou']:.3f} | {n} |"
-              for r, n in zip(rows, steps)]
+             f"Command: `{summary['command']}`.", ""]
+    lines += markdown_table(
+        ["method", "sec/object", "peak mem (MB)", "mask mIoU", "mean steps"],
+        [[r["method"], f"{r['sec_per_object']:.2f}", f"{r['peak_mem_mb']:.0f}", f"{r['mask_miou']:.3f}",
+          "-" if r["mean_steps"] is None else f"{r['mean_steps']:.0f}"] for r in rows])
     lines += ["", f"- reference / ours: **{summary['reference_over_ours']:.1f}x** faster per object; "
               f"mask mIoU ours - reference: {summary['miou_ours_minus_reference']:+.3f}",
               f"- ours / Grad-CAM: {summary['ours_over_gradcam']:.1f}x the time per object",
@@ -270,7 +231,7 @@ def write_report(summary: dict, path: Path) -> None:
               + ", ".join(f"{k}: {v:.2f}" for k, v in summary["scaling"]["sec_per_object_by_boxes"].items())
               + "; one box by image side " + ", ".join(f"{k} px: {v:.2f}" for k, v in
                                                      summary["scaling"]["sec_per_object_by_image_size"].items())]
-    path.write_text("\n".join(lines) + "\n")
+    return write_markdown(path, lines)
 
 
 def plot_scaling(scale: dict, device: str, path: Path) -> None:

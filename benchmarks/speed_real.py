@@ -46,33 +46,31 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from unittest import mock
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from bbam_captum import BBAM, BBAMSettings
-from bbam_captum.attr import bbam as bbam_module
-from bbam_captum.attr._proposals import PositiveProposals, box_generator
+from bbam_captum.attr import (PositiveProposals, PositiveSelector, box_generator, estimate_step_memory,
+                              optimise_masks)
+from bbam_captum.detectors import DetectorAdapter
+from bbam_captum.detectors.base import Crop
 from bbam_captum.ops import jitter_boxes, to_rois
 from bbam_captum.utils.atomic import write_json_atomic
 
-from .recipes import REFERENCE, weights_with_gradients
+from .harness import Timed, changed_settings, markdown_table, peak_memory, start_run, synchronizer, write_markdown
+from .recipes import OURS, REFERENCE, MMDetReferenceAdapter, TorchvisionReferenceAdapter
 
 # COCO's size thresholds (areas in pixels of its images, about 640 x 480) and the share of
 # its instances in each: small < 32^2 <= medium < 96^2 <= large
 COCO_SIZES = {"small": (4.0**2, 32.0**2, 0.41), "medium": (32.0**2, 96.0**2, 0.34),
               "large": (96.0**2, 400.0**2, 0.25)}
 COCO_SHORT_SIDE = 480
-OURS = {"steps": 40}  # our defaults; the step count is named for the extrapolation
 
 
 @dataclass
@@ -110,14 +108,13 @@ def _mmdet(config: str | None, description: str) -> DetectorEntry:
         from bbam_captum.detectors import MMDetTwoStageAdapter
 
         from .methods import GradCAMMethod
-        from .speed import ReferenceAdapter
 
         torch.manual_seed(0)  # the random weights
         if config is None:
             model = load_detector(device=device)
         else:
             model = load_detector(Path(get_installed_path("mmdet")) / ".mim" / "configs" / config, None, device=device)
-        return Detector(MMDetTwoStageAdapter(model), ReferenceAdapter(model), GradCAMMethod())
+        return Detector(MMDetTwoStageAdapter(model), MMDetReferenceAdapter(model), GradCAMMethod())
 
     return DetectorEntry(description, build)
 
@@ -133,20 +130,9 @@ def _torchvision(description: str) -> DetectorEntry:
 
         from .methods import GradCAMMethod
 
-        class Reference(TorchvisionRCNNAdapter):
-            """The original's habits: weights keep requiring gradients, the RPN head runs every forward."""
-
-            def frozen(self):
-                return weights_with_gradients(self.model)
-
-            def features(self, images, crops=None):
-                features = super().features(images, crops)
-                self.model.rpn.head(list(features.maps.values()))  # computed and discarded
-                return features
-
         torch.manual_seed(0)  # the random weights
         model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).to(device).eval()
-        return Detector(TorchvisionRCNNAdapter(model), Reference(model), GradCAMMethod())
+        return Detector(TorchvisionRCNNAdapter(model), TorchvisionReferenceAdapter(model), GradCAMMethod())
 
     return DetectorEntry(description, build)
 
@@ -187,13 +173,13 @@ def smooth_image(height: int, width: int, seed: int) -> Tensor:
     return F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)[0].to(torch.uint8)
 
 
-@contextmanager
-def forced_positives(count: int) -> Iterator[None]:
-    """Within the block, every box's O+ is ``count`` of its jittered proposals at random,
-    regressed onto the box (see the module's docstring); a benchmark device for detectors
-    with random weights, which have no positives of their own."""
+def forced_positives(count: int) -> PositiveSelector:
+    """A positive selection (BBAM's ``select_positives``) that makes every box's O+ ``count`` of its
+    jittered proposals at random, regressed onto the box (see the module's docstring); a benchmark
+    device for detectors with random weights, which have no positives of their own."""
 
-    def select(adapter, image, boxes, targets, settings):
+    def select(adapter: DetectorAdapter, image: Tensor, boxes: Tensor, targets: Tensor,
+               settings: BBAMSettings) -> list[PositiveProposals]:
         num_proposals, max_positives, seed = settings.num_proposals, settings.max_positives, settings.seed
         height, width = image.shape[-2:]
         generators = [box_generator(seed, box) for box in boxes.cpu()]
@@ -212,53 +198,32 @@ def forced_positives(count: int) -> Iterator[None]:
                                             deltas=deltas[i, keep, target], iou_threshold=0.9, fallback=False))
         return result
 
-    with mock.patch.object(bbam_module, "select_positives", select):
-        yield
+    return select
 
 
-class TimedBBAM(BBAM):
-    """BBAM that adds up the seconds of its optimisation loops and remembers its chunks and
-    its step-memory estimate."""
+class Probe:
+    """BBAM's optimisation and step-memory estimate (its ``optimise_masks`` and ``estimate_step_memory``),
+    wrapped to keep the seconds of the optimisation loops, the chunks and windows they ran on, and the
+    estimate."""
 
-    def __init__(self, adapter, synchronize: Callable[[], None]) -> None:
-        super().__init__(adapter)
-        self.synchronize = synchronize
-        self.loop_seconds = 0.0
+    def __init__(self, synchronize: Callable[[], None]) -> None:
+        self.loop = Timed(optimise_masks, synchronize)
         self.chunk_sizes: list[int] = []
         self.window_pixels: list[int] = []
         self.estimate_bytes: list[float] = []
 
-    def _step_bytes(self, image, mu, masks, positives, crops):
-        self.estimate_bytes = super()._step_bytes(image, mu, masks, positives, crops)
+    def estimate_step_memory(self, adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: list[Tensor],
+                             positives: list[PositiveProposals], crops: list[Crop] | None) -> list[float]:
+        self.estimate_bytes = estimate_step_memory(adapter, image, mu, masks, positives, crops)
         return self.estimate_bytes
 
-    def _optimise(self, image, mu, masks, positives, crops, *args):
-        self.synchronize()
-        start = time.perf_counter()
-        result = super()._optimise(image, mu, masks, positives, crops, *args)
-        self.synchronize()
-        self.loop_seconds += time.perf_counter() - start
+    def optimise_masks(self, adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: list[Tensor],
+                       positives: list[PositiveProposals], crops: list[Crop] | None, settings: BBAMSettings,
+                       show_progress: bool) -> tuple[list[float], list[int]]:
+        result = self.loop(adapter, image, mu, masks, positives, crops, settings, show_progress)
         self.chunk_sizes.append(len(masks))
         self.window_pixels += [c.width * c.height for c in crops] if crops is not None else []
         return result
-
-
-@contextmanager
-def peak_memory(device: torch.device) -> Iterator[list[float]]:
-    """Peak memory added during the block, in MiB (see the module's docstring)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
-        result = [0.0]
-        yield result
-        torch.cuda.synchronize(device)
-        result[0] = (torch.cuda.max_memory_allocated(device) - start) / 2**20
-        return
-    from .attribution import peak_memory_mb
-
-    with peak_memory_mb(device) as result:
-        yield result
 
 
 def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, timed_steps: int | None,
@@ -266,7 +231,7 @@ def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, time
     """One method on one image: measured seconds, seconds extrapolated to the recipe's steps,
     peak memory, and for BBAM its chunks and windows."""
     device = detector.adapter.device
-    synchronize = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    synchronize = synchronizer(device)
     labels = torch.zeros(len(boxes), dtype=torch.long)
     row: dict = {"method": method, "objects": len(boxes)}
     if method == "gradcam":
@@ -277,38 +242,39 @@ def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, time
             synchronize()
         seconds = time.perf_counter() - start
         return {**row, "seconds": seconds, "seconds_measured": seconds, "extrapolated": False,
-                "peak_mem_mb": mem[0]}
+                "peak_mem_mb": mem.mb}
     recipe = REFERENCE if method == "reference" else OURS
-    settings = dict(recipe)
+    settings = recipe
     if method == "bbam" and max_memory_mb is not None:
-        settings["max_memory_mb"] = max_memory_mb
+        settings = replace(settings, max_memory_mb=max_memory_mb)
     if timed_steps is not None:
-        settings["steps"] = min(timed_steps, recipe["steps"])
-    bbam_settings = BBAMSettings(**settings)
+        settings = replace(settings, steps=min(timed_steps, recipe.steps))
     adapter = detector.reference if method == "reference" else detector.adapter
-    bbam = TimedBBAM(adapter, synchronize)
+    probe = Probe(synchronize)
+    bbam = BBAM(adapter, select_positives=forced_positives(positives),
+                estimate_step_memory=probe.estimate_step_memory, optimise_masks=probe.optimise_masks)
     # the reference explains one box at a time, as the original did
     batches = [(b[None], c[None]) for b, c in zip(boxes, labels)] if method == "reference" else [(boxes, labels)]
     synchronize()
     start = time.perf_counter()
     records = []
-    with forced_positives(positives), peak_memory(device) as mem:
+    with peak_memory(device) as mem:
         for b, c in batches:
-            records += bbam.attribute(image, b, target=c, settings=bbam_settings, return_records=True)[1]
+            records += bbam.attribute(image, b, target=c, settings=settings, return_records=True)[1]
         synchronize()
     measured = time.perf_counter() - start
-    steps = settings["steps"]
-    per_step = bbam.loop_seconds / steps
-    seconds = measured - bbam.loop_seconds + per_step * recipe["steps"]
+    steps = settings.steps
+    per_step = probe.loop.seconds / steps
+    seconds = measured - probe.loop.seconds + per_step * recipe.steps
     image_pixels = image.shape[-2] * image.shape[-1]
-    return {**row, "seconds": seconds, "seconds_measured": measured, "extrapolated": steps < recipe["steps"],
-            "steps_timed": steps, "recipe_steps": recipe["steps"], "seconds_per_step": per_step,
-            "seconds_outside_steps": measured - bbam.loop_seconds, "peak_mem_mb": mem[0],
+    return {**row, "seconds": seconds, "seconds_measured": measured, "extrapolated": steps < recipe.steps,
+            "steps_timed": steps, "recipe_steps": recipe.steps, "seconds_per_step": per_step,
+            "seconds_outside_steps": measured - probe.loop.seconds, "peak_mem_mb": mem.mb,
             "mean_positives": sum(r.num_positives for r in records) / len(records),
-            "chunks": bbam.chunk_sizes,
-            "window_share": (sum(bbam.window_pixels) / len(bbam.window_pixels) / image_pixels
-                             if bbam.window_pixels else 1.0),
-            "estimated_step_mem_mb": sum(bbam.estimate_bytes) / 2**20 if bbam.estimate_bytes else None}
+            "chunks": probe.chunk_sizes,
+            "window_share": (sum(probe.window_pixels) / len(probe.window_pixels) / image_pixels
+                             if probe.window_pixels else 1.0),
+            "estimated_step_mem_mb": sum(probe.estimate_bytes) / 2**20 if probe.estimate_bytes else None}
 
 
 def plan(counts: list[int], complete: list[str]) -> list[tuple[str, str, int, str | None]]:
@@ -348,14 +314,13 @@ def main(argv: list[str] | None = None) -> None:
                                                                              timed_steps else "")).split(",") if s]
     height, width = (int(v) for v in args.image_size.lower().split("x"))
     counts = [int(n) for n in args.counts.split(",") if n]
-    device_name = (f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if on_cpu
-                   else torch.cuda.get_device_name(torch.device(args.device)))
+    run = start_run("benchmarks.speed_real", argv, args.device)
+    device_name = run.device
     out = Path(args.out)
     work = out / "work" / "speed_real" / (f"{args.detector}_{'cpu' if on_cpu else 'cuda'}_{height}x{width}"
                                          f"_{args.positives}pos")
     work.mkdir(parents=True, exist_ok=True)
 
-    start = time.perf_counter()
     entry = DETECTORS[args.detector]
     image = smooth_image(height, width, args.seed)
     detector = None
@@ -368,8 +333,9 @@ def main(argv: list[str] | None = None) -> None:
         if detector is None:  # built, and warmed up, only where a case is left to run
             detector = entry.build(args.device)
             warm = draw_boxes(1, height, width, args.seed + 99, "small")
-            with forced_positives(args.positives):  # one-off allocations, outside every timing
-                BBAM(detector.adapter).attribute(image, warm, target=0, steps=1)
+            # one-off allocations, outside every timing
+            BBAM(detector.adapter, select_positives=forced_positives(args.positives)).attribute(
+                image, warm, target=0, steps=1)
         if method == "gradcam" and detector.gradcam is None:
             continue
         boxes = draw_boxes(num, height, width, args.seed + num + 7 * list(COCO_SIZES).index(size) if size else
@@ -382,21 +348,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:>16} {method:>9}: {row['seconds'] / num:8.2f} s/object "
               f"({'extrapolated' if row['extrapolated'] else 'measured'}), {row['peak_mem_mb']:.0f} MiB", flush=True)
 
-    meta = {"detector": args.detector, "description": entry.description, "device": device_name,
+    meta = {"detector": args.detector, "description": entry.description, **run.meta(),
             "image_size": [height, width], "positives": args.positives, "timed_steps": timed_steps,
-            "max_memory_mb": args.max_memory_mb or "auto",
-            "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start, 1),
+            "max_memory_mb": args.max_memory_mb or "auto", "seconds": round(run.seconds(), 1),
             "case_seconds": round(sum(c["seconds_measured"] for c in cases.values()), 1),
-            "torch_threads": torch.get_num_threads(),
-            "command": "python -m benchmarks.speed_real " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "cases": list(cases.values())}
+            "torch_threads": run.threads, "cases": list(cases.values())}
     rows = summary_rows(cases, counts, device_name)
     meta["reference_over_ours"] = _ratio(rows, "reference", "bbam")
     meta["ours_over_gradcam"] = _ratio(rows, "bbam", "gradcam")
     write_json_atomic(out / f"{args.name}.json", rows, indent=1)
     write_json_atomic(out / f"{args.name}_meta.json", meta, indent=1)
-    write_report(rows, meta, out / f"{args.name}.md")
-    print((out / f"{args.name}.md").read_text())
+    print(write_report(rows, meta, out / f"{args.name}.md"))
 
 
 def _mix_mean(cases: dict, method: str) -> float | None:
@@ -411,8 +373,7 @@ def summary_rows(cases: dict, counts: list[int], device: str) -> list[dict]:
     """One row per method, like ``speed.json``'s: seconds per object over COCO's mix of sizes
     (for ``bbam`` over the boxes of the mixed images), peak memory the largest of its cases."""
     rows = []
-    for method, settings, steps in (("reference", REFERENCE, REFERENCE["steps"]), ("bbam", {}, OURS["steps"]),
-                                    ("gradcam", None, None)):
+    for method, recipe in (("reference", REFERENCE), ("bbam", OURS), ("gradcam", None)):
         mine = [c for (name, m), c in cases.items() if m == method and not name.endswith("_complete")]
         if not mine:
             continue
@@ -424,7 +385,8 @@ def summary_rows(cases: dict, counts: list[int], device: str) -> list[dict]:
             sec, objects = _mix_mean(cases, method), len(mine)
         rows.append({"method": method, "sec_per_object": sec, "peak_mem_mb": max(c["peak_mem_mb"] for c in mine),
                      "mask_miou": None, "objects": objects,
-                     "mean_steps": steps, "settings": settings,
+                     "mean_steps": None if recipe is None else recipe.steps,
+                     "settings": None if recipe is None else changed_settings(recipe),
                      "extrapolated": any(c["extrapolated"] for c in mine),
                      "sec_per_object_one_box_mix": _mix_mean(cases, method), "device": device})
     return rows
@@ -435,7 +397,8 @@ def _ratio(rows: list[dict], a: str, b: str) -> float | None:
     return by[a] / by[b] if by.get(a) and by.get(b) else None
 
 
-def write_report(rows: list[dict], meta: dict, path: Path) -> None:
+def write_report(rows: list[dict], meta: dict, path: Path) -> str:
+    """The markdown report; returns its text."""
     h, w = meta["image_size"]
     steps = "measured to the end" if meta["timed_steps"] is None else (
         f"{meta['timed_steps']} step{'s' if meta['timed_steps'] > 1 else ''} timed, extrapolated to the recipe's steps")
@@ -444,13 +407,13 @@ def write_report(rows: list[dict], meta: dict, path: Path) -> None:
              "positives per box "
              f"(each recipe keeps up to its max_positives); our step memory budget: {meta['max_memory_mb']} MiB.",
              "",
-             f"Command: `{meta['command']}`.", "",
-             "| method | sec/object | over COCO's size mix, one box per image | peak mem (MiB) | steps | timing |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        mix = "-" if r["sec_per_object_one_box_mix"] is None else f"{r['sec_per_object_one_box_mix']:.2f}"
-        lines.append(f"| {r['method']} | {r['sec_per_object']:.2f} | {mix} | {r['peak_mem_mb']:.0f} | "
-                     f"{r['mean_steps'] or '-'} | {'extrapolated' if r['extrapolated'] else 'measured'} |")
+             f"Command: `{meta['command']}`.", ""]
+    lines += markdown_table(
+        ["method", "sec/object", "over COCO's size mix, one box per image", "peak mem (MiB)", "steps", "timing"],
+        [[r["method"], f"{r['sec_per_object']:.2f}",
+          "-" if r["sec_per_object_one_box_mix"] is None else f"{r['sec_per_object_one_box_mix']:.2f}",
+          f"{r['peak_mem_mb']:.0f}", r["mean_steps"] or "-", "extrapolated" if r["extrapolated"] else "measured"]
+         for r in rows])
     by = {r["method"]: r for r in rows}
     if meta["reference_over_ours"]:
         lines += ["", f"- reference / ours: **{meta['reference_over_ours']:.0f}x** faster per object (ours over the "
@@ -458,26 +421,29 @@ def write_report(rows: list[dict], meta: dict, path: Path) -> None:
                   f"{by['reference']['sec_per_object_one_box_mix'] / by['bbam']['sec_per_object_one_box_mix']:.0f}x"]
     if meta["ours_over_gradcam"]:
         lines.append(f"- ours / Grad-CAM: {meta['ours_over_gradcam']:.1f}x the time per object")
-    lines += ["", "| case | method | boxes | sec/object | measured s | s/step | s outside steps | peak mem (MiB) | "
-              "est. step mem (MiB) | chunks | window share | positives |", "|---" * 12 + "|"]
-    for c in meta["cases"]:
-        bbam = "seconds_per_step" in c
-
-        def cell(key: str, fmt: str) -> str:
-            return "-" if c.get(key) is None else format(c[key], fmt)
-
-        lines.append(" | ".join([
-            f"| {c['case']}", c["method"], str(c["objects"]),
-            f"{c['seconds'] / c['objects']:.2f}{'*' if c['extrapolated'] else ''}", f"{c['seconds_measured']:.1f}",
-            cell("seconds_per_step", ".2f"), cell("seconds_outside_steps", ".1f"), f"{c['peak_mem_mb']:.0f}",
-            cell("estimated_step_mem_mb", ".0f"), "/".join(map(str, c["chunks"])) if bbam else "-",
-            cell("window_share", ".3f"), cell("mean_positives", ".0f")]) + " |")
+    lines.append("")
+    lines += markdown_table(
+        ["case", "method", "boxes", "sec/object", "measured s", "s/step", "s outside steps", "peak mem (MiB)",
+         "est. step mem (MiB)", "chunks", "window share", "positives"],
+        [_case_cells(c) for c in meta["cases"]])
     lines += ["", "`*`: extrapolated: seconds outside the steps + seconds per step x the recipe's steps. "
               "window share: the mean share of the input's pixels in a box's context window (1: the whole image). "
               "est. step mem: the library's estimate of one step's memory for all boxes in one batch; the "
               "chunks (boxes per chunk) are what its default budget made of it."]
-    path.write_text("\n".join(lines) + "\n")
+    return write_markdown(path, lines)
 
+
+def _case_cells(case: dict) -> list[str]:
+    """One case's cells in the report's table of cases ("-" where a method has no such figure)."""
+    def cell(key: str, fmt: str) -> str:
+        return "-" if case.get(key) is None else format(case[key], fmt)
+
+    return [case["case"], case["method"], str(case["objects"]),
+            f"{case['seconds'] / case['objects']:.2f}{'*' if case['extrapolated'] else ''}",
+            f"{case['seconds_measured']:.1f}", cell("seconds_per_step", ".2f"), cell("seconds_outside_steps", ".1f"),
+            f"{case['peak_mem_mb']:.0f}", cell("estimated_step_mem_mb", ".0f"),
+            "/".join(map(str, case["chunks"])) if "seconds_per_step" in case else "-",
+            cell("window_share", ".3f"), cell("mean_positives", ".0f")]
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from bbam_captum.pipeline.generate import map_cells, map_path
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
+from .harness import markdown_table, start_run, write_markdown
 from .metrics import mask_ious
 
 REPO = Path(__file__).resolve().parent.parent
@@ -260,32 +260,36 @@ def rows_of(results: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def write_markdown(path: Path, results: dict[str, dict], rows: list[dict], picks: dict[str, dict],
-                   header: str) -> None:
+def write_report(path: Path, results: dict[str, dict], rows: list[dict], picks: dict[str, dict],
+                 header: str) -> str:
+    """``worlds.md``: the scores of every world, variant and chain, each world's choice, and the
+    scores by class; returns the text."""
     lines = [header, "", "Instance / semantic mIoU of BBAM's labels and of the filled box through the same chain "
-             "(default chain in bold):", "",
-             "| world | map variant | chain | BBAM instance | BBAM semantic | box instance | box semantic | "
-             "margin |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        variant, chain = r["map_variant"], r["chain"]
-        if r["default"]:
-            variant, chain = f"**{variant}**", f"**{chain}** (default)"
-        lines.append(f"| {r['world']} | {variant} | {chain} | {r['bbam_instance_miou']:.3f} | "
-                     f"{r['bbam_semantic_miou']:.3f} | {r['box_instance_miou']:.3f} | {r['box_semantic_miou']:.3f} | "
-                     f"{r['margin_over_box']:+.3f} |")
-    lines += ["", "| world | detector bbox AP50 | objects | filled box (val split) | raw maps, best global "
-              "threshold (oracle) | leave-one-world-out choice | its instance mIoU |", "|---|---|---|---|---|---|---|"]
-    for world, result in results.items():
-        raw = result["variants"][default_variant()]["raw"]["best_threshold"]
-        pick = picks.get(world)
-        ap50 = result.get("detector_bbox_ap50")
-        picked = (f"{pick['map_variant']}, {pick['chain']} | {pick['instance_miou']:.3f} "
-                  f"(box {pick['box_instance_miou']:.3f})" if pick else "- | -")
-        lines.append(f"| {world} | {ap50 if ap50 is not None else '-'} | {raw['objects']} | "
-                     f"{result['box_fill_miou_val_split']:.3f} | {raw['instance_miou']:.3f} (blur {raw['blur']:g}, "
-                     f"{raw['threshold']:g}) | {picked} |")
+             "(default chain in bold):", ""]
+    lines += markdown_table(
+        ["world", "map variant", "chain", "BBAM instance", "BBAM semantic", "box instance", "box semantic", "margin"],
+        [[r["world"], *((f"**{r['map_variant']}**", f"**{r['chain']}** (default)") if r["default"]
+                        else (r["map_variant"], r["chain"])),
+          f"{r['bbam_instance_miou']:.3f}", f"{r['bbam_semantic_miou']:.3f}", f"{r['box_instance_miou']:.3f}",
+          f"{r['box_semantic_miou']:.3f}", f"{r['margin_over_box']:+.3f}"] for r in rows])
+    lines.append("")
+    lines += markdown_table(
+        ["world", "detector bbox AP50", "objects", "filled box (val split)", "raw maps, best global threshold "
+         "(oracle)", "leave-one-world-out choice", "its instance mIoU"],
+        [_world_cells(world, result, picks.get(world)) for world, result in results.items()])
     lines += _class_table(rows, picks)
-    path.write_text("\n".join(lines) + "\n")
+    return write_markdown(path, lines)
+
+
+def _world_cells(world: str, result: dict, pick: dict | None) -> list[str]:
+    """One world's cells in the table of choices: its detector, the filled box, the raw maps' oracle
+    threshold and its leave-one-world-out pick."""
+    raw = result["variants"][default_variant()]["raw"]["best_threshold"]
+    ap50 = result.get("detector_bbox_ap50")
+    picked = ([f"{pick['map_variant']}, {pick['chain']}",
+               f"{pick['instance_miou']:.3f} (box {pick['box_instance_miou']:.3f})"] if pick else ["-", "-"])
+    return [world, "-" if ap50 is None else str(ap50), str(raw["objects"]), f"{result['box_fill_miou_val_split']:.3f}",
+            f"{raw['instance_miou']:.3f} (blur {raw['blur']:g}, {raw['threshold']:g})", *picked]
 
 
 def _class_table(rows: list[dict], picks: dict[str, dict]) -> list[str]:
@@ -295,19 +299,18 @@ def _class_table(rows: list[dict], picks: dict[str, dict]) -> list[str]:
         picks[r["world"]]["map_variant"], picks[r["world"]]["chain"]))]
     names = sorted({c for r in chosen for c in r["bbam_class_instance_miou"]})
     lines = ["", "Instance mIoU by class, BBAM / box through the same chain (the default chain, and each world's "
-             "leave-one-world-out pick where it differs):", "",
-             "| world | chain | " + " | ".join(names) + " | lowest |", "|---|---|" + "---|" * (len(names) + 1)]
+             "leave-one-world-out pick where it differs):", ""]
+    table = []
     for r in chosen:
         bbam, box = r["bbam_class_instance_miou"], r["box_class_instance_miou"]
-        cells = [f"{bbam[c]:.2f} / {box[c]:.2f}" if c in bbam else "-" for c in names]
         lowest = min(bbam, key=bbam.get)
-        tag = "default" if r["default"] else "pick"
-        lines.append(f"| {r['world']} | {r['map_variant']}, {r['chain']} ({tag}) | " + " | ".join(cells)
-                     + f" | {lowest} {bbam[lowest]:.2f} |")
-    return lines
+        table.append([r["world"], f"{r['map_variant']}, {r['chain']} ({'default' if r['default'] else 'pick'})",
+                      *(f"{bbam[c]:.2f} / {box[c]:.2f}" if c in bbam else "-" for c in names),
+                      f"{lowest} {bbam[lowest]:.2f}"])
+    return lines + markdown_table(["world", "chain", *names, "lowest"], table)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--images", type=int, default=40, help="val images per world (default: 40)")
@@ -317,11 +320,11 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(MAP_VARIANTS), choices=list(MAP_VARIANTS),
                         help=f"map variants (default: all; the filled box is scored beside {BOX_VARIANT!r}, "
                              "which is always run)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    run = start_run("benchmarks.worlds", argv, threads=args.threads)
     variants = [BOX_VARIANT] + [v for v in args.variants if v != BOX_VARIANT]
     images = 3 if args.quick else args.images
     args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
     results = {}
     for world in args.worlds:
         result = run_world(world, args.out, images, args.threads, variants)
@@ -330,12 +333,7 @@ def main() -> None:
     rows = rows_of(results)
     picks = leave_one_world_out(results)
     map_minutes = sum(v.get("map_seconds", 0.0) for r in results.values() for v in r["variants"].values()) / 60
-    meta = {"command": f"python -m benchmarks.worlds --out {args.out}" + (" --quick" if args.quick else "")
-            + ("" if args.quick or images == 40 else f" --images {images}")
-            + ("" if set(variants) == set(MAP_VARIANTS) else " --variants " + " ".join(f"'{v}'" for v in variants)),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads", "device": "cpu",
-            "date": time.strftime("%Y-%m-%d"), "minutes": round((time.perf_counter() - start) / 60, 1),
-            "map_minutes": round(map_minutes, 1),
+    meta = {**run.meta(), "map_minutes": round(map_minutes, 1),
             "default_chain": default_chain(), "default_map_variant": default_variant(), "leave_one_world_out": picks,
             "worlds": {w: {k: v for k, v in r.items() if k != "variants"}
                        | {"raw_best_threshold": r["variants"][default_variant()]["raw"]["best_threshold"],
@@ -347,8 +345,7 @@ def main() -> None:
               f"BBAM maps {meta['map_minutes']} min in all (each world and variant once; later runs reuse "
               f"the cache under `work/`), this run {meta['minutes']} min. Choice: leave-one-world-out over "
               f"map variants and chains; BBAM's defaults are the variant in bold.")
-    write_markdown(args.out / "worlds.md", results, rows, picks, header)
-    print((args.out / "worlds.md").read_text())
+    print(write_report(args.out / "worlds.md", results, rows, picks, header))
 
 
 if __name__ == "__main__":

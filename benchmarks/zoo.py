@@ -34,7 +34,6 @@ import json
 import logging
 import multiprocessing
 import os
-import platform
 import re
 import resource
 import time
@@ -48,8 +47,11 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 
 from bbam_captum import BBAM
+from bbam_captum.attr import optimise_masks
 from bbam_captum.detectors import UnsupportedDetectorError
 from bbam_captum.utils.atomic import write_json_atomic
+
+from .harness import RunInfo, Timed, markdown_table, start_run, write_markdown
 
 IMAGE_SIZE = (600, 800)  # height, width
 BOXES = {"small": (100.0, 120.0, 132.0, 152.0), "medium": (300.0, 200.0, 460.0, 320.0),
@@ -60,18 +62,6 @@ MISSING = (ImportError, FileNotFoundError)
 
 class DownloadBlockedError(RuntimeError):
     """A model asked for weights from outside while being built."""
-
-
-class _TimedBBAM(BBAM):
-    """BBAM that keeps the seconds its optimisation steps took (without proposal selection)."""
-
-    optimise_seconds = 0.0
-
-    def _optimise(self, *args, **kwargs):
-        start = time.perf_counter()
-        result = super()._optimise(*args, **kwargs)
-        self.optimise_seconds = time.perf_counter() - start
-        return result
 
 
 def config_root() -> Path:
@@ -224,8 +214,9 @@ def run_one(cfg, steps: int) -> dict:
     bbox_head = getattr(roi_head, "bbox_head", None)
     heads = bbox_head if isinstance(bbox_head, torch.nn.ModuleList) else [bbox_head]
     row["bbox_head"] = type(heads[-1]).__name__
+    optimise = Timed(optimise_masks)  # the seconds of the optimisation steps (without proposal selection)
     try:
-        bbam = _TimedBBAM(model)
+        bbam = BBAM(model, optimise_masks=optimise)
     except UnsupportedDetectorError as error:
         return {**row, "outcome": "refused", "reason": str(error)}
     except Exception as error:  # noqa: BLE001 - reported
@@ -247,7 +238,7 @@ def run_one(cfg, steps: int) -> dict:
         return {**row, "outcome": "failed", "reason": f"attribute: {type(error).__name__}: {str(error)[:300]}",
                 "where": _where(error)}
     row["attribute_s"] = round(time.perf_counter() - start, 2)
-    row["s_per_step"] = round(bbam.optimise_seconds / steps, 2)
+    row["s_per_step"] = round(optimise.seconds / steps, 2)
     if maps.shape != (len(boxes), 1, *IMAGE_SIZE) or not torch.isfinite(maps).all():
         return {**row, "outcome": "failed", "reason": f"maps of shape {tuple(maps.shape)} or not finite"}
     return {**row, "outcome": "supported"}
@@ -298,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=None, help="only configs whose path contains this")
     parser.add_argument("--table-only", action="store_true", help="write the tables from the results so far")
     args = parser.parse_args(argv)
+    run = start_run("benchmarks.zoo", argv, threads=1)  # each config runs in a child process on one thread
     warnings.filterwarnings("ignore")
 
     from mmdet.models.detectors import TwoStageDetector
@@ -346,21 +338,20 @@ def main(argv: list[str] | None = None) -> None:
         row.update(json.loads(path.read_text()) if path.exists() else {"outcome": "not run yet"})
         if first[row["model_key"]] != row["config"]:
             row["same_model_as"] = first[row["model_key"]]
-    write_tables(args.out, rows, unreadable, args)
+    write_tables(args.out, rows, unreadable, args, run)
 
 
-def write_tables(out: Path, rows: list[dict], unreadable: list[dict], args: argparse.Namespace) -> None:
+def write_tables(out: Path, rows: list[dict], unreadable: list[dict], args: argparse.Namespace,
+                 run: RunInfo) -> None:
     """``zoo.json`` and ``zoo.md``."""
     import mmdet
 
-    meta = {"mmdet": mmdet.__version__, "torch": torch.__version__, "device": "cpu, 1 thread",
-            "cpu": platform.processor() or platform.machine(), "steps": args.steps, "image": list(IMAGE_SIZE),
-            "boxes": BOXES, "dedup": args.dedup, "test_scale": args.test_scale}
+    meta = {"mmdet": mmdet.__version__, "torch": torch.__version__, **run.meta(), "cpu": run.machine,
+            "steps": args.steps, "image": list(IMAGE_SIZE), "boxes": BOXES, "dedup": args.dedup,
+            "test_scale": args.test_scale}
     write_json_atomic(out / "zoo.json", {"meta": meta, "configs": rows, "unreadable": unreadable})
     counts = Counter(r["outcome"] for r in rows)
     models = Counter(r["outcome"] for r in rows if "same_model_as" not in r)
-    command = f"python -m benchmarks.zoo --out DIR --steps {args.steps} --dedup {args.dedup}" + (
-        f" --test-scale {args.test_scale}" if args.test_scale else "")
     shared = ("equal model dicts" if args.dedup == "model" else
               "models made of the same component types, the RPN's aside (depths, widths and settings aside)")
     resize = (f"the test Resize set to ({args.test_scale}, {args.test_scale}), aspect kept" if args.test_scale
@@ -368,32 +359,35 @@ def write_tables(out: Path, rows: list[dict], unreadable: list[dict], args: argp
     lines = [
         "# Zoo check: BBAM on every two-stage config shipped with MMDetection",
         "",
-        f"`{command}` with mmdet {mmdet.__version__}, torch {torch.__version__}, CPU, 1 thread. Random weights; "
+        f"`{run.command}` with mmdet {mmdet.__version__}, torch {torch.__version__}, {run.device}. Random weights; "
         f"BBAM for {args.steps} steps on a {IMAGE_SIZE[1]} x {IMAGE_SIZE[0]} image with a small, a medium and a "
         f"large box, {resize}. Configs with {shared} share one run (`same model as`).",
         "",
-        "| outcome | configs | distinct models |",
-        "| --- | --- | --- |",
     ]
-    for outcome in ("supported", "refused", "failed", "not buildable here", "not run yet"):
-        lines.append(f"| {outcome} | {counts.get(outcome, 0)} | {models.get(outcome, 0)} |")
-    lines += [f"| **two-stage, in all** | {len(rows)} | {sum(models.values())} |", "",
-              "s/step: seconds per BBAM step for the three boxes (proposal selection excluded).", "",
-              "| config | detector | RoI head | box head | outcome | s/step | reason |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        reason = r.get("reason", "")
-        if r.get("where"):
-            reason += f" (at {r['where']})"
-        if "same_model_as" in r:
-            reason = f"same model as `{r['same_model_as']}`" + (f"; {reason}" if reason else "")
-        lines.append(f"| `{r['config']}` | {r['detector']} | {r.get('roi_head', '')} | {r.get('bbox_head', '')} | "
-                     f"{r['outcome']} | {r.get('s_per_step', '')} | {reason.replace('|', '/')} |")
-    lines += ["", f"Configs that cannot be read here ({len(unreadable)}; two-stage or not is unknown):", "",
-              "| config | why |", "| --- | --- |"]
-    lines += [f"| `{u['config']}` | {u['reason'].replace('|', '/')} |" for u in unreadable]
-    (out / "zoo.md").write_text("\n".join(lines) + "\n")
+    outcomes = ("supported", "refused", "failed", "not buildable here", "not run yet")
+    lines += markdown_table(["outcome", "configs", "distinct models"],
+                            [*([o, counts.get(o, 0), models.get(o, 0)] for o in outcomes),
+                             ["**two-stage, in all**", len(rows), sum(models.values())]])
+    lines += ["", "s/step: seconds per BBAM step for the three boxes (proposal selection excluded).", ""]
+    lines += markdown_table(["config", "detector", "RoI head", "box head", "outcome", "s/step", "reason"],
+                            [[f"`{r['config']}`", r["detector"], r.get("roi_head", ""), r.get("bbox_head", ""),
+                              r["outcome"], r.get("s_per_step", ""), _reason(r).replace("|", "/")] for r in rows])
+    lines += ["", f"Configs that cannot be read here ({len(unreadable)}; two-stage or not is unknown):", ""]
+    lines += markdown_table(["config", "why"],
+                            [[f"`{u['config']}`", u["reason"].replace("|", "/")] for u in unreadable])
+    write_markdown(out / "zoo.md", lines)
     print(f"wrote {out / 'zoo.json'} and {out / 'zoo.md'}: {dict(counts)}")
+
+
+
+def _reason(row: dict) -> str:
+    """Why a config's run ended as it did, where it failed, and the config whose run it shares."""
+    reason = row.get("reason", "")
+    if row.get("where"):
+        reason += f" (at {row['where']})"
+    if "same_model_as" in row:
+        reason = f"same model as `{row['same_model_as']}`" + (f"; {reason}" if reason else "")
+    return reason
 
 
 if __name__ == "__main__":

@@ -34,9 +34,9 @@ def test_forced_positives_give_each_recipe_its_cap():
     model = load_detector()
     image = speed_real.smooth_image(96, 128, seed=0)
     boxes = torch.tensor([[10.0, 10.0, 60.0, 50.0], [50.0, 30.0, 120.0, 90.0]])
-    with speed_real.forced_positives(12):
-        _, few = BBAM(model).attribute(image, boxes, target=0, steps=1, max_positives=5, return_records=True)
-        _, many = BBAM(model).attribute(image, boxes, target=0, steps=1, max_positives=100, return_records=True)
+    forced = BBAM(model, select_positives=speed_real.forced_positives(12))
+    _, few = forced.attribute(image, boxes, target=0, steps=1, max_positives=5, return_records=True)
+    _, many = forced.attribute(image, boxes, target=0, steps=1, max_positives=100, return_records=True)
     assert [r.num_positives for r in few] == [5, 5] and [r.num_positives for r in many] == [12, 12]
     assert not any(r.fallback for r in few + many)
     _, own = BBAM(model).attribute(image, boxes, target=0, steps=1, return_records=True)  # the library, untouched

@@ -6,6 +6,7 @@ import torch
 
 from bbam_captum import BBAM, BBAMSettings, load_detector
 from bbam_captum.attr import bbam as bbam_module
+from bbam_captum.attr import estimate_step_memory, optimise_masks, select_positives
 from bbam_captum.synth import draw_image
 
 FAST = dict(steps=4, num_proposals=32, max_positives=8)
@@ -36,21 +37,22 @@ def scene() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 class _Counting(BBAM):
-    """Counts the chunks (one optimisation loop each) and can pretend each box costs 1 MiB."""
+    """Counts the chunks (one optimisation loop each) and can pretend each box costs 1 MiB, through
+    BBAM's extension points."""
 
     def __init__(self, model, mib_per_box: float | None = None) -> None:
-        super().__init__(model)
+        super().__init__(model, estimate_step_memory=self._estimate, optimise_masks=self._optimise_counted)
         self.mib_per_box = mib_per_box
         self.chunk_sizes: list[int] = []
 
-    def _step_bytes(self, image, mu, masks, positives, crops):
+    def _estimate(self, adapter, image, mu, masks, positives, crops) -> list[float]:
         if self.mib_per_box is None:
-            return super()._step_bytes(image, mu, masks, positives, crops)
+            return estimate_step_memory(adapter, image, mu, masks, positives, crops)
         return [self.mib_per_box * 2**20] * len(masks)
 
-    def _optimise(self, image, mu, masks, *args):
+    def _optimise_counted(self, adapter, image, mu, masks, *args) -> tuple[list[float], list[int]]:
         self.chunk_sizes.append(len(masks))
-        return super()._optimise(image, mu, masks, *args)
+        return optimise_masks(adapter, image, mu, masks, *args)
 
 
 @pytest.mark.parametrize("patience", [None, 1])
@@ -96,11 +98,12 @@ def test_step_estimate_grows_with_the_window(detector, scene):
     small, large = (bbam.adapter.crop(torch.tensor(w), 192, 192) for w in ([0.0, 0.0, 40.0, 40.0],
                                                                            [0.0, 0.0, 192.0, 192.0]))
     with bbam.adapter.frozen(), torch.no_grad():
-        positives = bbam_module.select_positives(bbam.adapter, image[None].float(), boxes[:2], labels[:2],
-                                                 BBAMSettings(num_proposals=16, max_positives=8))
+        positives = select_positives(bbam.adapter, image[None].float(), boxes[:2], labels[:2],
+                                     BBAMSettings(num_proposals=16, max_positives=8))
+    mu = bbam.adapter.pixel_mean()
     with bbam.adapter.frozen(), torch.enable_grad():
-        estimate = bbam._step_bytes(image[None].float(), bbam.adapter.pixel_mean(), masks, positives, [small, large])
-        whole = bbam._step_bytes(image[None].float(), bbam.adapter.pixel_mean(), masks, positives, None)
+        estimate = estimate_step_memory(bbam.adapter, image[None].float(), mu, masks, positives, [small, large])
+        whole = estimate_step_memory(bbam.adapter, image[None].float(), mu, masks, positives, None)
     assert 0 < estimate[0] < estimate[1]
     assert whole == [estimate[1]] * 2  # the whole input is the largest window
 

@@ -142,3 +142,26 @@ def test_crf_checks_its_inputs():
     with pytest.raises(ValueError, match="uint8"):
         crf_foreground(image.astype(np.float32), np.zeros((64, 64)))
     assert crf_masks(np.zeros((0, 64, 64)), np.zeros((0, 4)), image, 0.15).shape == (0, 64, 64)
+
+
+def test_label_chain_calls_the_crf_it_is_given():
+    """``pseudo_masks(crf=...)``: the chain's CRF is an extension point, called for the instance
+    and the wider masks with the chain's CRF settings and blur widths."""
+    from bbam_captum.labels import LabelSettings, pseudo_masks
+
+    calls = []
+
+    def fake_crf(maps, boxes, image, top_share, settings, blur_sigmas):
+        calls.append((top_share, settings.max_pixels, list(blur_sigmas)))
+        masks = np.zeros(maps.shape, bool)
+        masks[:, 2:5, 2:5] = top_share > 0.5  # the wider masks (the larger share) claim a square
+        return masks
+
+    settings = LabelSettings(refine=False)
+    maps = np.ones((1, 8, 8), np.float32)
+    image = np.zeros((8, 8, 3), np.uint8)
+    instance, foreground, uncertain = pseudo_masks(maps, np.array([[0.0, 0.0, 8.0, 8.0]]), settings, image,
+                                                   cells=[4.0], crf=fake_crf)
+    assert [c[0] for c in calls] == [settings.crf_fg_share, settings.crf_bg_share]
+    assert all(c[1] == settings.crf_max_pixels and c[2] == [settings.crf_blur * 4.0] for c in calls)
+    assert not instance.any() and not foreground.any() and uncertain.sum() == 9

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,11 +15,16 @@ from ..detectors.adapt import as_adapter
 from ..detectors.base import Crop, DetectorAdapter
 from ..ops import adaptive_stride, check_boxes, initial_mask, perturb, to_rois, total_variation, upsample_mask
 from ..utils.deprecation import renamed_argument
-from ._proposals import PositiveProposals, select_positives
+from .memory import StepMemoryEstimate, estimate_step_memory
+from .proposals import PositiveProposals, PositiveSelector, select_positives
 from .settings import FROM_SETTINGS, BBAMSettings, FromSettings
 from ._utils import format_baselines, format_image, format_target
 
 TargetType = int | Sequence[int] | Tensor | None
+#: ``(adapter, image, mu, masks, positives, crops, settings, show_progress) -> (losses, steps)``: what
+#: :class:`BBAM` calls (``optimise_masks=``) to optimise one chunk of masks; :func:`optimise_masks` by default.
+MaskOptimiser = Callable[[DetectorAdapter, Tensor, Tensor, list[Tensor], list[PositiveProposals], list[Crop] | None,
+                          BBAMSettings, bool], tuple[list[float], list[int]]]
 
 
 @dataclass
@@ -43,6 +48,82 @@ class BoxRecord:
     fallback: bool
     steps: int
     final_loss: float
+
+
+def optimise_masks(adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: list[Tensor],
+                   positives: list[PositiveProposals], crops: list[Crop] | None, settings: BBAMSettings,
+                   show_progress: bool = False) -> tuple[list[float], list[int]]:
+    """BBAM's optimisation: Adam on all masks at once, in place; boxes that have converged leave the batch.
+
+    Args:
+        adapter (DetectorAdapter): the detector, frozen.
+        image (Tensor[1, 3, H, W]): the input, float.
+        mu (Tensor): what masked-out pixels become, broadcastable to ``image``.
+        masks (list of K Tensor[1, 1, h, w]): each box's mask grid, requiring gradients.
+        positives (list of K :class:`~bbam_captum.attr.proposals.PositiveProposals`): each box's O+.
+        crops (list of K Crop, or None): each box's context window; None: the whole input.
+        settings (BBAMSettings): the loss's terms, ``steps``, ``lr`` and the early stop are used.
+        show_progress (bool, optional): a progress bar over steps. Default: False
+
+    Returns:
+        (losses, steps): each box's last total loss and the steps it ran.
+    """
+    height, width = image.shape[-2:]
+    steps, patience, tol = settings.steps, settings.early_stop_patience, settings.early_stop_tol
+    optimiser = torch.optim.Adam(masks, lr=settings.lr)
+    num_boxes = len(masks)
+    active = list(range(num_boxes))
+    best = [float("inf")] * num_boxes
+    since_best = [0] * num_boxes
+    last_loss = [float("nan")] * num_boxes
+    steps_run = [0] * num_boxes
+    bar = progress(range(steps), desc="BBAM", total=steps, disable=not show_progress)
+    for _ in bar:
+        if not active:
+            break
+        outputs = {}
+        for group in _group_by_crop(active, crops):
+            upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in group])  # [G, 1, H, W]
+            perturbed = perturb(image, upsampled, mu)  # [G, 3, H, W]
+            features = adapter.features(perturbed, None if crops is None else [crops[k] for k in group])
+            rois = to_rois([positives[k].rois for k in group])  # [P, 5]
+            out = adapter.roi_outputs(features, rois)
+            sizes = [len(positives[k].rois) for k in group]
+            outputs.update(zip(group, zip(out.probs.split(sizes), out.deltas.split(sizes))))
+        per_box = []
+        for k in active:
+            pos = positives[k]
+            probs, deltas = outputs[k]
+            term = torch.zeros((), device=image.device)
+            if settings.cls_head:
+                term = term + (probs[:, pos.target] - pos.probs).abs().mean() / 2
+            if settings.box_head:
+                term = term + (deltas[:, pos.target] - pos.deltas).abs().mean() / 2
+            term = term + settings.l1_coef * masks[k].sum()
+            if settings.tv_coef:
+                term = term + settings.tv_coef * total_variation(masks[k], settings.tv_power).sum()
+            per_box.append(term)
+        optimiser.zero_grad(set_to_none=True)
+        torch.stack(per_box).sum().backward()
+        optimiser.step()
+        with torch.no_grad():
+            for m in masks:
+                m.clamp_(0, 1)
+        still_active = []
+        for k, loss in zip(active, per_box):
+            value = float(loss.detach())
+            last_loss[k] = value
+            steps_run[k] += 1
+            if value < best[k] * (1 - tol):
+                best[k], since_best[k] = value, 0
+            else:
+                since_best[k] += 1
+            if patience is None or since_best[k] < patience:
+                still_active.append(k)
+            else:
+                masks[k].requires_grad_(False)
+        active = still_active
+    return last_loss, steps_run
 
 
 class BBAM(PerturbationAttribution):
@@ -73,12 +154,31 @@ class BBAM(PerturbationAttribution):
             Mask R-CNN (e.g. ``fasterrcnn_resnet50_fpn(weights=...)``; wrap it in
             :class:`~bbam_captum.detectors.TorchvisionRCNNAdapter` to give its class
             names), or an adapter for another detector family.
+        select_positives (callable, optional): ``(adapter, image, boxes, targets, settings)
+            -> list of PositiveProposals``, O+ of each box with the detector's outputs on the
+            unperturbed image. Default: :func:`~bbam_captum.attr.proposals.select_positives`
+            (jittered proposals the detector still classifies and regresses onto the box)
+        estimate_step_memory (callable, optional): ``(adapter, image, mu, masks, positives,
+            crops) -> bytes per box``, the step memory that ``max_memory_mb`` chunks the boxes
+            by. Default: :func:`~bbam_captum.attr.memory.estimate_step_memory`
+        optimise_masks (callable, optional): ``(adapter, image, mu, masks, positives, crops,
+            settings, show_progress) -> (losses, steps)``, the optimisation of one chunk of
+            masks, in place. Default: :func:`optimise_masks`
+
+    The three callables are extension points, for instance to time the optimisation or to
+    give a detector with random weights positives; the defaults are the method.
     """
 
-    def __init__(self, model: torch.nn.Module | DetectorAdapter) -> None:
+    def __init__(self, model: torch.nn.Module | DetectorAdapter,
+                 select_positives: PositiveSelector = select_positives,
+                 estimate_step_memory: StepMemoryEstimate = estimate_step_memory,
+                 optimise_masks: MaskOptimiser = optimise_masks) -> None:
         adapter = as_adapter(model, "BBAM")
         PerturbationAttribution.__init__(self, adapter.roi_outputs)
         self.adapter = adapter
+        self.select_positives = select_positives
+        self.estimate_step_memory = estimate_step_memory
+        self.optimise_masks = optimise_masks
 
     @torch.enable_grad()
     @log_usage(part_of_slo=True)
@@ -160,7 +260,7 @@ class BBAM(PerturbationAttribution):
         with self.adapter.frozen():
             with torch.no_grad():
                 targets = format_target(target, boxes, image, self.adapter)  # [K]
-                positives = select_positives(self.adapter, image, boxes, targets, settings)
+                positives = self.select_positives(self.adapter, image, boxes, targets, settings)
             strides = [adaptive_stride(b, height, width, settings.stride_range) if settings.stride == "adaptive"
                        else int(settings.stride) for b in boxes]
             masks = [initial_mask(p.regressed, s, height, width).requires_grad_(True)
@@ -170,11 +270,12 @@ class BBAM(PerturbationAttribution):
                 for p, b in zip(positives, boxes)]
             chunks = [list(range(len(boxes)))]
             if budget_mb is not None and len(boxes) > 1:
-                chunks = _chunks(self._step_bytes(image, mu, masks, positives, crops), budget_mb * 2**20)
+                chunks = _chunks(self.estimate_step_memory(self.adapter, image, mu, masks, positives, crops),
+                                 budget_mb * 2**20)
             losses, steps_run = [0.0] * len(boxes), [0] * len(boxes)
             for chunk in chunks:
-                chunk_losses, chunk_steps = self._optimise(
-                    image, mu, [masks[k] for k in chunk], [positives[k] for k in chunk],
+                chunk_losses, chunk_steps = self.optimise_masks(
+                    self.adapter, image, mu, [masks[k] for k in chunk], [positives[k] for k in chunk],
                     None if crops is None else [crops[k] for k in chunk], settings, show_progress)
                 for k, loss, n in zip(chunk, chunk_losses, chunk_steps):
                     losses[k], steps_run[k] = loss, n
@@ -186,110 +287,6 @@ class BBAM(PerturbationAttribution):
                    for t, s, p, n, loss in zip(targets, strides, positives, steps_run, losses)]
         return maps, records
 
-    def _step_bytes(self, image: Tensor, mu: Tensor, masks: list[Tensor], positives: list[PositiveProposals],
-                    crops: list[Crop] | None) -> list[float]:
-        """Estimated bytes of one step, per box.
-
-        The memory of a step is ``fixed + sum over boxes of (a + b * pixels)``, ``pixels``
-        being the box's window of the detector's input. Three forwards on small windows
-        (one box on a small window, two on it, two on a window twice as wide) measure
-        ``a`` and ``b`` from the tensors autograd saves for the backward pass, whatever the
-        detector; the fixed part (weights, the image) cancels out. Each box also holds, for
-        a moment, its perturbed image and that image's gradient at the input's full size,
-        which autograd does not save: two RGB float images of the input's size are added.
-        """
-        height, width = image.shape[-2:]
-        side = min(height, width)
-        small, large = (self.adapter.crop(image.new_tensor([0.0, 0.0, side * f, side * f]), height, width)
-                        for f in (0.125, 0.25))
-        probe = max(range(len(masks)), key=lambda k: len(positives[k].rois))  # the most RoIs: the costliest head
-
-        def saved(num: int, crop: Crop) -> int:
-            storages: dict[int, Tensor] = {}  # kept alive so that no address is reused
-
-            def pack(t: Tensor) -> Tensor:
-                storages[t.untyped_storage().data_ptr()] = t
-                return t
-
-            mask = masks[probe].detach().requires_grad_(True).expand(num, -1, -1, -1)
-            rois = to_rois([positives[probe].rois] * num)
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                features = self.adapter.features(perturb(image, upsample_mask(mask, height, width), mu), [crop] * num)
-                self.adapter.roi_outputs(features, rois)
-            return sum(t.untyped_storage().nbytes() for t in storages.values())
-
-        one, two, two_large = saved(1, small), saved(2, small), saved(2, large)
-        pixels_small, pixels_large = small.width * small.height, large.width * large.height
-        per_box = float(two - one)
-        # an adapter that cannot crop sees the whole input in every probe: no slope to fit
-        slope = 0.0
-        if pixels_large != pixels_small:
-            slope = max(0.0, (two_large - two) / (2 * (pixels_large - pixels_small)))
-        full = self.adapter.crop(image.new_tensor([0.0, 0.0, width, height]), height, width)
-        transient = 2 * 3 * full.width * full.height * image.element_size()
-        return [transient + max(per_box + slope * (c.width * c.height - pixels_small), per_box)
-                for c in (crops if crops is not None else [full] * len(masks))]
-
-    def _optimise(self, image: Tensor, mu: Tensor, masks: list[Tensor], positives: list[PositiveProposals],
-                  crops: list[Crop] | None, settings: BBAMSettings,
-                  show_progress: bool) -> tuple[list[float], list[int]]:
-        """Adam on all masks at once; boxes that have converged leave the batch."""
-        height, width = image.shape[-2:]
-        steps, patience, tol = settings.steps, settings.early_stop_patience, settings.early_stop_tol
-        optimiser = torch.optim.Adam(masks, lr=settings.lr)
-        num_boxes = len(masks)
-        active = list(range(num_boxes))
-        best = [float("inf")] * num_boxes
-        since_best = [0] * num_boxes
-        last_loss = [float("nan")] * num_boxes
-        steps_run = [0] * num_boxes
-        bar = progress(range(steps), desc="BBAM", total=steps, disable=not show_progress)
-        for _ in bar:
-            if not active:
-                break
-            outputs = {}
-            for group in _group_by_crop(active, crops):
-                upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in group])  # [G, 1, H, W]
-                perturbed = perturb(image, upsampled, mu)  # [G, 3, H, W]
-                features = self.adapter.features(perturbed, None if crops is None else [crops[k] for k in group])
-                rois = to_rois([positives[k].rois for k in group])  # [P, 5]
-                out = self.adapter.roi_outputs(features, rois)
-                sizes = [len(positives[k].rois) for k in group]
-                outputs.update(zip(group, zip(out.probs.split(sizes), out.deltas.split(sizes))))
-            per_box = []
-            for k in active:
-                pos = positives[k]
-                probs, deltas = outputs[k]
-                term = torch.zeros((), device=image.device)
-                if settings.cls_head:
-                    term = term + (probs[:, pos.target] - pos.probs).abs().mean() / 2
-                if settings.box_head:
-                    term = term + (deltas[:, pos.target] - pos.deltas).abs().mean() / 2
-                term = term + settings.l1_coef * masks[k].sum()
-                if settings.tv_coef:
-                    term = term + settings.tv_coef * total_variation(masks[k], settings.tv_power).sum()
-                per_box.append(term)
-            optimiser.zero_grad(set_to_none=True)
-            torch.stack(per_box).sum().backward()
-            optimiser.step()
-            with torch.no_grad():
-                for m in masks:
-                    m.clamp_(0, 1)
-            still_active = []
-            for k, loss in zip(active, per_box):
-                value = float(loss.detach())
-                last_loss[k] = value
-                steps_run[k] += 1
-                if value < best[k] * (1 - tol):
-                    best[k], since_best[k] = value, 0
-                else:
-                    since_best[k] += 1
-                if patience is None or since_best[k] < patience:
-                    still_active.append(k)
-                else:
-                    masks[k].requires_grad_(False)
-            active = still_active
-        return last_loss, steps_run
 
 
 def _memory_budget_mb(setting: float | str | None, device: torch.device) -> float | None:

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 from ..utils.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from .chain import pseudo_masks
+    from .chain import CRFMasks, pseudo_masks
     from .masks import instance_masks, smooth_maps
     from .refine import refine_mask, refine_masks, segment_pools
     from .semantic import IGNORE, semantic_label
     from .settings import LabelSettings
 
-__all__ = ["IGNORE", "LabelSettings", "instance_masks", "pseudo_masks", "smooth_maps", "refine_mask", "refine_masks",
-           "segment_pools", "semantic_label"]
+__all__ = ["CRFMasks", "IGNORE", "LabelSettings", "instance_masks", "pseudo_masks", "smooth_maps", "refine_mask",
+           "refine_masks", "segment_pools", "semantic_label"]
 # lazy, so that the settings (no torch) load alone: the command line reads their defaults for --help
 __getattr__ = lazy_attributes(__name__, {
-    ".chain": ("pseudo_masks",), ".masks": ("instance_masks", "smooth_maps"),
+    ".chain": ("CRFMasks", "pseudo_masks"), ".masks": ("instance_masks", "smooth_maps"),
     ".refine": ("refine_mask", "refine_masks", "segment_pools"), ".semantic": ("IGNORE", "semantic_label"),
     ".settings": ("LabelSettings",),
 })

@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,9 +15,14 @@ from .masks import instance_masks, smooth_maps
 from .refine import refine_masks, segment_pools
 from .settings import DenseCRFSettings, LabelSettings
 
+#: ``(maps, boxes, image, top_share, settings, blur_sigmas) -> masks``, as :func:`~bbam_captum.labels.crf.crf_masks`:
+#: the dense CRF that :func:`pseudo_masks` calls (``crf=``).
+CRFMasks = Callable[[np.ndarray, np.ndarray, np.ndarray, float, DenseCRFSettings, np.ndarray], np.ndarray]
+
 
 def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, image: np.ndarray | None,
-                 cells: np.ndarray | Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 cells: np.ndarray | Sequence[float] | None = None,
+                 crf: CRFMasks = crf_masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Instance masks, foreground and uncertain claims of one image's boxes.
 
     Args:
@@ -26,6 +31,10 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, i
         cells (np.ndarray[K]): image pixels per mask cell of each map (BBAM's per-box
             ``stride``, :class:`~bbam_captum.attr.bbam.BoxRecord`), needed with ``settings.crf``:
             the CRF's prior is blurred by ``settings.crf_blur`` of them.
+        crf (callable, optional): the dense CRF used with ``settings.crf``, called as
+            ``crf(maps, boxes, image, top_share, crf_settings, blur_sigmas)`` once for the
+            instance masks (``settings.crf_fg_share``) and once for the wider masks
+            (``settings.crf_bg_share``). Default: :func:`~bbam_captum.labels.crf.crf_masks`
 
     Returns:
         instance, foreground, uncertain: each np.ndarray[K, H, W] bool (uncertain: claimed
@@ -36,13 +45,13 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, i
                          "or use crf=False, refine=False")
     maps = maps.astype(np.float32)
     if settings.crf:
-        crf = DenseCRFSettings(max_pixels=settings.crf_max_pixels)
+        crf_settings = DenseCRFSettings(max_pixels=settings.crf_max_pixels)
         if cells is None or len(cells) != len(boxes):
             raise ValueError(f"the CRF blurs each map by its mask cells: cells must hold one size per box "
                              f"({len(boxes)}), got {None if cells is None else len(cells)}")
         sigmas = settings.crf_blur * np.asarray(cells, dtype=np.float64)
-        instance = crf_masks(maps, boxes, image, settings.crf_fg_share, crf, sigmas)
-        foreground, wider = instance, crf_masks(maps, boxes, image, settings.crf_bg_share, crf, sigmas)
+        instance = crf(maps, boxes, image, settings.crf_fg_share, crf_settings, sigmas)
+        foreground, wider = instance, crf(maps, boxes, image, settings.crf_bg_share, crf_settings, sigmas)
     else:
         maps_t = smooth_maps(torch.from_numpy(maps)[:, None], settings.blur_sigma)
         boxes_t = torch.from_numpy(boxes)

@@ -1,6 +1,7 @@
 """The positive proposals O+ of each box (Sec. 3.2 of the paper) and their target outputs."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,12 @@ class PositiveProposals:
     deltas: Tensor
     iou_threshold: float | None
     fallback: bool
+
+
+
+#: ``(adapter, image, boxes, targets, settings) -> one PositiveProposals per box``: what
+#: :class:`~bbam_captum.BBAM` calls (``select_positives=``) to choose O+; :func:`select_positives` by default.
+PositiveSelector = Callable[[DetectorAdapter, Tensor, Tensor, Tensor, BBAMSettings], list[PositiveProposals]]
 
 
 def box_generator(seed: int, box: Tensor) -> torch.Generator:
