@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from .cli.main import main as cli
-from .io import decode_mask
+from .io import RunLayout, decode_mask, read_image
 from .metrics.pseudo_labels import box_fill_miou
 from .visualization import explanation_figure
 
@@ -27,12 +27,13 @@ DEMO_SEED = 2024
 
 def demo_figure(out: Path, data: Path, path: Path) -> None:
     """Stacks one explanation row per image: maps blended over the image, pseudo masks outlined."""
+    layout = RunLayout(out)
     ann = json.loads((data / "annotations.json").read_text())
-    pseudo = json.loads((out / "coco" / "instances.json").read_text())
+    pseudo = json.loads(layout.coco_instances.read_text())
     names = {c["id"]: c["name"] for c in ann["categories"]}
     rows = []
     for info in ann["images"]:
-        maps_file = out / "maps" / f"{info['id']}.npz"
+        maps_file = layout.maps_file(info["id"])
         if not maps_file.exists():
             continue
         saved = np.load(maps_file)
@@ -42,9 +43,9 @@ def demo_figure(out: Path, data: Path, path: Path) -> None:
         height, width = saved["maps"].shape[-2:]
         masks = torch.from_numpy(np.stack([decode_mask(by_id[int(i)]["segmentation"], height, width)
                                            for i in saved["ann_ids"]]))
-        image = torch.from_numpy(np.array(Image.open(data / "images" / info["file_name"]).convert("RGB")))
+        image = read_image(data / "images" / info["file_name"])
         labels = [names[by_id[int(i)]["category_id"]] for i in saved["ann_ids"]]
-        fig = explanation_figure(image.permute(2, 0, 1), torch.from_numpy(saved["boxes"]), labels,
+        fig = explanation_figure(image, torch.from_numpy(saved["boxes"]), labels,
                                  torch.from_numpy(saved["maps"].astype(np.float32))[:, None], masks.bool(),
                                  title=f"image {info['id']}: BBAM maps, pseudo masks outlined in white")
         fig.canvas.draw()
@@ -70,18 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     out = Path(args.out)
     data = out / "data"
+    labels = RunLayout(out / "labels")
     if not (data / "annotations.json").exists():
         _run_step(["synth", str(data), "--num-images", str(args.num_images), "--seed", str(DEMO_SEED)])
     _run_step(["generate", "--ann", str(data / "annotations.json"), "--img-dir", str(data / "images"),
-              "--out", str(out / "labels"), *extra])
-    _run_step(["evaluate", "--pred", str(out / "labels"), "--gt", str(data / "annotations.json")])
-    scores = json.loads((out / "labels" / "eval.json").read_text())
+              "--out", str(labels.root), *extra])
+    _run_step(["evaluate", "--pred", str(labels.root), "--gt", str(data / "annotations.json")])
+    scores = json.loads(labels.eval_file.read_text())
     box = box_fill_miou(data / "annotations.json")
-    demo_figure(out / "labels", data, out / "demo.png")
-    _run_step(["report", str(out / "labels"), "--gt", str(data / "annotations.json")])
+    demo_figure(labels.root, data, out / "demo.png")
+    _run_step(["report", str(labels.root), "--gt", str(data / "annotations.json")])
     print(f"\ninstance mIoU with the true masks: BBAM {scores['instance_miou']:.3f}, box filled {box:.3f}")
-    print(f"figure: {out / 'demo.png'}   labels: {out / 'labels'}   "
-          f"review page: {out / 'labels' / 'report' / 'index.html'}")
+    print(f"figure: {out / 'demo.png'}   labels: {labels.root}   review page: {labels.report_index}")
     return 0
 
 

@@ -43,8 +43,7 @@ from bbam_captum.io.images import read_image
 from bbam_captum.labels import CRFMasks, LabelSettings, pseudo_masks, semantic_label
 from bbam_captum.labels.crf import DenseCRFSettings, crf_grid, crf_masks
 from bbam_captum.labels.refine import refine_masks, segment_pools
-from bbam_captum.pipeline import read_coco
-from bbam_captum.pipeline.generate import map_path
+from bbam_captum.pipeline import RunLayout, read_coco
 from bbam_captum.synth import CLASSES, WORLDS
 from bbam_captum.utils.atomic import write_json_atomic
 
@@ -105,7 +104,7 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
              for name, fn in crfs.items()}
     large_images = 0
     for item in coco.items:
-        data = np.load(map_path(maps_dir, item.image_id))
+        data = np.load(RunLayout(maps_dir).maps_file(item.image_id))
         maps, boxes, classes = data["maps"].astype(np.float32), data["boxes"], data["classes"]
         true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = np.ascontiguousarray(read_image(ann.parent / "images" / item.file_name).permute(1, 2, 0).numpy())

@@ -57,9 +57,9 @@ from bbam_captum import BBAM, BBAMSettings, load_detector
 from bbam_captum.detectors import MMDetTwoStageAdapter
 from bbam_captum.io import load_coco_image, read_image
 from bbam_captum.labels import LabelSettings
-from bbam_captum.pipeline import compute_maps, read_coco, write_labels
+from bbam_captum.pipeline import RunLayout, compute_maps, read_coco, write_labels
 from bbam_captum.pipeline.coco_input import CocoInput
-from bbam_captum.pipeline.generate import map_path, save_maps
+from bbam_captum.pipeline.generate import save_maps
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
@@ -130,7 +130,7 @@ def _write_binary_maps(out: Path, coco: CocoInput, split: Split, source: str) ->
     ann = json.loads(split.ann.read_text())
     infos = {i["id"]: i for i in ann["images"]}
     for item in coco.items:
-        if map_path(out, item.image_id).exists():
+        if RunLayout(out).maps_file(item.image_id).exists():
             continue
         if source == "gt":
             _, _, _, true = load_coco_image(ann, infos[item.image_id], split.images)
@@ -145,7 +145,7 @@ def _write_binary_maps(out: Path, coco: CocoInput, split: Split, source: str) ->
 def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDetTwoStageAdapter) -> None:
     method = GradCAMMethod()
     for item in coco.items:
-        if map_path(out, item.image_id).exists():
+        if RunLayout(out).maps_file(item.image_id).exists():
             continue
         start = time.perf_counter()
         image = read_image(img_dir / item.file_name)
@@ -157,7 +157,7 @@ def make_labels(source: str, out: Path, split: Split, model, bbam_settings: BBAM
     """Maps (resumable) and then mmseg + COCO labels of ``source`` in ``out``; returns the summary."""
     adapter = MMDetTwoStageAdapter(model)
     coco = read_coco(split.ann, adapter.class_names)
-    (out / "maps").mkdir(parents=True, exist_ok=True)
+    RunLayout(out).maps_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     settings = LabelSettings()  # the default chain, as generate writes it
     if source == "bbam":
@@ -186,6 +186,7 @@ def _train_config(kind: str, labels: Path, val: Split, val_labels: Path, iters: 
     ``checkpoint`` and val split with true masks (the shipped configs train only, so their val
     entries are None and get replaced)."""
     checkpoint = str(checkpoint)
+    val = RunLayout(val_labels)
     common = f"""randomness = dict(seed={seed})
 val_cfg = dict(_delete_=True, type='ValLoop')
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={iters}, max_keep_ckpts=1),
@@ -193,19 +194,19 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, inte
 work_dir = {str(work_dir)!r}
 """
     if kind == "seg":
-        meta = json.loads((val_labels / "mmseg" / "classes.json").read_text())
-        val_cfg = Config.fromfile(val_labels / "mmseg" / "config.py", import_custom_modules=False)
+        meta = json.loads(val.seg_classes.read_text())
+        val_cfg = Config.fromfile(val.seg_config, import_custom_modules=False)
         img_suffix = val_cfg.train_dataloader.dataset.img_suffix
-        return f"""_base_ = {str(labels / 'mmseg' / 'config.py')!r}
+        return f"""_base_ = {str(RunLayout(labels).seg_config)!r}
 # the detector's backbone and FPN as initialisation
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='backbone.')),
              neck=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoint!r}, prefix='neck.')))
 val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='BaseSegDataset', data_root='', reduce_zero_label=False, img_suffix={img_suffix!r},
-        seg_map_suffix='.png', ann_file={str(val_labels / 'mmseg' / 'train.txt')!r},
-        data_prefix=dict(img_path={str(val_labels / 'mmseg' / 'images')!r},
-                         seg_map_path={str(val_labels / 'mmseg' / 'labels')!r}),
+        seg_map_suffix='.png', ann_file={str(val.seg_split)!r},
+        data_prefix=dict(img_path={str(val.seg_images_dir)!r},
+                         seg_map_path={str(val.seg_labels_dir)!r}),
         metainfo=dict(classes={tuple(meta['classes'])!r}, palette={meta['palette']!r}),
         pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=False),
                   dict(type='PackSegInputs')]))
@@ -215,10 +216,10 @@ optim_wrapper = dict(optimizer=dict(lr=0.02))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={_val_interval(iters)})
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end={iters}, by_epoch=False)]
 """ + common
-    classes = tuple(json.loads((val_labels / "mmseg" / "classes.json").read_text())["classes"][1:])
+    classes = tuple(json.loads(val.seg_classes.read_text())["classes"][1:])
     seeding = "" if seed_threshold is None else \
         f"model = dict(roi_head=dict(mask_head=dict(seed_threshold={seed_threshold!r})))  # seeds grow into the band\n"
-    return f"""_base_ = {str(labels / 'coco' / 'config.py')!r}
+    return f"""_base_ = {str(RunLayout(labels).coco_config)!r}
 load_from = {checkpoint!r}  # backbone, FPN, RPN and box head of the detector; the mask head is new
 {seeding}val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
@@ -423,8 +424,8 @@ def main(argv: list[str] | None = None) -> None:
         labels = work / "labels" / ("bbam" if source in REUSE_BBAM_LABELS else source)
         if source in REUSE_BBAM_MAPS:
             labels.mkdir(parents=True, exist_ok=True)
-            if not (labels / "maps").exists():
-                (labels / "maps").symlink_to((work / "labels" / "bbam" / "maps").resolve())
+            if not RunLayout(labels).maps_dir.exists():
+                RunLayout(labels).maps_dir.symlink_to(RunLayout(work / "labels" / "bbam").maps_dir.resolve())
         if source not in REUSE_BBAM_LABELS:
             print(f"[{source}] labels", flush=True)
             summary = make_labels(source, labels, train_split, model, bbam_settings)

@@ -37,9 +37,9 @@ from bbam_captum.labels import LabelSettings, pseudo_masks, semantic_label
 from bbam_captum.labels.masks import smooth_maps
 from bbam_captum.metrics import box_masks, mask_iou
 from bbam_captum.metrics.pseudo_labels import box_fill_miou, confusion_miou
-from bbam_captum.pipeline import compute_maps, read_coco
+from bbam_captum.pipeline import RunLayout, compute_maps, read_coco
 from bbam_captum.pipeline.coco_input import CocoInput
-from bbam_captum.pipeline.generate import map_cells, map_path
+from bbam_captum.pipeline.generate import map_cells
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
@@ -155,7 +155,7 @@ def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chain
     scores = {source: {name: _Score(class_names) for name in chains} for source in sources}
     raw = {(b, t): [] for b in RAW_BLURS for t in RAW_THRESHOLDS}
     for item in tqdm(coco.items, desc="scoring chains", unit="img", leave=False):
-        data = np.load(map_path(maps_dir, item.image_id))
+        data = np.load(RunLayout(maps_dir).maps_file(item.image_id))
         boxes, classes = data["boxes"], data["classes"]
         true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = read_image(img_dir / item.file_name).permute(1, 2, 0).numpy()

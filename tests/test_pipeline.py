@@ -117,6 +117,48 @@ def test_labels_remakes_with_other_thresholds(generated, tmp_path):
     assert json.loads((tmp_path / "high" / "summary.json").read_text())["label_settings"]["theta_fg"] == 0.9
 
 
+def test_relabel_from_python_writes_what_the_labels_command_writes(generated, tmp_path):
+    from bbam_captum.labels import LabelSettings
+    from bbam_captum.pipeline import relabel
+
+    cli, python = tmp_path / "cli", tmp_path / "python"
+    shutil.copytree(generated, cli)
+    shutil.copytree(generated, python)
+    assert main(["labels", "--out", str(cli), "--no-crf", "--theta-fg", "0.7"]) == 0
+    summary = relabel(python, LabelSettings(crf=False, theta_fg=0.7), show_progress=False)
+    assert summary["label_settings"]["theta_fg"] == 0.7 and summary["boxes_labelled"] == summary["boxes"]
+    assert json.loads((python / "summary.json").read_text()) == json.loads((cli / "summary.json").read_text())
+    assert _output_bytes(python) == _output_bytes(cli)
+    assert _output_bytes(python) != _output_bytes(generated)  # other thresholds: other labels
+
+
+def test_relabel_names_what_is_missing(tmp_path):
+    from bbam_captum.errors import InputError
+    from bbam_captum.pipeline import relabel
+
+    with pytest.raises(InputError, match=r"run\.json not found"):
+        relabel(tmp_path)
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(InputError, match="is damaged"):
+        relabel(tmp_path)
+    with pytest.raises(InputError, match="label_workers must be >= 1, got 0"):
+        relabel(tmp_path, label_workers=0)
+
+
+def test_run_layout_names_every_file_a_run_writes(generated, tiny_synth):
+    from bbam_captum.pipeline import RunLayout
+
+    layout = RunLayout(generated)
+    images = json.loads((tiny_synth / "annotations.json").read_text())["images"]
+    named = {layout.run_file, layout.summary_file, layout.seg_split, layout.seg_classes, layout.seg_config,
+             layout.coco_instances, layout.coco_config}
+    for image in images:
+        named |= {layout.maps_file(image["id"]), layout.time_file(image["id"]), layout.seg_label(image["id"]),
+                  layout.seg_image(image["id"], Path(image["file_name"]).suffix)}
+    written = {p for p in generated.rglob("*") if p.is_file()}
+    assert written == named, f"not named by RunLayout: {sorted(written - named)}; missing: {sorted(named - written)}"
+
+
 @pytest.mark.parametrize("switch, default", [("refine", True), ("crf", True)])
 def test_crf_and_refinement_on_by_default_and_both_switch(generated, tmp_path, switch, default):
     assert json.loads((generated / "summary.json").read_text())["label_settings"][switch] is default

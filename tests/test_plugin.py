@@ -168,8 +168,13 @@ def test_public_api_is_what_a_plugin_user_needs():
 
 
 def test_box_gradcam_gives_one_map_per_box(random_detector):
+    from captum.attr import GradientAttribution
+
     from bbam_captum import BoxGradCAM
 
+    cam = BoxGradCAM(random_detector)
+    assert isinstance(cam, GradientAttribution) and cam.get_name() == "Box Grad-CAM"
+    assert cam.forward_func == cam.adapter.roi_outputs
     image = torch.rand(3, 96, 96) * 255
     boxes = torch.tensor([[10.0, 10.0, 60.0, 70.0], [40.0, 30.0, 90.0, 90.0]])
     maps = BoxGradCAM(random_detector).attribute(image, boxes)  # target None: the detector's own classes

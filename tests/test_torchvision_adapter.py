@@ -1,6 +1,7 @@
 """BBAM on torchvision's Faster R-CNN and Mask R-CNN (random weights, no download)."""
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import clip_boxes_to_image
 
 from bbam_captum import BBAM
-from bbam_captum.detectors import TorchvisionRCNNAdapter
+from bbam_captum.detectors import TorchvisionRCNNAdapter, UnsupportedDetectorError
 from bbam_captum.detectors.base import Crop
 
 FAST = dict(steps=2, num_proposals=16, max_positives=8)
@@ -188,12 +189,18 @@ def test_box_gradcam_on_a_torchvision_model(faster_rcnn):
     assert levels[0] < levels[1]
 
 
-def test_unsupported_torchvision_model():
+def test_unsupported_torchvision_model(faster_rcnn):
+    """Both adapters refuse what they cannot explain with one error type (a TypeError, as before)."""
     ssd = detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=3)
-    with pytest.raises(TypeError, match="two-stage"):
+    with pytest.raises(UnsupportedDetectorError, match="two-stage"):
         BBAM(ssd)
-    with pytest.raises(TypeError, match="FasterRCNN"):
+    with pytest.raises(UnsupportedDetectorError, match="FasterRCNN"):
         TorchvisionRCNNAdapter(ssd)
+    no_cls_score = copy.deepcopy(faster_rcnn)
+    no_cls_score.roi_heads.box_predictor = torch.nn.Identity()
+    with pytest.raises(UnsupportedDetectorError, match="cls_score"):
+        BBAM(no_cls_score)
+    assert issubclass(UnsupportedDetectorError, TypeError)
 
 
 @pytest.fixture(scope="module")
@@ -247,9 +254,9 @@ def test_generate_labels_from_python(synth_pair, tmp_path):
     with torch.no_grad():
         adapter.model.roi_heads.box_predictor.cls_score.bias.add_(1.0)
     try:
-        from bbam_captum.pipeline.api import model_digest
+        from bbam_captum.detectors import detector_digest
 
-        assert model_digest(adapter) != run["detector_digest"]
+        assert detector_digest(adapter) != run["detector_digest"]
     finally:
         with torch.no_grad():
             adapter.model.roi_heads.box_predictor.cls_score.bias.sub_(1.0)

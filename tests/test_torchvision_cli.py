@@ -9,7 +9,8 @@ import torch
 from torchvision.models import detection
 
 from bbam_captum.cli.main import main
-from bbam_captum.detectors import load_torchvision_detector
+from bbam_captum import BBAM
+from bbam_captum.detectors import detector_digest, load_torchvision_detector
 from bbam_captum.synth import CLASSES, WorldConfig, write_dataset
 
 BUILDER = "fasterrcnn_mobilenet_v3_large_320_fpn"  # the smallest of torchvision's two-stage detectors
@@ -46,7 +47,8 @@ def test_generate_labels_every_box_with_a_torchvision_detector(files, tmp_path):
     assert summary["boxes"] > 0 and summary["boxes_labelled"] == summary["boxes"]
     run = json.loads((out / "run.json").read_text())
     assert run["torchvision"] == BUILDER and run["class_names"] == list(CLASSES)
-    assert run["detector_digest"].startswith(f"torchvision:{BUILDER}:")
+    # the identity Python gives the same detector: a Python run reuses these maps
+    assert run["detector_digest"] == detector_digest(load_torchvision_detector(BUILDER, checkpoint, CLASSES))
 
 
 def test_explain_draws_a_torchvision_detectors_box(files, tmp_path, capsys):
@@ -59,9 +61,12 @@ def test_explain_draws_a_torchvision_detectors_box(files, tmp_path, capsys):
 
 
 def test_coco_names_by_default_for_91_classes_and_a_wrapped_state_dict(tmp_path):
-    adapter = load_torchvision_detector(BUILDER, _save(tmp_path / "coco.pth", 91, wrap=True))
+    model = load_torchvision_detector(BUILDER, _save(tmp_path / "coco.pth", 91, wrap=True))
+    assert isinstance(model, detection.FasterRCNN) and not model.training  # a model, as load_detector gives
+    adapter = BBAM(model).adapter  # the names travel with the model
     assert adapter.num_classes == 90 and adapter.class_names[0] == "person"
-    assert load_torchvision_detector(BUILDER, _save(tmp_path / "three.pth", 4)).class_names == ("0", "1", "2")
+    three = load_torchvision_detector(BUILDER, _save(tmp_path / "three.pth", 4))
+    assert three.dataset_meta["classes"] == ("0", "1", "2") and BBAM(three).adapter.class_names == ("0", "1", "2")
 
 
 @pytest.mark.parametrize("case, message", [

@@ -5,7 +5,8 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from captum.attr import LayerAttribution, LayerGradCam
+from captum.attr import GradientAttribution, LayerAttribution, LayerGradCam
+from captum.log import log_usage
 from torch import Tensor
 
 from ..detectors.adapt import as_adapter
@@ -35,10 +36,12 @@ def _crop_to_image(attr: Tensor, adapter: DetectorAdapter, image: Tensor) -> Ten
     return F.interpolate(up, size=(height, width), mode="bilinear", align_corners=False)
 
 
-class BoxGradCAM:
+class BoxGradCAM(GradientAttribution):
     r"""Grad-CAM for boxes: Captum's ``LayerGradCam`` of the detector's probability of the box's
     class for the RoI equal to the box (second stage, proposals fixed), on the FPN level that
-    the RoI is pooled from.
+    the RoI is pooled from. A Captum ``GradientAttribution`` whose forward function is the
+    detector's second stage; the layer differs from box to box, so it is no single
+    ``LayerAttribution``.
 
     Paper: https://arxiv.org/abs/1610.02391
 
@@ -49,18 +52,29 @@ class BoxGradCAM:
     """
 
     def __init__(self, model: torch.nn.Module | DetectorAdapter) -> None:
-        self.adapter = as_adapter(model, "BoxGradCAM")
+        adapter = as_adapter(model, "BoxGradCAM")
+        GradientAttribution.__init__(self, adapter.roi_outputs)
+        self.adapter = adapter
 
-    def attribute(self, inputs: Tensor, boxes: Tensor, target: TargetType = None) -> Tensor:
-        r"""
+    @classmethod
+    def get_name(cls) -> str:
+        return "Box Grad-CAM"  # Captum's default splits the capitals: "Box Grad C A M"
+
+    @log_usage()
+    def attribute(self, inputs: Tensor, boxes: Tensor, target: TargetType = None) -> Tensor:  # type: ignore[override]
+        r"""Grad-CAM of each box, at the image's size.
+
         Args:
-            inputs (Tensor): one image, ``(3, H, W)`` or ``(1, 3, H, W)``, RGB, values 0..255.
+            inputs (Tensor): one image, ``(3, H, W)`` or ``(1, 3, H, W)``, RGB, values 0..255
+                (uint8 or float).
             boxes (Tensor): ``(K, 4)`` or ``(4,)``, ``(x1, y1, x2, y2)`` in the image's pixels.
             target (int, list, Tensor or None, optional): class index per box; None: the
                 detector's own top class for each box. Default: None
 
         Returns:
-            Tensor[K, 1, H, W]: one map per box, positive part, scaled to [0, 1] by its maximum.
+            Tensor[K, 1, H, W]: one map per box (H, W: the image's size), the positive part of
+            Grad-CAM scaled to [0, 1] by its maximum; the same shape as
+            :meth:`bbam_captum.BBAM.attribute`'s.
         """
         adapter = self.adapter
         image = format_image(inputs, adapter.device)  # [1, 3, H, W]

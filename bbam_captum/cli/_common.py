@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 from ..attr.settings import BBAMSettings
+from ..io.layout import RunLayout
+from ..labels.settings import LabelSettings
 
 # the argparse destination of each field of BBAMSettings that the command line sets
 _DESTS = {"steps": "steps", "l1_coef": "l1_coef", "early_stop_patience": "early_stop", "context": "context",
@@ -103,3 +105,58 @@ def bbam_settings(args: argparse.Namespace) -> BBAMSettings:
         if field is None:
             raise InputError(message) from err
         raise InputError("--" + _DESTS[field].replace("_", "-") + message[len(field):]) from err
+
+
+def add_label_args(parser: argparse.ArgumentParser) -> None:
+    d = LabelSettings()
+    parser.add_argument("--theta-fg", type=float, default=d.theta_fg,
+                        help=f"semantic foreground above this map value (default: {d.theta_fg})")
+    parser.add_argument("--theta-bg", type=float, default=d.theta_bg,
+                        help=f"background below it; between the two is ignored (default: {d.theta_bg})")
+    parser.add_argument("--instance-thr", type=float, default=d.instance_threshold,
+                        help=f"instance mask above this map value (default: {d.instance_threshold})")
+    parser.add_argument("--blur", type=float, default=d.blur_sigma,
+                        help=f"Gaussian blur of the maps before thresholding, sigma in px (default: {d.blur_sigma})")
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction, default=d.refine,
+                        help=f"refine masks with mask proposals (Eq. 4 of the paper; default: {d.refine})")
+    parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=d.crf,
+                        help="masks by the original's box-wise dense CRF instead of the thresholds "
+                             f"--theta-fg/--theta-bg/--instance-thr/--blur (default: {d.crf}; with --no-crf, "
+                             "--refine lifts the thresholded masks most)")
+    parser.add_argument("--crf-fg-share", type=float, default=d.crf_fg_share,
+                        help="with --crf: share of a box's most-attributed pixels taken as certain foreground "
+                             f"(default: {d.crf_fg_share})")
+    parser.add_argument("--crf-bg-share", type=float, default=d.crf_bg_share,
+                        help=f"with --crf: the same for the outer edge of the ignore band (default: {d.crf_bg_share})")
+    parser.add_argument("--label-workers", type=int, default=1, metavar="N",
+                        help="processes that make the labels from the maps, one core each; the files are the same "
+                             "for any N (default: 1)")
+    parser.add_argument("--crf-max-pixels", type=int, default=d.crf_max_pixels,
+                        help="with --crf: a larger image is inferred on a grid of about this many pixels, "
+                             "its posteriors upsampled guided by its colours; 0: full resolution "
+                             f"(default: {d.crf_max_pixels})")
+
+
+def label_settings(args: argparse.Namespace) -> LabelSettings:
+    """The label rules of the command line (and ``--label-workers`` checked)."""
+    from ..errors import InputError
+
+    if args.label_workers < 1:
+        raise InputError(f"--label-workers must be >= 1, got {args.label_workers}")
+    return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
+                         refine=args.refine, blur_sigma=args.blur, crf=args.crf, crf_fg_share=args.crf_fg_share,
+                         crf_bg_share=args.crf_bg_share, crf_max_pixels=args.crf_max_pixels)
+
+
+def print_summary(summary: dict, out: Path) -> None:
+    """What a run labelled and what failed (the first ten), as ``generate`` and ``labels`` print it."""
+    layout = RunLayout(out)
+    print(f"labelled {summary['images_labelled']}/{summary['images']} images, "
+          f"{summary['boxes_labelled']}/{summary['boxes']} boxes "
+          f"({summary['boxes_without_positive_proposal']} without a positive proposal)")
+    for failure in summary["failures"][:10]:
+        print(f"  failed: {failure}")
+    if len(summary["failures"]) > 10:
+        print(f"  ... and {len(summary['failures']) - 10} more (see {layout.summary_file})")
+    print(f"wrote {layout.maps_dir}, {layout.mmseg_dir} (config.py), {layout.coco_dir} (instances.json, config.py), "
+          f"{layout.summary_file}")

@@ -21,12 +21,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
+    from ..io.layout import RunLayout
 
     pred = Path(args.pred)
-    for needed in (pred / "coco" / "instances.json", Path(args.gt)):
-        if not needed.is_file():
-            raise InputError(f"not found: {needed}" + (" (is --pred the output folder of 'bbam-captum generate'?)"
-                                                       if needed.parent.name == "coco" else ""))
+    layout = RunLayout(pred)
+    if not layout.coco_instances.is_file():
+        raise InputError(f"not found: {layout.coco_instances} (is --pred the output folder of 'bbam-captum generate'?)")
+    if not Path(args.gt).is_file():
+        raise InputError(f"not found: {args.gt}")
     gt_img_dir = None if args.gt_img_dir is None else Path(args.gt_img_dir)
     if gt_img_dir is not None and not gt_img_dir.is_dir():
         raise InputError(f"--gt-img-dir {gt_img_dir}: no such folder")
@@ -39,12 +41,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {scores['images_unchecked']} image(s) of {args.gt} could not be compared by content with "
               f"those the labels were made from (no file under {gt_image_folder(Path(args.gt), gt_img_dir)}, or no "
               "record in the maps); pass --gt-img-dir to check them", file=sys.stderr)
-    write_json_atomic(pred / "eval.json", scores, indent=1)
+    write_json_atomic(layout.eval_file, scores, indent=1)
     print(f"{'metric':<28}{'value':>8}")
     for key in ("objects", "instance_miou", "semantic_miou", "semantic_miou_labelled", "ignored_fraction"):
         value = scores[key]
         print(f"{key:<28}{value:>8.3f}" if isinstance(value, float) else f"{key:<28}{value:>8}")
     for name, iou in scores["semantic_iou_per_class"].items():
         print(f"  IoU {name:<22}{iou:>8.3f}")
-    print(f"wrote {pred / 'eval.json'}")
+    print(f"wrote {layout.eval_file}")
     return 0

@@ -12,8 +12,6 @@ from ..errors import InputError
 if TYPE_CHECKING:  # imported where used, so that the command line reads TORCHVISION_DETECTORS without torch
     import torch
 
-    from .torchvision_rcnn import TorchvisionRCNNAdapter
-
 _ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
 
 
@@ -65,8 +63,10 @@ _CLS_SCORE = "roi_heads.box_predictor.cls_score.weight"
 
 
 def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Sequence[str] | None = None,
-                              device: str | torch.device = "cpu") -> TorchvisionRCNNAdapter:
-    """A torchvision detector ready for BBAM: built by its builder, weights loaded, in eval mode.
+                              device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A torchvision detector ready for BBAM: built by its builder, weights loaded, in eval mode,
+    its class names set; as :func:`load_detector` gives an MMDetection one, the model itself,
+    which ``BBAM(model)`` takes.
 
     Args:
         name: one of :data:`TORCHVISION_DETECTORS`, e.g. ``"fasterrcnn_resnet50_fpn"``.
@@ -79,7 +79,9 @@ def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Se
         device (str or torch.device, optional): where the model lives. Default: ``"cpu"``.
 
     Returns:
-        TorchvisionRCNNAdapter
+        torchvision.models.detection.FasterRCNN (or MaskRCNN), with its class names as
+        ``model.dataset_meta["classes"]`` (MMDetection's place for them, where
+        :class:`~bbam_captum.TorchvisionRCNNAdapter` reads them too).
 
     Raises:
         InputError: an unknown builder, a checkpoint that cannot be read, does not hold a
@@ -117,6 +119,8 @@ def load_torchvision_detector(name: str, checkpoint: str | Path, class_names: Se
     if class_names is None and num_classes == 91:
         class_names = get_model_weights(name).DEFAULT.meta["categories"]
     try:
-        return TorchvisionRCNNAdapter(model.to(device).eval(), class_names)
+        class_names = TorchvisionRCNNAdapter(model, class_names).class_names  # checked against the model
     except ValueError as err:
         raise InputError(f"class names for {checkpoint}: {err}") from err
+    model.dataset_meta = {"classes": class_names}
+    return model.to(device).eval()

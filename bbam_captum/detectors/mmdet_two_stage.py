@@ -388,8 +388,9 @@ class MMDetTwoStageAdapter:
         this size) from: Grad-CAM's layer. Needs an FPN-like neck (``neck.fpn_convs``)."""
         convs = getattr(getattr(self.model, "neck", None), "fpn_convs", None)
         if convs is None:
-            raise TypeError("Grad-CAM needs a neck with one output layer per level (neck.fpn_convs); "
-                            f"{type(self.model).__name__} has {type(getattr(self.model, 'neck', None)).__name__}")
+            raise UnsupportedDetectorError(
+                "Grad-CAM needs a neck with one output layer per level (neck.fpn_convs); "
+                f"{type(self.model).__name__} has {type(getattr(self.model, 'neck', None)).__name__}")
         sx, sy = self.input_scale(height, width)
         roi = to_rois([(box * box.new_tensor([sx, sy, sx, sy]))[None]])
         extractor = self.roi_extractor

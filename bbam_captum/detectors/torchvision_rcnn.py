@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..ops import to_rois
-from .base import Crop, Detections, RoIOutputs, frozen_model
+from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError, frozen_model
 
 
 @dataclass
@@ -46,7 +46,14 @@ class TorchvisionRCNNAdapter:
             (``GeneralizedRCNNTransform``) is replicated on tensors.
         class_names (sequence of str, optional): one name per object class, or
             torchvision's category list with ``"__background__"`` first, e.g.
-            ``weights.meta["categories"]``. Default: the class indices as strings.
+            ``weights.meta["categories"]``. Default: ``model.dataset_meta["classes"]``
+            where the model carries them (as :func:`~bbam_captum.detectors.load_torchvision_detector`
+            and MMDetection set them), else the class indices as strings.
+
+    Raises:
+        UnsupportedDetectorError: ``model`` is not a Faster R-CNN (or subclass) with
+            torchvision's transform and a box predictor that has a ``cls_score`` layer.
+        ValueError: ``class_names`` of another count than the model's classes.
 
     torchvision puts background in column 0 of its scores and its labels 1..C name the
     object classes; here, as in every adapter, classes are 0..C-1 and background is last.
@@ -57,17 +64,19 @@ class TorchvisionRCNNAdapter:
         from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
         if not isinstance(model, FasterRCNN):
-            raise TypeError("TorchvisionRCNNAdapter supports torchvision's FasterRCNN and its subclasses "
-                            f"(MaskRCNN, KeypointRCNN), got {type(model).__name__}")
+            raise UnsupportedDetectorError("TorchvisionRCNNAdapter supports torchvision's FasterRCNN and its "
+                                           f"subclasses (MaskRCNN, KeypointRCNN), got {type(model).__name__}")
         if not isinstance(model.transform, GeneralizedRCNNTransform):
-            raise TypeError(f"expected the model's transform to be a GeneralizedRCNNTransform, "
-                            f"got {type(model.transform).__name__}")
+            raise UnsupportedDetectorError("expected the model's transform to be a GeneralizedRCNNTransform, "
+                                           f"got {type(model.transform).__name__}")
         cls_score = getattr(model.roi_heads.box_predictor, "cls_score", None)
         if not isinstance(cls_score, torch.nn.Linear):
-            raise TypeError("expected a box predictor with a cls_score Linear layer (FastRCNNPredictor), got "
-                            f"{type(model.roi_heads.box_predictor).__name__}")
+            raise UnsupportedDetectorError("expected a box predictor with a cls_score Linear layer "
+                                           f"(FastRCNNPredictor), got {type(model.roi_heads.box_predictor).__name__}")
         self.model = model
         self.num_classes: int = cls_score.out_features - 1  # torchvision counts background as a class
+        if class_names is None:
+            class_names = (getattr(model, "dataset_meta", None) or {}).get("classes")
         self.class_names = _class_names(class_names, self.num_classes)
 
     # ----------------------------------------------------------------- preprocessing

@@ -1,4 +1,4 @@
-"""Reading image files with their real bit depth, and fingerprints of their content."""
+"""Reading image files with their real bit depth, label PNGs as stored, and fingerprints of their content."""
 from __future__ import annotations
 
 import hashlib
@@ -64,3 +64,17 @@ def read_image(path: str | Path) -> torch.Tensor:
             raise
         raise InputError(f"cannot read image {path}: {err}") from err
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    """A label PNG (a class per pixel, 255 = ignore) as np.ndarray[H, W], its values as stored:
+    no conversion, so that a label of another mode or depth shows in its dtype.
+
+    Raises:
+        InputError: the file is missing or not an image.
+    """
+    try:
+        with Image.open(path) as png:
+            return np.array(png)
+    except (OSError, ValueError) as err:  # UnidentifiedImageError is an OSError
+        raise InputError(f"cannot read label {path}: {err}") from err

@@ -5,11 +5,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..errors import InputError
-from ..labels import IGNORE
 from ..io.coco import decode_mask, load_coco_json
+from ..io.images import read_label
+from ..io.layout import RunLayout
+from ..labels import IGNORE
 
 
 def box_fill_miou(ann_file: str | Path) -> float:
@@ -99,11 +100,7 @@ def _read_label(path: Path, img: dict) -> np.ndarray | None:
     """A label PNG as np.ndarray[H, W] uint8, or None when there is none."""
     if not path.exists():
         return None
-    try:
-        with Image.open(path) as png:
-            label = np.array(png)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read label {path}: {err}") from err
+    label = read_label(path)
     if label.shape != (img["height"], img["width"]) or label.dtype != np.uint8:
         raise InputError(f"label {path} is {label.dtype} of shape {label.shape}, image {img['id']} is "
                          f"{img['width']}x{img['height']} (expected uint8 ({img['height']}, {img['width']}))")
@@ -130,8 +127,8 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path, image_digests: 
         InputError: a malformed file, ground truth without masks, or prediction and
             ground truth that describe different images (ids, file names, sizes, content).
     """
-    pred, gt_file = Path(pred), Path(gt_ann)
-    pred_file = pred / "coco" / "instances.json"
+    layout, gt_file = RunLayout(pred), Path(gt_ann)
+    pred_file = layout.coco_instances
     gt = load_coco_json(gt_file, need_masks=True)
     pseudo = load_coco_json(pred_file)
     _check_same_images(pseudo["images"], gt["images"], pred_file, gt_file)
@@ -172,11 +169,11 @@ def evaluate_pseudo_labels(pred: str | Path, gt_ann: str | Path, image_digests: 
             mask = _true_mask(guess, img, pred_file)
             union = (mask | true).sum()
             ious.append(float((mask & true).sum() / union) if union else 1.0)
-        label = _read_label(pred / "mmseg" / "labels" / f"{image_id}.png", img)
+        label = _read_label(layout.seg_label(image_id), img)
         if label is None:
             label = np.zeros_like(truth)
         if label[label != IGNORE].max(initial=0) >= n:
-            raise InputError(f"label {pred / 'mmseg' / 'labels' / f'{image_id}.png'} holds class "
+            raise InputError(f"label {layout.seg_label(image_id)} holds class "
                              f"{int(label[label != IGNORE].max())}, the ground truth has {n - 1} classes")
         keep = label != IGNORE
         ignored += int((~keep).sum())

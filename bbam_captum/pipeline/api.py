@@ -9,7 +9,6 @@ functions after loading the detector their options name (``--config``/``--checkp
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,17 +19,19 @@ from torch import Tensor
 
 from ..attr import BBAM, BBAMSettings, BoxRecord
 from ..detectors.base import DetectorAdapter
+from ..detectors.identity import detector_digest
 from ..errors import InputError
 from ..io.images import read_image
+from ..io.layout import RunLayout
 from ..labels import LabelSettings
 from ..utils.atomic import write_json_atomic
 from ..utils.deprecation import renamed_argument
 from .coco_input import CategoryMismatchError, read_coco
 from .generate import compute_maps, run_fingerprint
-from .outputs import RUN_FILE, check_generate_inputs, check_not_an_input
+from .outputs import check_generate_inputs, check_not_an_input
 from .writers import write_labels
 
-__all__ = ["Explanation", "explain", "generate_labels", "model_digest"]
+__all__ = ["Explanation", "explain", "generate_labels"]
 
 
 @dataclass
@@ -120,26 +121,9 @@ def explain(model: torch.nn.Module | DetectorAdapter | BBAM, image: Tensor | str
     return Explanation(boxes.cpu(), maps.cpu(), records, labels, None if scores is None else scores.cpu())
 
 
-def model_digest(model: torch.nn.Module | DetectorAdapter | BBAM) -> str:
-    """A hash of a detector's architecture (its ``repr``, with the preprocessing settings
-    torchvision prints), weights and class names: part of every maps file's key, so that a
-    rerun with another detector recomputes the maps."""
-    adapter = model.adapter if isinstance(model, BBAM) else model
-    module = adapter if isinstance(adapter, torch.nn.Module) else getattr(adapter, "model", None)
-    h = hashlib.sha256(type(adapter).__name__.encode())
-    h.update(repr(tuple(getattr(adapter, "class_names", ()))).encode())
-    if isinstance(module, torch.nn.Module):
-        h.update(repr(module).encode())
-        for name, tensor in module.state_dict().items():
-            h.update(name.encode())
-            h.update(str((tuple(tensor.shape), tensor.dtype)).encode())
-            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return "model:" + h.hexdigest()
-
-
 def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: str | Path, img_dir: str | Path,
                     out: str | Path, labels: LabelSettings | None = None, force: bool = False,
-                    show_progress: bool = True, detector_digest: str | None = None, run_info: dict | None = None,
+                    show_progress: bool = True, run_info: dict | None = None,
                     categories_by_order: bool = False, label_workers: int = 1,
                     settings: BBAMSettings | None = None, **overrides) -> dict | None:
     """BBAM pseudo labels for every box of a COCO file: what ``bbam-captum generate`` writes.
@@ -147,7 +131,8 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     Writes ``out/maps/`` (the raw maps, one ``.npz`` per image), ``out/mmseg/`` and
     ``out/coco/`` (labels with configs for ``mim train``), ``out/run.json`` (what
     ``bbam-captum labels`` and ``report`` read) and ``out/summary.json``. A rerun
-    recomputes only images whose maps key changed (image, boxes, settings, detector).
+    recomputes only images whose maps key changed (image, boxes, settings, detector: see
+    :func:`~bbam_captum.detectors.detector_digest`, the same for the command line's runs).
     Under ``torch.distributed`` each rank takes a share of the images and rank 0 writes
     the labels after all ranks are done.
 
@@ -161,8 +146,6 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
             ``LabelSettings()``
         force (bool, optional): recompute every image's maps. Default: False
         show_progress (bool, optional): a progress bar over images. Default: True
-        detector_digest (str, optional): what identifies the detector in the maps' keys.
-            Default: :func:`model_digest` (hashes the weights)
         run_info (dict, optional): extra entries for ``run.json``. Default: None
         categories_by_order (bool, optional): where the category names are not the class
             names, pair categories (by id) with classes by order, if their counts agree.
@@ -198,7 +181,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
         coco = read_coco(ann_file, bbam.adapter.class_names, by_order=categories_by_order)
     except CategoryMismatchError as err:
         raise err.asking_for("categories_by_order=True") from None
-    digest = model_digest(bbam) if detector_digest is None else detector_digest
+    digest = detector_digest(bbam)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done = compute_maps(bbam, coco, img_dir, out, bbam_settings, rank, world_size, show_progress=show_progress,
@@ -211,7 +194,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
             "bbam_settings": asdict(bbam_settings), "detector_digest": digest,
             "class_names": list(bbam.adapter.class_names), "categories_by_order": categories_by_order,
             "world_size": world_size}
-    write_json_atomic(out / RUN_FILE, info, indent=1)
+    write_json_atomic(RunLayout(out).run_file, info, indent=1)
     run_stats = {"images_computed_this_run": done,
                  "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
     return write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, bbam_settings, run_stats,

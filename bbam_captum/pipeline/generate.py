@@ -30,29 +30,18 @@ from tqdm import tqdm
 from ..attr import BBAM, BBAMSettings
 from ..errors import InputError
 from ..io.images import file_digest, read_image
+from ..io.layout import RunLayout
 from ..ops import adaptive_stride
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
 
-__all__ = ["compute_maps", "map_cells", "maps_key", "map_path", "npz_key", "read_maps_file", "recorded_image_digests",
-           "save_maps", "stored_image_digest", "stored_key"]
+__all__ = ["compute_maps", "map_cells", "maps_key", "npz_key", "read_maps_file", "recorded_image_digests", "save_maps",
+           "stored_image_digest", "stored_key"]
 
 # part of every key: a change of the maps format, or of what the key holds, invalidates old files
 # (2: every BBAM setting's value, defaults included; 1 held the settings given explicitly)
 KEY_VERSION = 2
 MAPS_ARRAYS = ("maps", "boxes", "classes", "ann_ids")  # what every maps file holds (the contract's arrays)
-
-
-def map_path(out: Path, image_id: int) -> Path:
-    return out / "maps" / f"{image_id}.npz"
-
-
-def failure_path(out: Path, image_id: int) -> Path:
-    return out / "maps" / f"{image_id}.failed.json"
-
-
-def time_path(out: Path, image_id: int) -> Path:
-    return out / "maps" / f"{image_id}.time.json"
 
 
 def image_path(img_dir: Path, item: ImageItem) -> Path:
@@ -143,7 +132,7 @@ def recorded_image_digests(out: Path) -> dict[int, str]:
     """The sha256 of each image file as its maps file recorded it, by image id (images whose
     maps file is missing, damaged or older than this record are left out)."""
     digests = {}
-    for path in sorted((out / "maps").glob("*.npz")):
+    for path in sorted(RunLayout(out).maps_dir.glob("*.npz")):
         digest = stored_image_digest(path) if path.stem.lstrip("-").isdigit() else None
         if digest:
             digests[int(path.stem)] = digest
@@ -156,17 +145,19 @@ def save_maps(out: Path, item: ImageItem, maps: np.ndarray, records_json: str, s
     boxes, classes and annotation ids, per-box records (JSON), its ``key`` and the sha256 of
     its image file (which ``evaluate`` and ``report`` compare with the images they are shown);
     ``seconds``, the time it took, goes to a file of its own."""
-    save_npz_atomic(map_path(out, item.image_id), maps=maps.astype(np.float16), boxes=item.boxes,
+    layout = RunLayout(out)
+    save_npz_atomic(layout.maps_file(item.image_id), maps=maps.astype(np.float16), boxes=item.boxes,
                     classes=item.classes, ann_ids=item.ann_ids, records=np.array(records_json), key=np.array(key),
                     image_sha256=np.array(image_digest))
     if seconds is not None:
-        write_json_atomic(time_path(out, item.image_id), {"seconds": seconds})
+        write_json_atomic(layout.time_file(item.image_id), {"seconds": seconds})
 
 
 def record_failure(out: Path, item: ImageItem, reason: str) -> None:
     """An image that cannot be explained: its failure file, and no maps of an earlier content."""
-    map_path(out, item.image_id).unlink(missing_ok=True)
-    write_json_atomic(failure_path(out, item.image_id), {"image_id": item.image_id, "reason": reason})
+    layout = RunLayout(out)
+    layout.maps_file(item.image_id).unlink(missing_ok=True)
+    write_json_atomic(layout.failure_file(item.image_id), {"image_id": item.image_id, "reason": reason})
 
 
 def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, settings: BBAMSettings,
@@ -195,7 +186,7 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
     else:
         maps_np, record_json = np.zeros((0, height, width), np.float16), "[]"
     save_maps(out, item, maps_np, record_json, time.perf_counter() - start, key, image_digest)
-    failure_path(out, item.image_id).unlink(missing_ok=True)
+    RunLayout(out).failure_file(item.image_id).unlink(missing_ok=True)
 
 
 def image_digest(item: ImageItem, img_dir: Path) -> str | None:
@@ -223,13 +214,14 @@ def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings
     :func:`maps_key`); ``force`` recomputes every image.
     """
     settings = BBAMSettings() if settings is None else settings
-    (out / "maps").mkdir(parents=True, exist_ok=True)
+    layout = RunLayout(out)
+    layout.maps_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = run_fingerprint(settings, detector_digest)
     mine = coco.items[rank::world_size]
     digests = {item.image_id: image_digest(item, img_dir) for item in mine}
     keys = {i: None if d is None else maps_key(item, d, fingerprint) for (i, d), item in zip(digests.items(), mine)}
     todo = [item for item in mine if force or keys[item.image_id] is None
-            or stored_key(map_path(out, item.image_id)) != keys[item.image_id]]
+            or stored_key(layout.maps_file(item.image_id)) != keys[item.image_id]]
     if show_progress and len(todo) < len(mine):
         print(f"[rank {rank}] resuming: {len(mine) - len(todo)} of {len(mine)} images already done "
               "with these boxes, images and settings")

@@ -7,12 +7,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io.coco import load_coco_json
-
-RUN_FILE = "run.json"  # what a generate run was made of: read by labels and report
-# what generate, labels and evaluate write under OUT
-OUTPUT_PARTS = ("maps", "mmseg", "coco", "summary.json", RUN_FILE, "eval.json")
-# the folders among them (and below them) that a run writes into
-OUTPUT_FOLDERS = ("maps", "mmseg", "mmseg/labels", "mmseg/images", "coco", "report", "report/thumbs", "report/cache")
+from ..io.layout import RunLayout
 
 
 def check_output_folder(out: Path) -> None:
@@ -32,17 +27,17 @@ def check_output_folder(out: Path) -> None:
 
 
 def check_output_subfolders(out: Path) -> None:
-    """The folders a run writes under ``out`` (:data:`OUTPUT_FOLDERS`) are folders and can be
-    written to where they exist, so that no run fails after its maps are made.
+    """The folders a run writes under ``out`` (:attr:`RunLayout.written_folders`) are folders and
+    can be written to where they exist, so that no run fails after its maps are made.
 
     Raises:
         InputError: naming the first that is a file or cannot be written.
     """
-    for name in (p for p in OUTPUT_PARTS if p.endswith(".json")):
-        if (out / name).is_dir():
-            raise InputError(f"out {out}: {out / name} is a folder where the run writes a file; move it away")
-    for part in OUTPUT_FOLDERS:
-        folder = out / part
+    layout = RunLayout(out)
+    for file in layout.written_files:
+        if file.is_dir():
+            raise InputError(f"out {out}: {file} is a folder where the run writes a file; move it away")
+    for folder in layout.written_folders:
         if folder.exists() and not folder.is_dir():
             raise InputError(f"out {out}: {folder} is a file where the run writes a folder; move it away")
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
@@ -57,7 +52,7 @@ def check_inputs_outside_outputs(out: Path, inputs: Iterable[Path]) -> None:
         InputError: naming the first input found there.
     """
     root = out.resolve()
-    parts = [root / part for part in OUTPUT_PARTS]
+    parts = RunLayout(root).written_parts
     for path in inputs:
         resolved = path.resolve()
         for part in parts:

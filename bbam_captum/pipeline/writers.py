@@ -31,11 +31,11 @@ from ..attr.settings import BBAMSettings
 from ..errors import InputError
 from ..io.coco import encode_mask, load_coco_json
 from ..io.images import read_image
+from ..io.layout import RunLayout, label_name
 from ..labels import IGNORE, LabelSettings, pseudo_masks, semantic_label
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
-from .generate import (expected_key, failure_path, image_path, map_cells, map_path, npz_key, read_maps_file,
-                       time_path)
+from .generate import expected_key, image_path, map_cells, npz_key, read_maps_file
 from .outputs import check_inputs_outside_outputs
 
 # The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
@@ -53,12 +53,6 @@ def _palette(n: int) -> list[list[int]]:
 def _write_png_atomic(path: Path, array: np.ndarray) -> None:
     with atomic_open(path) as f:
         Image.fromarray(array).save(f, format="PNG")
-
-
-def label_name(image_id: int) -> str:
-    """The name (no suffix) of an image's label PNG and image link under ``OUT/mmseg``: its id
-    only, so that no two images share one and no file name can point elsewhere."""
-    return str(int(image_id))
 
 
 def image_link_suffix(items: list[ImageItem]) -> str:
@@ -109,10 +103,11 @@ def _load_maps(path: Path, item: ImageItem, key: str | None) -> tuple[dict | Non
     return arrays, None
 
 
-def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | None) -> tuple[dict | None, str | None]:
+def _usable_maps(layout: RunLayout, item: ImageItem, img_dir: Path,
+                 fingerprint: str | None) -> tuple[dict | None, str | None]:
     """An image's usable maps, or None and the reason (recorded failure, stale or missing maps)."""
-    failed = failure_path(out, item.image_id)
-    if not map_path(out, item.image_id).exists():
+    failed = layout.failure_file(item.image_id)
+    if not layout.maps_file(item.image_id).exists():
         reason = json.loads(failed.read_text())["reason"] if failed.exists() else "no maps: not computed yet"
         return None, reason
     key = None
@@ -120,14 +115,14 @@ def _usable_maps(out: Path, item: ImageItem, img_dir: Path, fingerprint: str | N
         key = expected_key(item, img_dir, fingerprint)
         if key is None:
             return None, f"image file not found or unreadable: {image_path(img_dir, item)}"
-    return _load_maps(map_path(out, item.image_id), item, key)
+    return _load_maps(layout.maps_file(item.image_id), item, key)
 
 
 @dataclass(frozen=True)
 class _LabelJob:
     """What one image's labels need (picklable, for worker processes)."""
 
-    out: Path
+    layout: RunLayout
     item: ImageItem
     img_dir: Path
     settings: LabelSettings
@@ -148,18 +143,17 @@ class _ImageLabels:
     crowds: list[dict] = field(default_factory=list)
 
 
-def _failed(job: _LabelJob, name: str, reason: str) -> _ImageLabels:
+def _failed(job: _LabelJob, reason: str) -> _ImageLabels:
     """An image that is not labelled: no label of an older run stays."""
-    (job.out / "mmseg" / "labels" / f"{name}.png").unlink(missing_ok=True)
-    (job.out / "mmseg" / "images" / f"{name}{job.suffix}").unlink(missing_ok=True)
+    job.layout.seg_label(job.item.image_id).unlink(missing_ok=True)
+    job.layout.seg_image(job.item.image_id, job.suffix).unlink(missing_ok=True)
     return _ImageLabels(failure={"image_id": job.item.image_id, "reason": reason, "boxes": len(job.item.boxes)})
 
 
 def _label_image(job: _LabelJob) -> _ImageLabels:
     """Writes one image's label PNG and image link; returns its COCO annotations."""
-    item, settings, seg_dir = job.item, job.settings, job.out / "mmseg"
-    name = label_name(item.image_id)
-    data, reason = _usable_maps(job.out, item, job.img_dir, job.fingerprint)
+    item, settings, layout = job.item, job.settings, job.layout
+    data, reason = _usable_maps(layout, item, job.img_dir, job.fingerprint)
     image = None
     if data is not None and settings.needs_image:
         try:
@@ -167,23 +161,23 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
         except InputError as err:
             data, reason = None, str(err)
     if data is None:
-        return _failed(job, name, reason)
-    timing = time_path(job.out, item.image_id)
+        return _failed(job, reason)
+    timing = layout.time_file(item.image_id)
     seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else float(data.get("seconds", 0.0))
     unknown = sorted({int(c) for c in data["classes"]} - job.category_of_class.keys())
     if unknown:
-        return _failed(job, name, f"maps file of image {item.image_id} holds classes {unknown} that no category "
+        return _failed(job, f"maps file of image {item.image_id} holds classes {unknown} that no category "
                                   "of the COCO file maps to: rerun generate")
     try:
         records = json.loads(str(data["records"])) if "records" in data else []
         cells = map_cells(data, item.height, item.width)
         instance, foreground, uncertain = pseudo_masks(data["maps"], data["boxes"], settings, image, cells)
     except (ValueError, RuntimeError) as err:  # what the label chain cannot take of this image fails it alone
-        return _failed(job, name, f"image {item.file_name} cannot be labelled: {type(err).__name__}: {err}")
+        return _failed(job, f"image {item.file_name} cannot be labelled: {type(err).__name__}: {err}")
     label = semantic_label(foreground, uncertain, data["boxes"], data["classes"])
     _ignore_failed_boxes(label, item.ignore_boxes)
-    _write_png_atomic(seg_dir / "labels" / f"{name}.png", label)
-    _link_image(image_path(job.img_dir, item), seg_dir / "images" / f"{name}{job.suffix}")
+    _write_png_atomic(layout.seg_label(item.image_id), label)
+    _link_image(image_path(job.img_dir, item), layout.seg_image(item.image_id, job.suffix))
     annotations = []
     band = uncertain & ~instance  # the instance's uncertain pixels: no weight in instance training
     for mask, ignore, box, cls, ann_id in zip(instance, band, data["boxes"], data["classes"], data["ann_ids"]):
@@ -192,7 +186,7 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
                             "category_id": int(job.category_of_class[int(cls)]),
                             "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
                             "segmentation": encode_mask(mask), "ignore_segmentation": encode_mask(ignore)})
-    return _ImageLabels(name=name, annotations=annotations, seconds=seconds, records=records,
+    return _ImageLabels(name=label_name(item.image_id), annotations=annotations, seconds=seconds, records=records,
                         crowds=_crowd_annotations(item))
 
 
@@ -267,14 +261,14 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
     if workers < 1:
         raise InputError(f"workers must be >= 1, got {workers}")
     check_inputs_outside_outputs(out, [coco.path, *(image_path(img_dir, i) for i in coco.items)])
-    seg_dir, coco_dir = out / "mmseg", out / "coco"
-    for folder in (seg_dir / "labels", seg_dir / "images", coco_dir):
+    layout = RunLayout(out)
+    for folder in (layout.seg_labels_dir, layout.seg_images_dir, layout.coco_dir):
         folder.mkdir(parents=True, exist_ok=True)
     category_of_class = {c: cat for cat, c in coco.class_of_category.items()}
     suffix = image_link_suffix(coco.items)
     annotations, crowds, names, failures = [], [], [], list(coco.failures)
     seconds, records, boxes_failed = 0.0, [], len(coco.failures)
-    jobs = [_LabelJob(out, item, img_dir, settings, fingerprint, suffix, category_of_class) for item in coco.items]
+    jobs = [_LabelJob(layout, item, img_dir, settings, fingerprint, suffix, category_of_class) for item in coco.items]
     # closed on the way out, error or not, so that worker processes end with the loop
     with closing(_labelled(jobs, workers)) as outcomes, tqdm(outcomes, total=len(jobs), desc="labels", unit="img",
                                                               disable=not show_progress) as results:
@@ -291,16 +285,16 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
             seconds += result.seconds
             records += result.records
 
-    with atomic_open(seg_dir / "train.txt", "w") as f:
+    with atomic_open(layout.seg_split, "w") as f:
         f.write("".join(f"{n}\n" for n in names))
     seg_classes = ("background", *class_names)
-    (seg_dir / "classes.json").write_text(json.dumps({"classes": seg_classes, "palette": _palette(len(class_names)),
-                                                      "ignore_index": IGNORE}, indent=1))
-    _write_seg_config(seg_dir, seg_dir / "images", seg_classes, suffix)
+    layout.seg_classes.write_text(json.dumps({"classes": seg_classes, "palette": _palette(len(class_names)),
+                                              "ignore_index": IGNORE}, indent=1))
+    _write_seg_config(layout, seg_classes, suffix)
     images = load_coco_json(coco.path)["images"]
-    write_json_atomic(coco_dir / "instances.json", {"images": images, "annotations": annotations + crowds,
-                                                    "categories": coco.categories})
-    _write_inst_config(coco_dir, img_dir, tuple(str(c.get("name", c["id"])) for c in coco.categories))
+    write_json_atomic(layout.coco_instances, {"images": images, "annotations": annotations + crowds,
+                                              "categories": coco.categories})
+    _write_inst_config(layout, img_dir, tuple(str(c.get("name", c["id"])) for c in coco.categories))
 
     boxes_total = sum(len(i.boxes) + len(i.failures) for i in coco.items) + len(coco.failures)
     summary = {
@@ -319,42 +313,43 @@ def write_labels(out: Path, coco: CocoInput, img_dir: Path, settings: LabelSetti
         "failures": failures,
         **(run_stats or {}),
     }
-    write_json_atomic(out / "summary.json", summary, indent=1)
+    write_json_atomic(layout.summary_file, summary, indent=1)
     return summary
 
 
-def _write_seg_config(seg_dir: Path, img_dir: Path, classes: tuple[str, ...], img_suffix: str) -> None:
-    palette = json.loads((seg_dir / "classes.json").read_text())["palette"]
+def _write_seg_config(layout: RunLayout, classes: tuple[str, ...], img_suffix: str) -> None:
+    palette = json.loads(layout.seg_classes.read_text())["palette"]
+    images, labels = layout.seg_images_dir.resolve(), layout.seg_labels_dir.resolve()
     text = f"""# Train a semantic segmentation model on these pseudo labels:
-#   mim train mmseg {seg_dir.resolve() / 'config.py'}
+#   mim train mmseg {layout.seg_config.resolve()}
 _base_ = {str(SEG_BASE_CONFIG)!r}
 
 metainfo = dict(classes={classes!r}, palette={palette!r})
 train_dataloader = dict(dataset=dict(
     data_root='',
-    ann_file={str((seg_dir / 'train.txt').resolve())!r},
-    data_prefix=dict(img_path={str(img_dir.resolve())!r}, seg_map_path={str((seg_dir / 'labels').resolve())!r}),
+    ann_file={str(layout.seg_split.resolve())!r},
+    data_prefix=dict(img_path={str(images)!r}, seg_map_path={str(labels)!r}),
     img_suffix={img_suffix!r},
     seg_map_suffix='.png',
     metainfo=metainfo))
 model = dict(decode_head=dict(num_classes={len(classes)}))
-work_dir = {str((seg_dir / 'work_dir').resolve())!r}
+work_dir = {str(layout.seg_work_dir.resolve())!r}
 """
-    (seg_dir / "config.py").write_text(text)
+    layout.seg_config.write_text(text)
 
 
-def _write_inst_config(coco_dir: Path, img_dir: Path, classes: tuple[str, ...]) -> None:
+def _write_inst_config(layout: RunLayout, img_dir: Path, classes: tuple[str, ...]) -> None:
     text = f"""# Train an instance segmentation model on these pseudo masks:
-#   mim train mmdet {coco_dir.resolve() / 'config.py'}
+#   mim train mmdet {layout.coco_config.resolve()}
 _base_ = {str(INST_BASE_CONFIG)!r}
 
 metainfo = dict(classes={classes!r})
 train_dataloader = dict(dataset=dict(
     data_root='',
-    ann_file={str((coco_dir / 'instances.json').resolve())!r},
+    ann_file={str(layout.coco_instances.resolve())!r},
     data_prefix=dict(img={str(img_dir.resolve()) + '/'!r}),
     metainfo=metainfo))
 model = dict(roi_head=dict(bbox_head=dict(num_classes={len(classes)}), mask_head=dict(num_classes={len(classes)})))
-work_dir = {str((coco_dir / 'work_dir').resolve())!r}
+work_dir = {str(layout.coco_work_dir.resolve())!r}
 """
-    (coco_dir / "config.py").write_text(text)
+    layout.coco_config.write_text(text)

@@ -29,11 +29,10 @@ def build_report(out: str | Path, gt: str | Path | None = None, flags: FlagSetti
     start = time.perf_counter()
     out = Path(out)
     inputs = read_run(out, Path(gt) if gt is not None else None)
-    report_dir = out / "report"
-    entries, failures, drawn = collect(inputs, report_dir, show_progress)
+    entries, failures, drawn = collect(inputs, show_progress)
     data = page_data(entries, failures, flags, f"BBAM pseudo labels: {out.resolve().name}",
                      inputs.class_names, gt is not None)
-    index = write_page(report_dir, data)
+    index = write_page(inputs.layout, data)
     return {"index": index, "images": len(entries), "boxes": len(data["rows"]), "flagged": data["summary"]["flagged"],
             "drawn": drawn, "failures": failures, "flag_recall": data["summary"]["flag_recall"],
             "seconds": time.perf_counter() - start}

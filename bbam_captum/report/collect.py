@@ -14,20 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from ..errors import InputError
 from ..io.coco import decode_mask, load_coco_json
-from ..io.images import file_digest, read_image
+from ..io.images import file_digest, read_image, read_label
+from ..io.layout import RunLayout
 from ..metrics import mask_iou
 from ..metrics.pseudo_labels import check_image_content
 from ..pipeline.generate import read_maps_file, recorded_image_digests
-from ..pipeline.writers import label_name
 from ..utils.atomic import write_json_atomic
 from .thumbs import RENDER_VERSION, box_view, label_view, overview, save_png
-
-RUN_FILE = "run.json"
 
 
 @dataclass
@@ -35,7 +32,7 @@ class RunInputs:
     """What a report reads from a ``generate`` run (and, optionally, the true masks).
 
     Attributes:
-        out: the run's output folder.
+        layout: the paths of the run's output folder.
         img_dir: the folder of its images.
         class_names: the detector's classes (index = class in the maps files).
         images: the COCO ``images`` entries of ``OUT/coco/instances.json``.
@@ -44,7 +41,7 @@ class RunInputs:
         palette: RGB per semantic label value (0 background, class + 1).
     """
 
-    out: Path
+    layout: RunLayout
     img_dir: Path
     class_names: list[str]
     images: list[dict]
@@ -75,26 +72,27 @@ def read_run(out: Path, gt: Path | None = None) -> RunInputs:
             files, or a ``gt`` that shares no annotation id with the run or whose image files
             differ in content from those the maps were made from.
     """
+    layout = RunLayout(out)
     hint = f"is {out} the output folder of 'bbam-captum generate'?"
-    run = _read_json(out / RUN_FILE, hint)
-    if not (out / "coco" / "instances.json").is_file():
-        raise InputError(f"{out / 'coco' / 'instances.json'} not found: {hint}")
-    instances = load_coco_json(out / "coco" / "instances.json")  # a hand-edited file is checked as any COCO file
-    classes = _read_json(out / "mmseg" / "classes.json", hint)
-    for path, content in ((out / RUN_FILE, run), (out / "mmseg" / "classes.json", classes)):
+    run = _read_json(layout.run_file, hint)
+    if not layout.coco_instances.is_file():
+        raise InputError(f"{layout.coco_instances} not found: {hint}")
+    instances = load_coco_json(layout.coco_instances)  # a hand-edited file is checked as any COCO file
+    classes = _read_json(layout.seg_classes, hint)
+    for path, content in ((layout.run_file, run), (layout.seg_classes, classes)):
         if not isinstance(content, dict):
             raise InputError(f"{path} must hold a JSON object, got {type(content).__name__}; {hint}")
     for key in ("img_dir", "class_names"):
         if key not in run:
-            raise InputError(f"{out / RUN_FILE} has no '{key}'; {hint}")
+            raise InputError(f"{layout.run_file} has no '{key}'; {hint}")
     palette = classes.get("palette", [[0, 0, 0]])
     if not (isinstance(palette, list) and palette and all(_is_rgb(c) for c in palette)):
-        raise InputError(f"{out / 'mmseg' / 'classes.json'}: 'palette' must be a list of [r, g, b] (0..255), "
+        raise InputError(f"{layout.seg_classes}: 'palette' must be a list of [r, g, b] (0..255), "
                          f"got {str(palette)[:80]}")
     pseudo: dict[int, list[dict]] = defaultdict(list)
     for ann in instances.get("annotations", []):
         pseudo[ann["image_id"]].append(ann)
-    inputs = RunInputs(out=out, img_dir=Path(run["img_dir"]), class_names=list(run["class_names"]),
+    inputs = RunInputs(layout=layout, img_dir=Path(run["img_dir"]), class_names=list(run["class_names"]),
                        images=sorted(instances.get("images", []), key=lambda i: i["id"]), pseudo=dict(pseudo),
                        palette=palette)
     if gt is not None:
@@ -108,7 +106,7 @@ def read_run(out: Path, gt: Path | None = None) -> RunInputs:
                   and isinstance(i["file_name"], str)]
         check_image_content(recorded_image_digests(out), listed, gt)  # masks of other pictures would mislead
         if ours and not ours & inputs.truth.keys():
-            raise InputError(f"{gt} has no masks for any annotation id of {out / 'coco' / 'instances.json'}: "
+            raise InputError(f"{gt} has no masks for any annotation id of {layout.coco_instances}: "
                              "pass the COCO file the boxes came from, with its true masks")
     return inputs
 
@@ -135,19 +133,15 @@ def image_key(inputs: RunInputs, info: dict) -> str:
     """Hash of everything an image's rows and thumbnails are drawn from."""
     anns = sorted(inputs.pseudo.get(info["id"], []), key=lambda a: a["id"])
     true = [inputs.truth.get(a["id"], {}).get("segmentation") for a in anns]
-    return _digest(_file_bytes(inputs.out / "maps" / f"{info['id']}.npz"),
-                   _file_bytes(_label_path(inputs, info)),
+    return _digest(_file_bytes(inputs.layout.maps_file(info["id"])),
+                   _file_bytes(inputs.layout.seg_label(info["id"])),
                    _file_bytes(inputs.img_dir / info["file_name"]),
                    json.dumps([anns, true, inputs.class_names, inputs.palette], sort_keys=True).encode())
 
 
-def _label_path(inputs: RunInputs, info: dict) -> Path:
-    return inputs.out / "mmseg" / "labels" / f"{label_name(info['id'])}.png"
-
-
 def _load_arrays(inputs: RunInputs, info: dict) -> tuple:
     """The maps file, image and label of one image; ValueError naming the file when unusable."""
-    maps_file = inputs.out / "maps" / f"{info['id']}.npz"
+    maps_file = inputs.layout.maps_file(info["id"])
     saved, reason = read_maps_file(maps_file)
     if saved is None or "records" not in saved:
         raise ValueError(reason or f"maps file {maps_file} lacks its records")
@@ -162,19 +156,24 @@ def _load_arrays(inputs: RunInputs, info: dict) -> tuple:
     if recorded and file_digest_or_none(image_file) != recorded:  # new pictures with old masks would mislead
         raise ValueError(f"stale: image file {image_file} changed (or went) since its maps were made: "
                          "rerun generate")
+    label_file = inputs.layout.seg_label(info["id"])
     try:
         image = read_image(image_file).permute(1, 2, 0).numpy()  # as the labels saw it (EXIF orientation)
-        with Image.open(_label_path(inputs, info)) as img:
-            label = np.array(img)
-    except (InputError, OSError, UnidentifiedImageError) as err:
+        label = read_label(label_file)
+    except InputError as err:
         raise ValueError(f"image {info['id']}: {err}") from err
     if label.shape != image.shape[:2]:
-        raise ValueError(f"label {_label_path(inputs, info)} is {label.shape[1]}x{label.shape[0]}, its image "
+        raise ValueError(f"label {label_file} is {label.shape[1]}x{label.shape[0]}, its image "
                          f"{image.shape[1]}x{image.shape[0]}")
     return saved, records, image, label
 
 
-def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dict:
+def _thumb(layout: RunLayout, name: str) -> str:
+    """A thumbnail's address as the page names it: relative to the report folder."""
+    return (layout.report_thumbs / name).relative_to(layout.report_dir).as_posix()
+
+
+def image_entry(inputs: RunInputs, info: dict, key: str) -> dict:
     """Rows and thumbnails of one image (draws and writes the thumbnails)."""
     saved, records, image, label = _load_arrays(inputs, info)
     height, width = image.shape[:2]
@@ -184,10 +183,12 @@ def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dic
         if len(saved["ann_ids"]) else np.zeros((0, height, width), bool)
     prefix = f"{info['id']}-{key[:10]}"
     entry = {"id": int(info["id"]), "file": info["file_name"], "width": width, "height": height,
-             "thumb": f"thumbs/{prefix}-image.png", "label_thumb": f"thumbs/{prefix}-label.png",
+             "thumb": _thumb(inputs.layout, f"{prefix}-image.png"),
+             "label_thumb": _thumb(inputs.layout, f"{prefix}-label.png"),
              "ignored": float((label == 255).mean()), "rows": []}
-    save_png(thumb_dir.parent / entry["thumb"], overview(image, saved["boxes"], masks))
-    save_png(thumb_dir.parent / entry["label_thumb"], label_view(image, label, inputs.palette))
+    report_dir = inputs.layout.report_dir  # thumbnails are named relative to the page
+    save_png(report_dir / entry["thumb"], overview(image, saved["boxes"], masks))
+    save_png(report_dir / entry["label_thumb"], label_view(image, label, inputs.palette))
     claimed_by = masks.sum(0)
     flat = masks.reshape(len(masks), -1).astype(np.float32)  # exact counts below 2**24 pixels
     areas = flat.sum(1)
@@ -201,8 +202,8 @@ def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dic
         area, box_area = int(mask.sum()), max((x2 - x1) * (y2 - y1), 1e-6)
         true = inputs.truth.get(ann_id)
         true_mask = decode_mask(true["segmentation"], height, width) if true else None
-        thumb = f"thumbs/{prefix}-box{ann_id}.png"
-        save_png(thumb_dir.parent / thumb, box_view(image, saved["maps"][k], box, mask, true_mask))
+        thumb = _thumb(inputs.layout, f"{prefix}-box{ann_id}.png")
+        save_png(report_dir / thumb, box_view(image, saved["maps"][k], box, mask, true_mask))
         entry["rows"].append({
             "ann_id": ann_id, "image_id": int(info["id"]), "index": k,
             "class": inputs.class_names[int(cls)] if 0 <= int(cls) < len(inputs.class_names) else str(int(cls)),
@@ -222,51 +223,51 @@ def image_entry(inputs: RunInputs, info: dict, key: str, thumb_dir: Path) -> dic
     return entry
 
 
-def collect(inputs: RunInputs, report_dir: Path, show_progress: bool = False) -> tuple[list[dict], list[dict], int]:
+def collect(inputs: RunInputs, show_progress: bool = False) -> tuple[list[dict], list[dict], int]:
     """Every image's entry, from the cache where its key is unchanged.
 
     Returns:
         entries (one per image with maps), failures (``{"image_id", "reason"}``), and how many
         images were drawn anew.
     """
-    thumb_dir, cache_dir = report_dir / "thumbs", report_dir / "cache"
-    thumb_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    layout = inputs.layout
+    layout.report_thumbs.mkdir(parents=True, exist_ok=True)
+    layout.report_cache.mkdir(parents=True, exist_ok=True)
     entries, failures, drawn = [], [], 0
     for info in tqdm(inputs.images, desc="report", unit="img", disable=not show_progress):
-        maps_file = inputs.out / "maps" / f"{info['id']}.npz"
-        if not maps_file.is_file():
-            failed = inputs.out / "maps" / f"{info['id']}.failed.json"
+        if not layout.maps_file(info["id"]).is_file():
+            failed = layout.failure_file(info["id"])
             reason = json.loads(failed.read_text()).get("reason") if failed.is_file() else "no maps file"
             failures.append({"image_id": info["id"], "reason": reason})
             continue
         key = image_key(inputs, info)
-        cache_file = cache_dir / f"{info['id']}.json"
+        cache_file = layout.report_cache_file(info["id"])
         cached = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
         thumbs = [cached.get("thumb"), cached.get("label_thumb")] + [r["thumb"] for r in cached.get("rows", [])]
-        if cached.get("key") == key and all(t and (report_dir / t).is_file() for t in thumbs):
+        if cached.get("key") == key and all(t and (layout.report_dir / t).is_file() for t in thumbs):
             entries.append(cached)
             continue
         try:
-            entry = {"key": key, **image_entry(inputs, info, key, thumb_dir)}
+            entry = {"key": key, **image_entry(inputs, info, key)}
         except ValueError as err:
             failures.append({"image_id": info["id"], "reason": str(err)})
             continue
         write_json_atomic(cache_file, entry)
         entries.append(entry)
         drawn += 1
-    _remove_stale(report_dir, entries)
+    _remove_stale(layout, entries)
     return entries, failures, drawn
 
 
-def _remove_stale(report_dir: Path, entries: list[dict]) -> None:
+def _remove_stale(layout: RunLayout, entries: list[dict]) -> None:
     """Deletes thumbnails and cache files (inside the report folder) that no entry uses any more."""
-    used = {e["thumb"] for e in entries} | {e["label_thumb"] for e in entries} | \
-        {r["thumb"] for e in entries for r in e["rows"]}
-    for path in (report_dir / "thumbs").glob("*.png"):
-        if f"thumbs/{path.name}" not in used:
+    names = [e["thumb"] for e in entries] + [e["label_thumb"] for e in entries] + \
+        [r["thumb"] for e in entries for r in e["rows"]]
+    used = {layout.report_dir / name for name in names}
+    for path in layout.report_thumbs.glob("*.png"):
+        if path not in used:
             path.unlink()
-    ids = {f"{e['id']}.json" for e in entries}
-    for path in (report_dir / "cache").glob("*.json"):
-        if path.name not in ids:
+    cached = {layout.report_cache_file(e["id"]) for e in entries}
+    for path in layout.report_cache.glob("*.json"):
+        if path not in cached:
             path.unlink()

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from ..io.layout import RunLayout
 from ..utils.atomic import atomic_open
 from .flags import FLAG_HELP, FlagSettings, box_flags, class_fills, suspicion
 
@@ -48,7 +49,7 @@ _INDEX = """<!doctype html>
   <div class="pager" id="pager"></div>
 </main>
 <footer id="legend"></footer>
-<script src="data.js?v={version}"></script>
+<script src="{data}?v={version}"></script>
 <script src="report.js?v={version}"></script>
 </body>
 </html>
@@ -104,15 +105,15 @@ def page_data(entries: list[dict], failures: list[dict], flags: FlagSettings, ti
             "has_gt": has_gt, "summary": summary, "images": images, "rows": rows, "failures": failures}
 
 
-def write_page(report_dir: Path, data: dict) -> Path:
-    """Writes ``index.html``, ``data.js`` and the static files; returns the path of ``index.html``."""
+def write_page(layout: RunLayout, data: dict) -> Path:
+    """Writes ``index.html``, ``data.js`` and the static files into the run's report folder;
+    returns the path of ``index.html``."""
     payload = json.dumps(data, separators=(",", ":"))
     version = hashlib.sha1(payload.encode()).hexdigest()[:10]  # defeats a browser's cache of an older data.js
-    with atomic_open(report_dir / "data.js", "w") as f:
+    with atomic_open(layout.report_data, "w") as f:
         f.write(f"window.BBAM_REPORT = {payload};\n")
     for name in STATIC_FILES:
-        shutil.copyfile(STATIC / name, report_dir / name)
-    index = report_dir / "index.html"
-    with atomic_open(index, "w") as f:
-        f.write(_INDEX.format(title=html.escape(data["title"]), version=version))
-    return index
+        shutil.copyfile(STATIC / name, layout.report_dir / name)
+    with atomic_open(layout.report_index, "w") as f:
+        f.write(_INDEX.format(title=html.escape(data["title"]), data=layout.report_data.name, version=version))
+    return layout.report_index
