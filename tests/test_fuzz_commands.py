@@ -7,7 +7,6 @@ The default run takes few examples on two 96 px images with one BBAM step; ``-m 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from _files import file_tree, two_image_dataset
 from bbam_captum.cli.main import main
 
 BAD = [None, "x", "", [], {}, True, -1, 0, 1.5, float("nan"), float("inf"), 1e308, 10 ** 30, 2 ** 63 - 1]
@@ -26,24 +26,12 @@ NUMBERS = ["0", "-1", "1", "2", "nan", "inf", "-inf", "1e308", "99999999999"]
 CASES = {"count": 0}
 
 
-def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): ("link" if p.is_symlink() else hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
-
-
 @pytest.fixture(scope="module")
 def base(tiny_synth, tmp_path_factory) -> Path:
     """``data/`` (two images, ann.json) and ``run/``, a generate run on it (one step, no CRF)."""
     root = tmp_path_factory.mktemp("fuzz_base")
     data = root / "data"
-    (data / "images").mkdir(parents=True)
-    ann = json.loads((tiny_synth / "annotations.json").read_text())
-    ann["images"] = ann["images"][:2]
-    ids = {i["id"] for i in ann["images"]}
-    ann["annotations"] = [a for a in ann["annotations"] if a["image_id"] in ids]
-    for img in ann["images"]:
-        shutil.copy(tiny_synth / "images" / img["file_name"], data / "images" / img["file_name"])
-    (data / "ann.json").write_text(json.dumps(ann))
+    two_image_dataset(tiny_synth, data)
     assert main(["generate", "--ann", str(data / "ann.json"), "--img-dir", str(data / "images"),
                  "--out", str(root / "run"), "--steps", "1", "--no-crf"]) == 0
     return root
@@ -179,12 +167,12 @@ def _run_case(case: dict, base: Path) -> None:
         _edit_image(sorted((root / "data" / "images").iterdir())[-1], case["image"])
         _edit_output(root / "run", case["output"])
         argv, writes = _argv(case, root)
-        before = _tree(root)
+        before = file_tree(root)
         try:
             code = main(argv)
         except SystemExit as exit_:  # argparse's refusal of an option's type
             code = exit_.code
-        after = _tree(root)
+        after = file_tree(root)
         inside = str(writes.relative_to(root))
         changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
         outside = {k for k in changed if k != inside and not k.startswith(inside + "/")}

@@ -6,7 +6,6 @@ another dataset's truth, a replaced image), unchecked options and output folders
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -21,32 +20,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _files import file_tree, sha256, two_image_dataset
 from bbam_captum.cli.main import main
 
 STEPS = ["--steps", "2"]
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): (_sha(p) if not p.is_symlink() else "link")
-            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
 
 
 @pytest.fixture
 def small(tiny_synth, tmp_path) -> tuple[Path, dict]:
     """Two images of the tiny set and their boxes in ``data/`` (``data/images``, ``data/ann.json``)."""
     data = tmp_path / "data"
-    (data / "images").mkdir(parents=True)
-    ann = json.loads((tiny_synth / "annotations.json").read_text())
-    ann["images"] = ann["images"][:2]
-    ids = {i["id"] for i in ann["images"]}
-    ann["annotations"] = [a for a in ann["annotations"] if a["image_id"] in ids]
-    for img in ann["images"]:
-        shutil.copy(tiny_synth / "images" / img["file_name"], data / "images" / img["file_name"])
-    (data / "ann.json").write_text(json.dumps(ann))
+    ann = two_image_dataset(tiny_synth, data)
     return data, ann
 
 
@@ -73,13 +57,13 @@ def test_explain_refuses_to_write_its_figure_over_the_input(small, tmp_path, cap
 
     data, ann = small
     image = data / "images" / ann["images"][0]["file_name"]
-    before = _sha(image)
+    before = sha256(image)
     monkeypatch.setattr(loading, "load_detector", _must_not_load)
     (tmp_path / "link.png").symlink_to(image)
     for out in (image, data / "images" / ".." / "images" / image.name, tmp_path / "link.png"):
         assert main(["explain", str(image), "--boxes", "2,0,21,14", "--out", str(out), "--steps", "1"]) == 2
         assert "is the input file" in capsys.readouterr().err
-    assert _sha(image) == before
+    assert sha256(image) == before
 
 
 def test_synth_refuses_a_folder_that_holds_files_unless_forced(tmp_path, capsys):
@@ -87,11 +71,11 @@ def test_synth_refuses_a_folder_that_holds_files_unless_forced(tmp_path, capsys)
     args = ["synth", str(out), "--num-images", "2", "--image-size", "64"]
     assert main(args + ["--seed", "1"]) == 0
     (out / "notes.txt").write_text("mine")
-    before = _tree(out)
+    before = file_tree(out)
     assert main(args + ["--seed", "2"]) == 2
     err = capsys.readouterr().err
     assert "would replace 3 of them" in err and "annotations.json" in err and "--force" in err
-    assert _tree(out) == before
+    assert file_tree(out) == before
     assert main(["synth", str(out), "--num-images", "1", "--image-size", "64", "--seed", "2", "--force"]) == 0
     assert sorted(p.name for p in (out / "images").iterdir()) == ["000000.png"]  # one dataset, not two mixed
     assert (out / "notes.txt").read_text() == "mine"

@@ -3,7 +3,6 @@ review, then a fuzz test of corrupted COCO files and images)."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import random
@@ -15,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from _files import file_tree, two_image_dataset
 from bbam_captum.cli._common import load_cli_detector
 from bbam_captum.cli.main import build_parser, main
 from bbam_captum.errors import InputError
@@ -22,27 +22,11 @@ from bbam_captum.errors import InputError
 STEPS = ["--steps", "2"]
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _tree(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (links not followed) with its content hash."""
-    return {str(p.relative_to(root)): (_sha(p) if not p.is_symlink() else "link")
-            for p in sorted(root.rglob("*")) if p.is_file() or p.is_symlink()}
-
-
 @pytest.fixture
 def small(tiny_synth, tmp_path) -> tuple[Path, dict]:
     """Two images of the tiny set and their boxes, in a folder of their own."""
     data = tmp_path / "data"
-    (data / "images").mkdir(parents=True)
-    ann = json.loads((tiny_synth / "annotations.json").read_text())
-    ann["images"] = ann["images"][:2]
-    ids = {i["id"] for i in ann["images"]}
-    ann["annotations"] = [a for a in ann["annotations"] if a["image_id"] in ids]
-    for img in ann["images"]:
-        shutil.copy(tiny_synth / "images" / img["file_name"], data / "images" / img["file_name"])
+    ann = two_image_dataset(tiny_synth, data)
     return data, ann
 
 
@@ -74,10 +58,10 @@ def test_absolute_and_parent_file_names_write_inside_out_only(small, tmp_path):
     first["file_name"] = str((data / "images" / first["file_name"]).resolve())  # absolute
     second["file_name"] = f"../elsewhere/{second['file_name']}"               # leaves the image folder
     ann_path = _write_ann(data, ann)
-    before = _tree(tmp_path)
+    before = file_tree(tmp_path)
     out = tmp_path / "out"
     assert _generate(ann_path, data / "images", out) == 0
-    after = _tree(tmp_path)
+    after = file_tree(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("out/")} == before  # inputs untouched, nothing else
     labels = sorted(p.name for p in (out / "mmseg" / "labels").iterdir())
     assert labels == [f"{first['id']}.png", f"{second['id']}.png"]
@@ -431,7 +415,7 @@ def test_fuzz_coco_reader_and_evaluate(small, tmp_path):
     ann_path = _write_ann(data, ann)
     out = tmp_path / "out"
     assert _generate(ann_path, data / "images", out, "--no-crf") == 0
-    inputs = _tree(data)
+    inputs = file_tree(data)
     rng = random.Random(16)
     outcomes = {"read": 0, "refused": 0}
     for i in range(200):
@@ -453,7 +437,7 @@ def test_fuzz_coco_reader_and_evaluate(small, tmp_path):
         _write_corrupted(bad, _corrupt(ann, rng), rng)
         codes.append(main(["evaluate", "--pred", str(out), "--gt", str(bad)]))
     assert set(codes) <= {0, 2} and codes.count(2) > 20
-    assert _tree(data) == inputs
+    assert file_tree(data) == inputs
     assert {p.name for p in out.iterdir()} <= {"coco", "eval.json", "maps", "mmseg", "run.json", "summary.json"}
 
 
@@ -498,10 +482,10 @@ def test_fuzz_images_and_generate_runs(small, tmp_path):
                 entry["file_name"] = rng.choice(odd).name
         ann_path = tmp_path / "fuzz.json"
         _write_corrupted(ann_path, ann, rng)
-        before = _tree(tmp_path)
+        before = file_tree(tmp_path)
         out = tmp_path / f"out{run}"
         code = _generate(ann_path, data / "images", out, "--steps", "1", "--no-crf")
-        after = _tree(tmp_path)
+        after = file_tree(tmp_path)
         assert {k: v for k, v in after.items() if not k.startswith(f"out{run}/")} == before
         assert code in (0, 1, 2)
         if code == 2:
