@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _files import two_image_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 DETECTOR_CONFIG = REPO / "mm_configs" / "detector" / "faster-rcnn_r18-slim_synth.py"
@@ -33,3 +34,10 @@ def random_detector():
 
     torch.manual_seed(0)
     return load_detector(DETECTOR_CONFIG, None)
+
+
+@pytest.fixture
+def small(tiny_synth, tmp_path) -> tuple[Path, dict]:
+    """Two images of the tiny set and their boxes in ``data/`` (``data/images``, ``data/ann.json``)."""
+    data = tmp_path / "data"
+    return data, two_image_dataset(tiny_synth, data)

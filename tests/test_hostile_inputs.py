@@ -20,18 +20,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _files import file_tree, sha256, two_image_dataset
+from _files import file_tree, sha256
 from bbam_captum.cli.main import main
 
 STEPS = ["--steps", "2"]
 
 
-@pytest.fixture
-def small(tiny_synth, tmp_path) -> tuple[Path, dict]:
-    """Two images of the tiny set and their boxes in ``data/`` (``data/images``, ``data/ann.json``)."""
-    data = tmp_path / "data"
-    ann = two_image_dataset(tiny_synth, data)
-    return data, ann
 
 
 def _write(data: Path, ann: dict, name: str = "ann.json") -> Path:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _files import file_tree, two_image_dataset
+from _files import file_tree
 from bbam_captum.cli._common import load_cli_detector
 from bbam_captum.cli.main import build_parser, main
 from bbam_captum.errors import InputError
@@ -22,12 +22,6 @@ from bbam_captum.errors import InputError
 STEPS = ["--steps", "2"]
 
 
-@pytest.fixture
-def small(tiny_synth, tmp_path) -> tuple[Path, dict]:
-    """Two images of the tiny set and their boxes, in a folder of their own."""
-    data = tmp_path / "data"
-    ann = two_image_dataset(tiny_synth, data)
-    return data, ann
 
 
 def _write_ann(data: Path, ann: dict, name: str = "ann.json") -> Path:
