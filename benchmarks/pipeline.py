@@ -186,7 +186,7 @@ def _train_config(kind: str, labels: Path, val: Split, val_labels: Path, iters: 
     ``checkpoint`` and val split with true masks (the shipped configs train only, so their val
     entries are None and get replaced)."""
     checkpoint = str(checkpoint)
-    val = RunLayout(val_labels)
+    val_layout = RunLayout(val_labels)
     common = f"""randomness = dict(seed={seed})
 val_cfg = dict(_delete_=True, type='ValLoop')
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval={iters}, max_keep_ckpts=1),
@@ -194,8 +194,8 @@ default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, inte
 work_dir = {str(work_dir)!r}
 """
     if kind == "seg":
-        meta = json.loads(val.seg_classes.read_text())
-        val_cfg = Config.fromfile(val.seg_config, import_custom_modules=False)
+        meta = json.loads(val_layout.seg_classes.read_text())
+        val_cfg = Config.fromfile(val_layout.seg_config, import_custom_modules=False)
         img_suffix = val_cfg.train_dataloader.dataset.img_suffix
         return f"""_base_ = {str(RunLayout(labels).seg_config)!r}
 # the detector's backbone and FPN as initialisation
@@ -204,9 +204,9 @@ model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint={checkpoi
 val_dataloader = dict(_delete_=True, batch_size=1, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='BaseSegDataset', data_root='', reduce_zero_label=False, img_suffix={img_suffix!r},
-        seg_map_suffix='.png', ann_file={str(val.seg_split)!r},
-        data_prefix=dict(img_path={str(val.seg_images_dir)!r},
-                         seg_map_path={str(val.seg_labels_dir)!r}),
+        seg_map_suffix='.png', ann_file={str(val_layout.seg_split)!r},
+        data_prefix=dict(img_path={str(val_layout.seg_images_dir)!r},
+                         seg_map_path={str(val_layout.seg_labels_dir)!r}),
         metainfo=dict(classes={tuple(meta['classes'])!r}, palette={meta['palette']!r}),
         pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', reduce_zero_label=False),
                   dict(type='PackSegInputs')]))
@@ -216,7 +216,7 @@ optim_wrapper = dict(optimizer=dict(lr=0.02))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters={iters}, val_interval={_val_interval(iters)})
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end={iters}, by_epoch=False)]
 """ + common
-    classes = tuple(json.loads(val.seg_classes.read_text())["classes"][1:])
+    classes = tuple(json.loads(val_layout.seg_classes.read_text())["classes"][1:])
     seeding = "" if seed_threshold is None else \
         f"model = dict(roi_head=dict(mask_head=dict(seed_threshold={seed_threshold!r})))  # seeds grow into the band\n"
     return f"""_base_ = {str(RunLayout(labels).coco_config)!r}

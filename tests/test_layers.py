@@ -138,3 +138,23 @@ def test_an_upward_import_is_reported(source, module):
     parts = package_parts()
     part = module.split(".")[1]
     assert len(upward_imports([(module, part, source)], parts)) == 1
+
+
+def _public_names(init: Path) -> list[str]:
+    for node in ast.parse(init.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return []
+
+
+def test_no_public_name_is_also_a_submodule_name():
+    """Importing ``pkg.name`` as a module sets ``pkg.name`` to that module, so a lazily exported
+    function of the same name (``pipeline.relabel``) turns into a module once anything imports it."""
+    clashes = []
+    for init in sorted(PACKAGE.rglob("__init__.py")):
+        folder = init.parent
+        submodules = {p.stem for p in folder.glob("*.py")}
+        submodules |= {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+        where = folder.relative_to(PACKAGE.parent)
+        clashes += [f"{where}: {name}" for name in _public_names(init) if name in submodules]
+    assert not clashes, "public names that are also submodules: " + ", ".join(clashes)

@@ -226,3 +226,23 @@ def test_library_errors_name_the_argument_not_a_flag(tmp_path):
         check_output_folder(tmp_path / "file")
     with pytest.raises(InputError, match=r"^out .*is the input file"):
         check_not_an_input(tmp_path / "file", [tmp_path / "file"])
+
+
+def test_label_defaults_are_those_the_worlds_benchmark_reports_as_default():
+    """The committed worlds table marks one chain as the default; the library must run that chain
+    (a field written twice once made the CRF's blur 2/3 cell while the table said 1 cell)."""
+    import json
+    import re
+
+    from conftest import REPO
+
+    rows = json.loads((REPO / "benchmarks/results/worlds.json").read_text())
+    chains = {row["chain"] for row in rows if row["default"]}
+    assert len(chains) == 1, chains
+    chain = chains.pop()
+    blur = re.search(r"blur (\d+)(?:/(\d+))? cell", chain)
+    assert blur, chain
+    cells = int(blur[1]) / int(blur[2] or 1)
+    defaults = LabelSettings()
+    assert defaults.crf_blur == pytest.approx(cells)
+    assert defaults.crf and defaults.refine == ("Eq. 4" in chain)

@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline.relabel import relabel
+    from ..pipeline.relabelling import relabel
 
     summary = relabel(args.out, label_settings(args), label_workers=args.label_workers, show_progress=True)
     print_summary(summary, Path(args.out))

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .coco_input import CocoInput, ImageItem, read_coco
     from ..io.layout import RunLayout
     from .generate import compute_maps
-    from .relabel import relabel
+    from .relabelling import relabel
     from .writers import write_labels
 
 __all__ = ["CocoInput", "Explanation", "ImageItem", "RunLayout", "compute_maps", "explain", "generate_labels",
@@ -23,6 +23,6 @@ __all__ = ["CocoInput", "Explanation", "ImageItem", "RunLayout", "compute_maps",
 # lazy, so that the command line checks its input (pipeline.outputs) before torch loads
 __getattr__ = lazy_attributes(__name__, {
     ".api": ("Explanation", "explain", "generate_labels"), ".coco_input": ("CocoInput", "ImageItem", "read_coco"),
-    ".generate": ("compute_maps",), ".writers": ("write_labels",), ".relabel": ("relabel",),
+    ".generate": ("compute_maps",), ".writers": ("write_labels",), ".relabelling": ("relabel",),
     "..io.layout": ("RunLayout",),
 })
