@@ -130,6 +130,27 @@ def test_report_rejects_unusable_input(run_dir, tmp_path, capsys):
     assert not (out / "report").exists()
 
 
+def test_an_undecodable_true_mask_fails_its_image_only(run_dir, boxes_file, tmp_path):
+    """A true segmentation that pycocotools cannot decode, or of another size than its image, fails
+    the image it belongs to, named with the gt file and annotation; the other images are drawn."""
+    from bbam_captum.report import build_report
+
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out, ignore=shutil.ignore_patterns("report"))
+    truth = json.loads(boxes_file.read_text())
+    first, second = (next(a for a in truth["annotations"] if a["image_id"] == i["id"]) for i in truth["images"][:2])
+    first["segmentation"] = {"size": [4, 4], "counts": "not an RLE!"}
+    second["segmentation"] = {"size": [3, 5], "counts": [15]}  # a valid RLE of another size
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(truth))
+    result = build_report(out, gt)
+    reasons = {f["image_id"]: f["reason"] for f in result["failures"]}
+    assert set(reasons) == {first["image_id"], second["image_id"]}
+    assert f"annotation {first['id']}: cannot decode" in reasons[first["image_id"]]
+    assert str(gt) in reasons[first["image_id"]]
+    assert f"annotation {second['id']}: the segmentation is 5x3" in reasons[second["image_id"]]
+    assert len(_data(out)["images"]) == len(truth["images"]) - 2
+
 CHROMIUM = find_chromium()
 
 # Waits for every image element (lazy ones made eager) and loads every thumbnail the data names.

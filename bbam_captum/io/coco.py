@@ -23,13 +23,25 @@ def encode_mask(mask: np.ndarray) -> dict:
 
 
 def decode_mask(segmentation: dict | list, height: int, width: int) -> np.ndarray:
-    """A COCO segmentation (compressed or uncompressed RLE, or polygons) as an (H, W) bool mask."""
-    if isinstance(segmentation, list):  # polygons
-        rles = mask_utils.frPyObjects(segmentation, height, width)
-        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-    if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
-        segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    return mask_utils.decode(segmentation).astype(bool)
+    """A COCO segmentation (compressed or uncompressed RLE, or polygons) as an (H, W) bool mask.
+
+    Raises:
+        ValueError: a segmentation pycocotools cannot decode, or an RLE of another size than
+            ``height x width``.
+    """
+    try:
+        if isinstance(segmentation, list):  # polygons
+            rles = mask_utils.frPyObjects(segmentation, height, width)
+            mask = mask_utils.decode(mask_utils.merge(rles))
+        else:
+            if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
+                segmentation = mask_utils.frPyObjects(segmentation, height, width)
+            mask = mask_utils.decode(segmentation)
+    except Exception as err:  # pycocotools raises bare Exceptions (and Key-, Type-, AttributeErrors) on bad input
+        raise ValueError(f"cannot decode the segmentation: {type(err).__name__}: {err}") from err
+    if mask.shape != (height, width):
+        raise ValueError(f"the segmentation is {mask.shape[1]}x{mask.shape[0]}, its image {width}x{height}")
+    return mask.astype(bool)
 
 
 MAX_SIDE = 100_000  # larger images are a typo far more often than a real image

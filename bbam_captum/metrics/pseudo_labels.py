@@ -87,13 +87,9 @@ def check_image_content(recorded: dict[int, str], gt_images: list[dict], gt_file
 
 def _true_mask(ann: dict, img: dict, gt_file: Path) -> np.ndarray:
     try:
-        mask = decode_mask(ann["segmentation"], img["height"], img["width"])
-    except Exception as err:  # pycocotools raises bare Exceptions on malformed input; one mask, named below
-        raise InputError(f"{gt_file}: annotation {ann['id']}: cannot decode its segmentation ({err})") from err
-    if mask.shape != (img["height"], img["width"]):
-        raise InputError(f"{gt_file}: annotation {ann['id']}: its mask is {mask.shape[1]}x{mask.shape[0]}, "
-                         f"its image {img['width']}x{img['height']}")
-    return mask
+        return decode_mask(ann["segmentation"], img["height"], img["width"])
+    except ValueError as err:
+        raise InputError(f"{gt_file}: annotation {ann['id']}: {err}") from err
 
 
 def _read_label(path: Path, img: dict) -> np.ndarray | None:

@@ -38,6 +38,7 @@ class RunInputs:
         images: the COCO ``images`` entries of ``OUT/coco/instances.json``.
         pseudo: pseudo annotations by image id.
         truth: true annotations by annotation id (empty without ``--gt``).
+        gt: the COCO file they come from (None without ``--gt``).
         palette: RGB per semantic label value (0 background, class + 1).
     """
 
@@ -47,6 +48,7 @@ class RunInputs:
     images: list[dict]
     pseudo: dict[int, list[dict]]
     truth: dict[int, dict] = field(default_factory=dict)
+    gt: Path | None = None
     palette: list[list[int]] = field(default_factory=list)
 
 
@@ -99,7 +101,7 @@ def read_run(out: Path, gt: Path | None = None) -> RunInputs:
         truth = _read_json(gt, "the gt file with the true masks")
         if not (isinstance(truth, dict) and all(isinstance(truth.get(k, []), list) for k in ("images", "annotations"))):
             raise InputError(f"gt {gt} is not a COCO file: an object with the lists 'images' and 'annotations'")
-        inputs.truth = {a["id"]: a for a in truth.get("annotations", [])
+        inputs.gt, inputs.truth = gt, {a["id"]: a for a in truth.get("annotations", [])
                         if isinstance(a, dict) and "segmentation" in a and "id" in a}
         ours = {a["id"] for anns in pseudo.values() for a in anns}
         listed = [i for i in truth.get("images", []) if isinstance(i, dict) and {"id", "file_name"} <= i.keys()
@@ -168,6 +170,17 @@ def _load_arrays(inputs: RunInputs, info: dict) -> tuple:
     return saved, records, image, label
 
 
+def _true_mask(inputs: RunInputs, ann_id: int, height: int, width: int) -> np.ndarray | None:
+    """The true mask of a pseudo annotation (None without one); ValueError naming the gt file."""
+    true = inputs.truth.get(ann_id)
+    if true is None:
+        return None
+    try:
+        return decode_mask(true.get("segmentation"), height, width)
+    except ValueError as err:
+        raise ValueError(f"{inputs.gt}: annotation {ann_id}: {err}") from err
+
+
 def _thumb(layout: RunLayout, name: str) -> str:
     """A thumbnail's address as the page names it: relative to the report folder."""
     return (layout.report_thumbs / name).relative_to(layout.report_dir).as_posix()
@@ -200,8 +213,7 @@ def image_entry(inputs: RunInputs, info: dict, key: str) -> dict:
         mask = masks[k]
         x1, y1, x2, y2 = (float(v) for v in box)
         area, box_area = int(mask.sum()), max((x2 - x1) * (y2 - y1), 1e-6)
-        true = inputs.truth.get(ann_id)
-        true_mask = decode_mask(true["segmentation"], height, width) if true else None
+        true_mask = _true_mask(inputs, ann_id, height, width)
         thumb = _thumb(inputs.layout, f"{prefix}-box{ann_id}.png")
         save_png(report_dir / thumb, box_view(image, saved["maps"][k], box, mask, true_mask))
         entry["rows"].append({
