@@ -222,6 +222,30 @@ def test_scores_only_against_the_images_the_labels_were_made_from(small, tmp_pat
     assert "stale" in capsys.readouterr().out
 
 
+
+def test_report_checks_the_truth_images_where_gt_img_dir_says(small, tmp_path, capsys):
+    """As evaluate: a gt file away from its images is scored with a note; --gt-img-dir finds them."""
+    data, ann = small
+    ann_path = _write(data, ann)
+    out = tmp_path / "out"
+    assert _generate(ann_path, data / "images", out, "--no-crf") == 0
+    alone = tmp_path / "elsewhere" / "annotations.json"
+    alone.parent.mkdir()
+    shutil.copy(ann_path, alone)
+    other = _same_shape_other_dataset(data, ann, tmp_path)
+    for command in (["report", str(out)], ["evaluate", "--pred", str(out)]):
+        capsys.readouterr()
+        assert main([*command, "--gt", str(alone)]) == 0
+        assert "could not be compared by content" in capsys.readouterr().err
+        assert main([*command, "--gt", str(alone), "--gt-img-dir", str(data / "images")]) == 0
+        assert "could not be compared" not in capsys.readouterr().err
+        assert main([*command, "--gt", str(alone), "--gt-img-dir", str(other.parent / "images")]) == 2
+        assert "different images" in capsys.readouterr().err
+        assert main([*command, "--gt", str(alone), "--gt-img-dir", str(tmp_path / "nowhere")]) == 2
+        assert "no such folder" in capsys.readouterr().err
+    assert main(["report", str(out), "--gt-img-dir", str(data / "images")]) == 2
+    assert "pass --gt too" in capsys.readouterr().err
+
 # 4. validation: numbers, options, output folders
 @pytest.mark.parametrize("edit, message", [
     (lambda a: a["annotations"][0].update(iscrowd=2), "'iscrowd' must be 0 or 1"),

@@ -148,6 +148,33 @@ def label_settings(args: argparse.Namespace) -> LabelSettings:
                          crf_bg_share=args.crf_bg_share, crf_max_pixels=args.crf_max_pixels)
 
 
+def add_gt_img_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt-img-dir", default=None,
+                        help="folder of --gt's images, compared by content with those the labels were made from "
+                             "(default: images/ beside --gt if there is one, else --gt's folder)")
+
+
+def gt_img_dir(args: argparse.Namespace) -> Path | None:
+    """``--gt-img-dir`` as a path, checked; None when not given."""
+    from ..errors import InputError
+
+    if args.gt_img_dir is None:
+        return None
+    if not Path(args.gt_img_dir).is_dir():
+        raise InputError(f"--gt-img-dir {args.gt_img_dir}: no such folder")
+    return Path(args.gt_img_dir)
+
+
+def print_unchecked(unchecked: int, gt: Path, folder: Path) -> None:
+    """The note that some of ``gt``'s images could not be compared by content."""
+    import sys
+
+    if unchecked:
+        print(f"note: {unchecked} image(s) of {gt} could not be compared by content with those the labels were "
+              f"made from (no file under {folder}, or no record in the maps); pass --gt-img-dir to check them",
+              file=sys.stderr)
+
+
 def print_summary(summary: dict, out: Path) -> None:
     """What a run labelled and what failed (the first ten), as ``generate`` and ``labels`` print it."""
     layout = RunLayout(out)

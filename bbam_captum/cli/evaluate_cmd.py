@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from ._common import add_gt_img_dir_arg, gt_img_dir, print_unchecked
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -13,9 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "OUT/eval.json.")
     parser.add_argument("--pred", required=True, help="output folder of 'bbam-captum generate'")
     parser.add_argument("--gt", required=True, help="COCO file with the true instance masks")
-    parser.add_argument("--gt-img-dir", default=None,
-                        help="folder of --gt's images, compared by content with those the labels were made from "
-                             "(default: images/ beside --gt if there is one, else --gt's folder)")
+    add_gt_img_dir_arg(parser)
     return parser
 
 
@@ -29,18 +28,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"not found: {layout.coco_instances} (is --pred the output folder of 'bbam-captum generate'?)")
     if not Path(args.gt).is_file():
         raise InputError(f"not found: {args.gt}")
-    gt_img_dir = None if args.gt_img_dir is None else Path(args.gt_img_dir)
-    if gt_img_dir is not None and not gt_img_dir.is_dir():
-        raise InputError(f"--gt-img-dir {gt_img_dir}: no such folder")
+    images = gt_img_dir(args)
     from ..metrics.pseudo_labels import evaluate_pseudo_labels, gt_image_folder  # after the checks (torch)
     from ..pipeline.generate import recorded_image_digests
     from ..utils.atomic import write_json_atomic
 
-    scores = evaluate_pseudo_labels(pred, args.gt, recorded_image_digests(pred), gt_img_dir)
-    if scores["images_unchecked"]:
-        print(f"note: {scores['images_unchecked']} image(s) of {args.gt} could not be compared by content with "
-              f"those the labels were made from (no file under {gt_image_folder(Path(args.gt), gt_img_dir)}, or no "
-              "record in the maps); pass --gt-img-dir to check them", file=sys.stderr)
+    scores = evaluate_pseudo_labels(pred, args.gt, recorded_image_digests(pred), images)
+    print_unchecked(scores["images_unchecked"], Path(args.gt), gt_image_folder(Path(args.gt), images))
     write_json_atomic(layout.eval_file, scores, indent=1)
     print(f"{'metric':<28}{'value':>8}")
     for key in ("objects", "instance_miou", "semantic_miou", "semantic_miou_labelled", "ignored_fraction"):

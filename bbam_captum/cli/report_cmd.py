@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import add_gt_img_dir_arg, gt_img_dir, print_unchecked
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..report.flags import FlagSettings
@@ -16,6 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "is written; images whose inputs did not change reuse their thumbnails.")
     parser.add_argument("out", help="the output folder of 'bbam-captum generate'")
     parser.add_argument("--gt", default=None, help="COCO file with the true masks: adds each mask's IoU")
+    add_gt_img_dir_arg(parser)
     parser.add_argument("--open", action="store_true", help="open the page in the default browser")
     parser.add_argument("--full-fill", type=float, default=d.full_fill,
                         help=f"flag masks covering more than this share of their box (default: {d.full_fill})")
@@ -45,9 +48,16 @@ def run(args: argparse.Namespace) -> int:
     check_output_subfolders(out)
     if args.gt is not None and not Path(args.gt).is_file():
         raise InputError(f"--gt file not found: {args.gt}")
+    images = gt_img_dir(args)
+    if images is not None and args.gt is None:
+        raise InputError("--gt-img-dir names the images of --gt: pass --gt too")
     flags = FlagSettings(full_fill=args.full_fill, empty_fill=args.empty_fill, claimed=args.claimed,
                          covers=args.covers, min_positives=args.min_positives, odd_fill=args.odd_fill)
-    result = build_report(out, args.gt, flags, show_progress=True)
+    result = build_report(out, args.gt, flags, show_progress=True, gt_img_dir=images)
+    if args.gt is not None:
+        from ..metrics.pseudo_labels import gt_image_folder
+
+        print_unchecked(result["images_unchecked"], Path(args.gt), gt_image_folder(Path(args.gt), images))
     print(f"report of {result['images']} images, {result['boxes']} boxes ({result['flagged']} flagged); "
           f"{result['drawn']} images drawn anew, the rest from the cache; {result['seconds']:.1f} s")
     if recall := result["flag_recall"]:

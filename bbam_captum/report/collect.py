@@ -39,6 +39,8 @@ class RunInputs:
         pseudo: pseudo annotations by image id.
         truth: true annotations by annotation id (empty without ``--gt``).
         gt: the COCO file they come from (None without ``--gt``).
+        images_unchecked: images of ``gt`` whose content could not be compared with those the
+            maps were made from (no file found, or no record).
         palette: RGB per semantic label value (0 background, class + 1).
     """
 
@@ -49,6 +51,7 @@ class RunInputs:
     pseudo: dict[int, list[dict]]
     truth: dict[int, dict] = field(default_factory=dict)
     gt: Path | None = None
+    images_unchecked: int = 0
     palette: list[list[int]] = field(default_factory=list)
 
 
@@ -66,8 +69,9 @@ def _read_json(path: Path, what: str) -> dict:
         raise InputError(f"{path} is not valid JSON ({err})") from err
 
 
-def read_run(out: Path, gt: Path | None = None) -> RunInputs:
-    """Reads a run's settings, pseudo masks and palette (and the true masks of ``gt``).
+def read_run(out: Path, gt: Path | None = None, gt_img_dir: Path | None = None) -> RunInputs:
+    """Reads a run's settings, pseudo masks and palette (and the true masks of ``gt``, whose images
+    lie in ``gt_img_dir``; see :func:`~bbam_captum.metrics.pseudo_labels.gt_image_folder`).
 
     Raises:
         InputError: ``out`` is not a finished ``generate`` run, ``gt`` is missing, unreadable
@@ -106,7 +110,8 @@ def read_run(out: Path, gt: Path | None = None) -> RunInputs:
         ours = {a["id"] for anns in pseudo.values() for a in anns}
         listed = [i for i in truth.get("images", []) if isinstance(i, dict) and {"id", "file_name"} <= i.keys()
                   and isinstance(i["file_name"], str)]
-        check_image_content(recorded_image_digests(out), listed, gt)  # masks of other pictures would mislead
+        # masks of other pictures would mislead
+        inputs.images_unchecked = check_image_content(recorded_image_digests(out), listed, gt, gt_img_dir)
         if ours and not ours & inputs.truth.keys():
             raise InputError(f"{gt} has no masks for any annotation id of {layout.coco_instances}: "
                              "pass the COCO file the boxes came from, with its true masks")
