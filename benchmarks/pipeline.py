@@ -34,11 +34,13 @@ Writes ``DIR/pipeline_{NAME}.json`` (rows: ``label_source``, ``seed``, ``semanti
 ``mask_ap``, ``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_{NAME}_meta.json`` and
 ``DIR/pipeline_{NAME}.md`` (mean and spread over seeds per source); data, labels and training
 runs go to ``DIR/work/{NAME}``. Everything resumes: maps per image, each training run once its
-result file exists, so invocations with other ``--seeds`` add to one table.
+result file exists and its inputs (config, label files, detector weights) are unchanged, so
+invocations with other ``--seeds`` add to one table.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -55,7 +57,7 @@ from mmengine.config import Config
 
 from bbam_captum import BBAM, BBAMSettings, load_detector
 from bbam_captum.detectors import MMDetTwoStageAdapter
-from bbam_captum.io import load_coco_image, read_image
+from bbam_captum.io import file_digest, load_coco_image, read_image
 from bbam_captum.labels import LabelSettings
 from bbam_captum.pipeline import RunLayout, compute_maps, read_coco, write_labels
 from bbam_captum.pipeline.coco_input import CocoInput
@@ -252,17 +254,23 @@ def _val_records(work_dir: Path) -> list[dict]:
 
 def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run_dir: Path,
           checkpoint: Path, seed: int, seed_threshold: float | None = None) -> dict:
-    """One ``mim train`` run (skipped when its result exists); returns its metrics and minutes."""
+    """One ``mim train`` run; returns its metrics and minutes. A finished run is reused only when
+    its inputs are the same (:func:`training_key`): other labels, iterations or a retrained
+    detector in the same ``--out`` train anew."""
     result_file = run_dir / "result.json"
-    if result_file.is_file():
-        return json.loads(result_file.read_text())
     work_dir = run_dir / "work_dir"
-    shutil.rmtree(work_dir, ignore_errors=True)  # an interrupted run restarts from scratch
+    config_text = _train_config(kind, labels.resolve(), Split(val.ann.resolve(), val.images.resolve()),
+                                val_labels.resolve(), iters, work_dir.resolve(), checkpoint.resolve(), seed,
+                                seed_threshold)
+    key = training_key(kind, config_text, labels, checkpoint)
+    if result_file.is_file():
+        result = json.loads(result_file.read_text())
+        if result.get("key") == key:
+            return result
+    shutil.rmtree(work_dir, ignore_errors=True)  # an interrupted or outdated run restarts from scratch
     work_dir.mkdir(parents=True)
     config = run_dir / "config.py"
-    config.write_text(_train_config(kind, labels.resolve(), Split(val.ann.resolve(), val.images.resolve()),
-                                    val_labels.resolve(), iters, work_dir.resolve(), checkpoint.resolve(), seed,
-                                    seed_threshold))
+    config.write_text(config_text)
     command = [str(Path(sys.executable).parent / "mim"), "train", "mmseg" if kind == "seg" else "mmdet", str(config)]
     start = time.perf_counter()
     with open(run_dir / "train.log", "w") as log:
@@ -279,8 +287,22 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
         result = {"mask_ap": scalars["coco/segm_mAP"], "mask_ap50": scalars["coco/segm_mAP_50"],
                   "mask_ap50_curve": [[r.get("step"), r["coco/segm_mAP_50"]] for r in records],
                   "inst_train_minutes": round(minutes, 2)}
-    write_json_atomic(result_file, result)
+    write_json_atomic(result_file, {**result, "key": key})
     return result
+
+
+def training_key(kind: str, config_text: str, labels: Path, checkpoint: Path) -> str:
+    """A hash of everything a training run reads: its config (iterations, seed, val split, paths),
+    the label files it trains on and the detector's weights it starts from."""
+    layout = RunLayout(labels)
+    if kind == "seg":
+        files = [layout.seg_split, *sorted(layout.seg_labels_dir.glob("*.png"))]
+    else:
+        files = [layout.coco_instances]
+    digest = hashlib.sha256(config_text.encode())
+    for path in [*files, checkpoint]:
+        digest.update(path.name.encode() + b"\0" + file_digest(path).encode())
+    return digest.hexdigest()[:16]
 
 
 METRICS = ("semantic_miou", "mask_ap", "mask_ap50")

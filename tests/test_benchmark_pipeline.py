@@ -34,6 +34,12 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
     main(args)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/shapes/runs/*/result.json")} == stamps
 
+    # other iterations in the same --out train anew instead of reusing the 2-iteration results
+    main([*args, "--sources", "gt", "--iters", "3"])
+    for run in ("gt_seg_s0", "gt_inst_s0"):
+        assert (runs / run / "work_dir" / "iter_3.pth").is_file()
+        assert (runs / run / "result.json").stat().st_mtime_ns != stamps[runs / run / "result.json"]
+
 
 def test_unknown_label_source_is_refused(tmp_path):
     with pytest.raises(SystemExit):

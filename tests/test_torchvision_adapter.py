@@ -251,6 +251,23 @@ def test_generate_labels_from_python(synth_pair, tmp_path):
     again = generate_labels(adapter, data / "annotations.json", data / "images", out, fast_labels,
                             show_progress=False, steps=2, num_proposals=16)
     assert again["images_computed_this_run"] == 0 and not again["failures"]
+    # another optimiser (an extension point) makes other maps: not reused as the method's, and back
+    from bbam_captum import BBAM
+    from bbam_captum.attr.bbam import optimise_masks
+    from bbam_captum.pipeline import relabel
+
+    def counted_optimiser(*args, **kwargs):
+        return optimise_masks(*args, **kwargs)
+
+    custom = BBAM(adapter, optimise_masks=counted_optimiser)
+    assert BBAM(adapter).extensions == {} and set(custom.extensions) == {"optimise_masks"}
+    other = generate_labels(custom, data / "annotations.json", data / "images", out, fast_labels,
+                            show_progress=False, steps=2, num_proposals=16)
+    assert other["images_computed_this_run"] == 2
+    assert json.loads((out / "run.json").read_text())["bbam_extensions"] == custom.extensions
+    assert not relabel(out, fast_labels, show_progress=False)["failures"]  # the keys as run.json names them
+    assert generate_labels(adapter, data / "annotations.json", data / "images", out, fast_labels, show_progress=False,
+                           steps=2, num_proposals=16)["images_computed_this_run"] == 2
     with torch.no_grad():
         adapter.model.roi_heads.box_predictor.cls_score.bias.add_(1.0)
     try:

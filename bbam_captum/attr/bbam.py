@@ -180,6 +180,17 @@ class BBAM(PerturbationAttribution):
         self.estimate_step_memory = estimate_step_memory
         self.optimise_masks = optimise_masks
 
+    @property
+    def extensions(self) -> dict[str, str]:
+        """The extension points set to other callables than the method's own, each named by its
+        module and qualified name; empty for BBAM as published. The pipeline keys saved maps by
+        it, so that maps made with, say, another optimiser are not reused as the method's (a
+        callable changed under the same name needs ``force``)."""
+        own = {"select_positives": select_positives, "estimate_step_memory": estimate_step_memory,
+               "optimise_masks": optimise_masks}
+        return {name: f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__qualname__)}"
+                for name, default in own.items() if (fn := getattr(self, name)) is not default}
+
     @torch.enable_grad()
     @log_usage(part_of_slo=True)
     def attribute(  # type: ignore[override]

@@ -191,12 +191,12 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     if rank != 0:
         return None
     info = {"ann": str(Path(ann_file).resolve()), "img_dir": str(img_dir.resolve()), **(run_info or {}),
-            "bbam_settings": asdict(bbam_settings), "detector_digest": digest,
+            "bbam_settings": asdict(bbam_settings), "detector_digest": digest, "bbam_extensions": bbam.extensions,
             "class_names": list(bbam.adapter.class_names), "categories_by_order": categories_by_order,
             "world_size": world_size}
     write_json_atomic(RunLayout(out).run_file, info, indent=1)
     run_stats = {"images_computed_this_run": done,
                  "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
     return write_labels(out, coco, img_dir, labels, bbam.adapter.class_names, bbam_settings, run_stats,
-                        fingerprint=run_fingerprint(bbam_settings, digest), workers=label_workers,
+                        fingerprint=run_fingerprint(bbam_settings, digest, bbam.extensions), workers=label_workers,
                         show_progress=show_progress)

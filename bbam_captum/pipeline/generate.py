@@ -69,10 +69,14 @@ def maps_key(item: ImageItem, image_digest: str, fingerprint: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def run_fingerprint(settings: BBAMSettings, detector_digest: str) -> str:
+def run_fingerprint(settings: BBAMSettings, detector_digest: str, extensions: Mapping[str, str] | None = None) -> str:
     """The part of every key shared by all images of a run: every BBAM setting's value, defaults
-    included (as ``run.json`` records them), and the detector."""
-    return json.dumps({"bbam": asdict(settings), "detector": detector_digest}, sort_keys=True)
+    included (as ``run.json`` records them), the detector, and BBAM's extension points where they
+    are not the method's own (:attr:`BBAM.extensions <bbam_captum.BBAM.extensions>`)."""
+    run = {"bbam": asdict(settings), "detector": detector_digest}
+    if extensions:  # absent for the method itself, so that its keys stay as they were
+        run["extensions"] = dict(extensions)
+    return json.dumps(run, sort_keys=True)
 
 
 def npz_key(arrays: Mapping[str, np.ndarray]) -> str | None:
@@ -216,7 +220,7 @@ def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings
     settings = BBAMSettings() if settings is None else settings
     layout = RunLayout(out)
     layout.maps_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = run_fingerprint(settings, detector_digest)
+    fingerprint = run_fingerprint(settings, detector_digest, bbam.extensions)
     mine = coco.items[rank::world_size]
     digests = {item.image_id: image_digest(item, img_dir) for item in mine}
     keys = {i: None if d is None else maps_key(item, d, fingerprint) for (i, d), item in zip(digests.items(), mine)}

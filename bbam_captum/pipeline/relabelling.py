@@ -52,6 +52,7 @@ def relabel(out: str | Path, labels: LabelSettings | None = None, label_workers:
         class_names = tuple(info["class_names"])
         ann, img_dir = info["ann"], Path(info["img_dir"])
         bbam_settings = BBAMSettings(**info["bbam_settings"])
+        extensions = {str(k): str(v) for k, v in dict(info.get("bbam_extensions") or {}).items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise InputError(f"{run_file} is damaged ({err!r}): run generate again") from err
     # imported after the checks, so that the command line answers an input error before torch loads
@@ -60,6 +61,7 @@ def relabel(out: str | Path, labels: LabelSettings | None = None, label_workers:
     from .writers import write_labels
 
     coco = read_coco(ann, class_names, by_order=bool(info.get("categories_by_order", False)))
-    fingerprint = run_fingerprint(bbam_settings, info["detector_digest"]) if "detector_digest" in info else None
+    fingerprint = (run_fingerprint(bbam_settings, info["detector_digest"], extensions)
+                   if "detector_digest" in info else None)
     return write_labels(layout.root, coco, img_dir, LabelSettings() if labels is None else labels, class_names,
                         bbam_settings, fingerprint=fingerprint, workers=label_workers, show_progress=show_progress)
