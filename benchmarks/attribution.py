@@ -33,6 +33,7 @@ from bbam_captum.io import load_coco_image  # noqa: E402
 from bbam_captum.labels import LabelSettings, instance_masks, refine_masks, segment_pools, smooth_maps  # noqa: E402
 from bbam_captum.labels.crf import crf_masks  # noqa: E402
 from bbam_captum.metrics import mask_iou  # noqa: E402
+from bbam_captum.pipeline.generate import map_cells  # noqa: E402
 from bbam_captum.utils.atomic import atomic_open  # noqa: E402
 from bbam_captum.detectors import MMDetTwoStageAdapter  # noqa: E402
 
@@ -59,9 +60,14 @@ def refined_masks(smoothed: torch.Tensor, boxes: torch.Tensor, threshold: float,
 def pipeline_masks(maps: torch.Tensor, boxes: torch.Tensor, image: torch.Tensor, share: float,
                    pools: list[np.ndarray]) -> np.ndarray:
     """The label pipeline's default chain on maps ``Tensor[K, 1, H, W]``: the dense CRF with
-    ``share`` certain foreground, then Eq. 4 where the pipeline refines: ``np.ndarray[K, H, W]`` bool."""
-    masks = crf_masks(maps[:, 0].numpy(), boxes.numpy(), np.ascontiguousarray(image.permute(1, 2, 0).numpy()), share)
-    return refine_masks(masks, boxes.tolist(), pools) if LabelSettings().refine else masks
+    ``share`` certain foreground, its prior blurred as the pipeline blurs maps without BBAM's records
+    (``crf_blur`` of the default stride rule's cells), then Eq. 4 where the pipeline refines:
+    ``np.ndarray[K, H, W]`` bool."""
+    settings = LabelSettings()
+    sigmas = settings.crf_blur * map_cells({"boxes": boxes.numpy()}, *image.shape[-2:])
+    masks = crf_masks(maps[:, 0].numpy(), boxes.numpy(), np.ascontiguousarray(image.permute(1, 2, 0).numpy()), share,
+                      blur_sigmas=sigmas)
+    return refine_masks(masks, boxes.tolist(), pools) if settings.refine else masks
 
 
 def scored_mask(map_: np.ndarray, box: torch.Tensor, row: dict) -> np.ndarray:

@@ -44,6 +44,7 @@ from bbam_captum.labels import CRFMasks, LabelSettings, pseudo_masks, semantic_l
 from bbam_captum.labels.crf import DenseCRFSettings, crf_grid, crf_masks
 from bbam_captum.labels.refine import refine_masks, segment_pools
 from bbam_captum.pipeline import RunLayout, read_coco
+from bbam_captum.pipeline.generate import map_cells
 from bbam_captum.synth import CLASSES, WORLDS
 from bbam_captum.utils.atomic import write_json_atomic
 
@@ -54,7 +55,8 @@ LARGE = 800
 BUDGETS = (0, 512 * 512)
 REFERENCE = "full resolution"  # the CRF every other is compared with: max_pixels=0
 
-CrfFn = Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
+#: ``(maps, boxes, image, top_share, blur_sigmas) -> masks``: a CRF compared here, with its own budget
+CrfFn = Callable[[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray], np.ndarray]
 
 
 def upscale(image: np.ndarray, maps: np.ndarray, true: np.ndarray, boxes: np.ndarray,
@@ -71,22 +73,23 @@ def upscale(image: np.ndarray, maps: np.ndarray, true: np.ndarray, boxes: np.nda
 
 
 def budgeted(budget: int) -> CrfFn:
-    """:func:`crf_masks` with ``max_pixels=budget`` and its default blur (the original's cell rule)."""
+    """:func:`crf_masks` with ``max_pixels=budget``."""
     settings = replace(DenseCRFSettings(), max_pixels=budget)
 
-    def crf(maps: np.ndarray, boxes: np.ndarray, image: np.ndarray, top_share: float) -> np.ndarray:
-        return crf_masks(maps, boxes, image, top_share, settings)
+    def crf(maps: np.ndarray, boxes: np.ndarray, image: np.ndarray, top_share: float,
+            blur_sigmas: np.ndarray) -> np.ndarray:
+        return crf_masks(maps, boxes, image, top_share, settings, blur_sigmas)
 
     return crf
 
 
 def as_chain_crf(fn: CrfFn) -> CRFMasks:
     """``fn`` as the label chain's CRF (:func:`pseudo_masks`' ``crf``): each CRF compared here brings
-    its own budget and blur, so the chain's CRF settings and blur widths are left aside."""
+    its own budget, so the chain's CRF settings are left aside; the blur widths are the chain's."""
 
     def crf(maps: np.ndarray, boxes: np.ndarray, image: np.ndarray, top_share: float, settings: DenseCRFSettings,
             blur_sigmas: np.ndarray) -> np.ndarray:
-        return fn(maps, boxes, image, top_share)
+        return fn(maps, boxes, image, top_share, blur_sigmas)
 
     return crf
 
@@ -109,12 +112,14 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
         true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = np.ascontiguousarray(read_image(ann.parent / "images" / item.file_name).permute(1, 2, 0).numpy())
         pools = segment_pools(image)
+        cells = map_cells(data, item.height, item.width)  # the label chain's blur: crf_blur of each map's cells
+        sigmas = settings.crf_blur * cells
         for name, s in small.items():
-            instance = s["timer"](maps, boxes, image, settings.crf_fg_share)
+            instance = s["timer"](maps, boxes, image, settings.crf_fg_share, sigmas)
             s["masks"].append(instance)
             s["crf"].add(instance, true, np.zeros_like(truth), truth, classes)
             s["crf + Eq. 4"].add(refine_masks(instance, boxes, pools), true, np.zeros_like(truth), truth, classes)
-            instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image, np.ones(len(boxes)),
+            instance, foreground, uncertain = pseudo_masks(maps, boxes, settings, image, cells,
                                                            crf=as_chain_crf(crfs[name]))
             label = semantic_label(foreground, uncertain, boxes, classes)
             s["default chain"].add(instance, true, label, truth, classes)
@@ -124,8 +129,9 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
         big, big_maps, big_true, big_boxes = upscale(image, maps, true, boxes, LARGE)
         pools = segment_pools(big)
         blank = np.zeros(big.shape[:2], np.uint8)  # no semantic score at this size
+        big_sigmas = sigmas * big.shape[0] / image.shape[0]  # the cells grow with the image
         for name, s in large.items():
-            instance = s["timer"](big_maps, big_boxes, big, settings.crf_fg_share)
+            instance = s["timer"](big_maps, big_boxes, big, settings.crf_fg_share, big_sigmas)
             s["masks"].append(instance)
             s["crf"].add(instance, big_true, blank, blank, classes)
             s["crf + Eq. 4"].add(refine_masks(instance, big_boxes, pools), big_true, blank, blank, classes)

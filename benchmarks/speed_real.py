@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
             "max_memory_mb": args.max_memory_mb or "auto", "seconds": round(run.seconds(), 1),
             "case_seconds": round(sum(c["seconds_measured"] for c in cases.values()), 1),
             "torch_threads": run.threads, "cases": list(cases.values())}
-    rows = summary_rows(cases, counts, device_name)
+    rows = summary_rows(cases, device_name)
     meta["reference_over_ours"] = _ratio(rows, "reference", "bbam")
     meta["ours_over_gradcam"] = _ratio(rows, "bbam", "gradcam")
     write_json_atomic(out / f"{args.name}.json", rows, indent=1)
@@ -369,7 +369,7 @@ def _mix_mean(cases: dict, method: str) -> float | None:
     return sum(w * cases[(size, method)]["seconds"] for size, w in weights.items()) / sum(weights.values())
 
 
-def summary_rows(cases: dict, counts: list[int], device: str) -> list[dict]:
+def summary_rows(cases: dict, device: str) -> list[dict]:
     """One row per method, like ``speed.json``'s: seconds per object over COCO's mix of sizes
     (for ``bbam`` over the boxes of the mixed images), peak memory the largest of its cases."""
     rows = []

@@ -43,11 +43,9 @@ from bbam_captum.pipeline.generate import map_cells
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
-from .harness import markdown_table, start_run, write_markdown
+from .harness import REPO, VAL_IMAGES, VAL_SEED, markdown_table, start_run, write_markdown
 from .metrics import mask_ious
 
-REPO = Path(__file__).resolve().parent.parent
-VAL_SEED, VAL_IMAGES = 1, 300
 WORLD_ASSETS = REPO / "bbam_captum" / "assets" / "worlds"
 
 # The label chains compared on every world; LabelSettings() is the pipeline's default.

@@ -121,7 +121,6 @@ def test_every_field_refuses_a_bad_value_by_name(field, value, message):
     with pytest.raises(ValueError) as err:
         BBAMSettings(**{field: value})
     assert message in str(err.value)
-    assert field in [f.name for f in dataclasses.fields(BBAMSettings)]
 
 
 def test_both_heads_off_is_refused():
