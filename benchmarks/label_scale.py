@@ -115,9 +115,10 @@ def score_world(world: str, out: Path, images: int, large_images: int, steps: di
                 instance = run["timer"](m, b, img, c)
                 run["masks"].append(instance)
                 run["score"].add(instance, t, blank, blank, classes)
-        print(f"[{world}] image {item.image_id}: " + ", ".join(
-            f"{name} {r['timer'].seconds / max(_boxes(r), 1):.2f} s/box" for name, r in runs["large"].items()),
-            flush=True)
+        if index < large_images:
+            print(f"[{world}] image {item.image_id} at {LARGE} px: " + ", ".join(
+                f"{name} {r['timer'].seconds / max(_boxes(r), 1):.2f} s/box" for name, r in runs["large"].items()),
+                flush=True)
     return {"world": world, "images": len(items), "large_images": min(large_images, len(items)),
             **{size: _summary(by_step) for size, by_step in runs.items()}}
 
