@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .crf import crf_masks
+from .crf import crf_mask_sets
 from .masks import instance_masks, smooth_maps
-from .refine import refine_masks, segment_pools
+from .refine import box_segment_pools, refine_masks
 from .settings import DenseCRFSettings, LabelSettings
 
 #: ``(maps, boxes, image, top_share, settings, blur_sigmas) -> masks``, as :func:`~bbam_captum.labels.crf.crf_masks`:
@@ -22,7 +22,7 @@ CRFMasks = Callable[[np.ndarray, np.ndarray, np.ndarray, float, DenseCRFSettings
 
 def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, image: np.ndarray | None,
                  cells: np.ndarray | Sequence[float] | None = None,
-                 crf: CRFMasks = crf_masks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 crf: CRFMasks | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Instance masks, foreground and uncertain claims of one image's boxes.
 
     Args:
@@ -34,7 +34,9 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, i
         crf (callable, optional): the dense CRF used with ``settings.crf``, called as
             ``crf(maps, boxes, image, top_share, crf_settings, blur_sigmas)`` once for the
             instance masks (``settings.crf_fg_share``) and once for the wider masks
-            (``settings.crf_bg_share``). Default: :func:`~bbam_captum.labels.crf.crf_masks`
+            (``settings.crf_bg_share``). Default (None): :func:`~bbam_captum.labels.crf.crf_masks`,
+            through :func:`~bbam_captum.labels.crf.crf_mask_sets` so that both masks share the
+            image's CRF set-up (the same masks as two calls).
 
     Returns:
         instance, foreground, uncertain: each np.ndarray[K, H, W] bool (uncertain: claimed
@@ -50,8 +52,12 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, i
             raise ValueError(f"the CRF blurs each map by its mask cells: cells must hold one size per box "
                              f"({len(boxes)}), got {None if cells is None else len(cells)}")
         sigmas = settings.crf_blur * np.asarray(cells, dtype=np.float64)
-        instance = crf(maps, boxes, image, settings.crf_fg_share, crf_settings, sigmas)
-        foreground, wider = instance, crf(maps, boxes, image, settings.crf_bg_share, crf_settings, sigmas)
+        shares = (settings.crf_fg_share, settings.crf_bg_share)
+        if crf is None:
+            instance, wider = crf_mask_sets(maps, boxes, image, shares, crf_settings, sigmas)
+        else:
+            instance, wider = (crf(maps, boxes, image, share, crf_settings, sigmas) for share in shares)
+        foreground = instance
     else:
         maps_t = smooth_maps(torch.from_numpy(maps)[:, None], settings.blur_sigma)
         boxes_t = torch.from_numpy(boxes)
@@ -59,7 +65,7 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, i
         foreground = instance_masks(maps_t, boxes_t, settings.theta_fg).numpy()
         wider = instance_masks(maps_t, boxes_t, settings.theta_bg).numpy()
     if settings.refine and len(boxes):
-        pools = segment_pools(image)
+        pools = box_segment_pools(image, boxes)  # a large image: segmented around its boxes only
         refined_instance = refine_masks(instance, boxes, pools)
         foreground = refined_instance if foreground is instance else refine_masks(foreground, boxes, pools)
         instance = refined_instance

@@ -115,18 +115,37 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
     Returns:
         np.ndarray[K, H, W] bool, each mask inside its box.
     """
+    return crf_mask_sets(maps, boxes, image, (top_share,), settings, blur_sigmas)[0]
+
+
+def crf_mask_sets(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], image: np.ndarray,
+                  top_shares: Sequence[float], settings: DenseCRFSettings = DenseCRFSettings(),
+                  blur_sigmas: np.ndarray | Sequence[float] | None = None) -> np.ndarray:
+    """:func:`crf_masks` for several top shares at once, the same masks as one call per share.
+
+    The image's part of the CRF (its pairwise terms, its grid and the guided upsampling) is
+    built once for all shares and boxes; each share's prior is still inferred on its own.
+
+    Args:
+        maps, boxes, image, settings, blur_sigmas: as :func:`crf_masks`.
+        top_shares (S floats): each as ``top_share`` of :func:`crf_masks`.
+
+    Returns:
+        np.ndarray[S, K, H, W] bool: the masks of each share, each inside its box.
+    """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if maps.ndim != 3 or len(maps) != len(boxes) or maps.shape[1:] != image.shape[:2]:
         raise ValueError(f"maps must be (K, H, W) with K = {len(boxes)} boxes and (H, W) = {image.shape[:2]}, "
                          f"got {maps.shape}")
-    if not 0.0 < top_share <= 1.0:
-        raise ValueError(f"top_share must be in (0, 1], got {top_share}")
+    if not all(0.0 < share <= 1.0 for share in top_shares):
+        raise ValueError(f"top_share must be in (0, 1], got {tuple(top_shares)}")
     if blur_sigmas is not None:
         blur_sigmas = np.asarray(blur_sigmas, dtype=np.float64).reshape(-1)
         if len(blur_sigmas) != len(boxes) or not np.all(np.isfinite(blur_sigmas) & (blur_sigmas >= 0)):
             raise ValueError(f"blur_sigmas must be {len(boxes)} finite numbers >= 0 (one per box), got {blur_sigmas}")
+    masks = np.zeros((len(top_shares), *maps.shape), dtype=bool)
     if not len(boxes):
-        return np.zeros(maps.shape, dtype=bool)
+        return masks
     h, w = image.shape[:2]
     if blur_sigmas is None:
         blur_sigmas = [adaptive_stride(torch.as_tensor(box), h, w) for box in boxes]
@@ -146,11 +165,11 @@ def crf_masks(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]], i
         def to_image(posterior: np.ndarray, extent: tuple[slice, slice]) -> np.ndarray:
             return upsample(posterior, settings.keep, extent)
     scale = grid[0] / h  # the grid keeps the image's aspect: one scale for both axes
-    masks = np.zeros(maps.shape, dtype=bool)
     for k, (map_, box, grid_box, sigma) in enumerate(zip(grid_maps, boxes, grid_boxes, blur_sigmas)):
         extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are needed
-        posterior = _crf_posterior(map_, grid_box, crf, top_share, settings, float(sigma) * scale)
-        masks[k][extent] = to_image(posterior, extent) > settings.keep
+        for s, share in enumerate(top_shares):
+            posterior = _crf_posterior(map_, grid_box, crf, share, settings, float(sigma) * scale)
+            masks[s, k][extent] = to_image(posterior, extent) > settings.keep
     return masks
 
 
