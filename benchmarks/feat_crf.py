@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
             results[world] = json.loads(cache.read_text())["scores"]
             continue
         results[world] = score_world(world, args.out, args.images, variants)
+        cache.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(cache, {"key": key, "scores": results[world]})
     picks = leave_one_world_out(results) if len(results) > 1 else {}
     meta = run.meta()
