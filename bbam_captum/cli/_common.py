@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from ..attr.settings import BBAMSettings
@@ -167,8 +168,6 @@ def gt_img_dir(args: argparse.Namespace) -> Path | None:
 
 def print_unchecked(unchecked: int, gt: Path, folder: Path) -> None:
     """The note that some of ``gt``'s images could not be compared by content."""
-    import sys
-
     if unchecked:
         print(f"note: {unchecked} image(s) of {gt} could not be compared by content with those the labels were "
               f"made from (no file under {folder}, or no record in the maps); pass --gt-img-dir to check them",
