@@ -241,8 +241,9 @@ def test_report_checks_the_truth_images_where_gt_img_dir_says(small, tmp_path, c
         assert "could not be compared" not in capsys.readouterr().err
         assert main([*command, "--gt", str(alone), "--gt-img-dir", str(other.parent / "images")]) == 2
         assert "different images" in capsys.readouterr().err
-        assert main([*command, "--gt", str(alone), "--gt-img-dir", str(tmp_path / "nowhere")]) == 2
-        assert "no such folder" in capsys.readouterr().err
+        for folder, message in ((tmp_path / "nowhere", "no such folder"), (alone, "is a file"), ("", "is empty")):
+            assert main([*command, "--gt", str(alone), "--gt-img-dir", str(folder)]) == 2
+            assert message in capsys.readouterr().err
     assert main(["report", str(out), "--gt-img-dir", str(data / "images")]) == 2
     assert "pass --gt too" in capsys.readouterr().err
 

@@ -161,9 +161,14 @@ def gt_img_dir(args: argparse.Namespace) -> Path | None:
 
     if args.gt_img_dir is None:
         return None
-    if not Path(args.gt_img_dir).is_dir():
-        raise InputError(f"--gt-img-dir {args.gt_img_dir}: no such folder")
-    return Path(args.gt_img_dir)
+    folder = Path(args.gt_img_dir)
+    if not args.gt_img_dir.strip():  # Path("") is the current folder: almost surely an unset variable
+        raise InputError("--gt-img-dir is empty: give the folder of --gt's images")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--gt-img-dir {folder} is a file, not the folder of --gt's images")
+    if not folder.is_dir():
+        raise InputError(f"--gt-img-dir {folder}: no such folder")
+    return folder
 
 
 def print_unchecked(unchecked: int, gt: Path, folder: Path) -> None:
