@@ -123,7 +123,7 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
                                                            crf=as_chain_crf(crfs[name]))
             label = semantic_label(foreground, uncertain, boxes, classes)
             s["default chain"].add(instance, true, label, truth, classes)
-        if sum(len(m) for m in large[next(iter(large))]["masks"]) >= large_boxes:
+        if boxes_seen(large[next(iter(large))]) >= large_boxes:
             continue
         large_images += 1
         big, big_maps, big_true, big_boxes = upscale(image, maps, true, boxes, LARGE)
@@ -136,27 +136,32 @@ def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs:
             s["crf"].add(instance, big_true, blank, blank, classes)
             s["crf + Eq. 4"].add(refine_masks(instance, big_boxes, pools), big_true, blank, blank, classes)
         print(f"[{world}] image {item.image_id}: " + ", ".join(
-            f"{name} {s['timer'].seconds / _boxes(s):.2f} s/box" for name, s in large.items()), flush=True)
+            f"{name} {s['timer'].seconds / boxes_seen(s):.2f} s/box" for name, s in large.items()), flush=True)
     return {"world": world, "images": len(coco.items), "large_images": large_images,
             "small": _summary(small, semantic=True), "large": _summary(large, semantic=False) if large_images else {}}
 
 
-def _boxes(run: dict) -> int:
-    """The boxes a CRF's timer has seen: one mask each."""
+def boxes_seen(run: dict) -> int:
+    """The boxes a run's timer has seen: its ``masks`` hold one mask each."""
     return sum(len(masks) for masks in run["masks"])
+
+
+def agreement(masks: list[np.ndarray], reference: list[np.ndarray]) -> tuple[float, bool]:
+    """Mean IoU of each box's mask with the reference's (per image ``(K, H, W)`` bool; NaN
+    without boxes), and whether every mask is the same."""
+    ious = [float((a & b).sum() / max((a | b).sum(), 1)) for m, r in zip(masks, reference) for a, b in zip(m, r)]
+    return (float(np.mean(ious)) if ious else float("nan")), all(np.array_equal(m, r) for m, r in zip(masks, reference))
 
 
 def _summary(runs: dict[str, dict], semantic: bool) -> dict[str, dict]:
     reference = runs[REFERENCE]["masks"]
     out = {}
     for name, s in runs.items():
-        agree = [float((a & b).sum() / max((a | b).sum(), 1))
-                 for m, r in zip(s["masks"], reference) for a, b in zip(m, r)]
-        row = {"boxes": _boxes(s), "seconds_per_box": s["timer"].seconds / max(_boxes(s), 1),
+        mean_iou, identical = agreement(s["masks"], reference)
+        row = {"boxes": boxes_seen(s), "seconds_per_box": s["timer"].seconds / max(boxes_seen(s), 1),
                "crf_instance_miou": s["crf"].result()["instance_miou"],
                "crf_eq4_instance_miou": s["crf + Eq. 4"].result()["instance_miou"],
-               "iou_with_full_resolution": float(np.mean(agree)),
-               "identical_to_full_resolution": all(np.array_equal(m, r) for m, r in zip(s["masks"], reference))}
+               "iou_with_full_resolution": mean_iou, "identical_to_full_resolution": identical}
         if semantic:
             chain = s["default chain"].result()
             row |= {"chain_instance_miou": chain["instance_miou"], "chain_semantic_miou": chain["semantic_miou"]}

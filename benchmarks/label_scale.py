@@ -41,7 +41,7 @@ from bbam_captum.pipeline.generate import map_cells
 from bbam_captum.synth import CLASSES, WORLDS
 from bbam_captum.utils.atomic import write_json_atomic
 
-from .crf_scale import upscale
+from .crf_scale import agreement, boxes_seen, upscale
 from .harness import Timed, markdown_table, start_run, write_markdown
 from .worlds import _first_images, _Score, _truth, detector_files, val_split
 
@@ -117,26 +117,20 @@ def score_world(world: str, out: Path, images: int, large_images: int, steps: di
                 run["score"].add(instance, t, blank, blank, classes)
         if index < large_images:
             print(f"[{world}] image {item.image_id} at {LARGE} px: " + ", ".join(
-                f"{name} {r['timer'].seconds / max(_boxes(r), 1):.2f} s/box" for name, r in runs["large"].items()),
+                f"{name} {r['timer'].seconds / max(boxes_seen(r), 1):.2f} s/box" for name, r in runs["large"].items()),
                 flush=True)
     return {"world": world, "images": len(items), "large_images": min(large_images, len(items)),
             **{size: _summary(by_step) for size, by_step in runs.items()}}
-
-
-def _boxes(run: dict) -> int:
-    return sum(len(masks) for masks in run["masks"])
 
 
 def _summary(runs: dict[str, dict]) -> dict[str, dict]:
     reference = next(iter(runs.values()))["masks"]
     out = {}
     for name, run in runs.items():
-        agree = [float((a & b).sum() / max((a | b).sum(), 1))
-                 for m, r in zip(run["masks"], reference) for a, b in zip(m, r)]
-        out[name] = {"boxes": _boxes(run), "seconds_per_box": run["timer"].seconds / max(_boxes(run), 1),
+        mean_iou, identical = agreement(run["masks"], reference)
+        out[name] = {"boxes": boxes_seen(run), "seconds_per_box": run["timer"].seconds / max(boxes_seen(run), 1),
                      "instance_miou": run["score"].result()["instance_miou"] if run["masks"] else None,
-                     "mean_iou_with_first": float(np.mean(agree)) if agree else None,
-                     "same_masks_as_first": all(np.array_equal(m, r) for m, r in zip(run["masks"], reference))}
+                     "mean_iou_with_first": mean_iou, "same_masks_as_first": identical}
     return out
 
 
