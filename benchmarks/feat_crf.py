@@ -247,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worlds", nargs="+", default=["shapes", "camouflage", "photo"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args(argv)
+    if args.images < 1:
+        parser.error(f"--images must be >= 1, got {args.images}")
     run = start_run("benchmarks.feat_crf", argv, threads=1)
     variants = {v: VARIANTS[v] for v in dict.fromkeys(["rgb (default)", *args.variants])}
     results = {}

@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=12, help="val images per world at 192 px (default: 12)")
     parser.add_argument("--large-images", type=int, default=4, help=f"of them, at {LARGE} px (default: 4)")
     args = parser.parse_args(argv)
+    if args.images < 1 or args.large_images < 0:
+        parser.error(f"--images must be >= 1 and --large-images >= 0, got {args.images} and {args.large_images}")
     torch.set_num_threads(1)
     run = start_run("benchmarks.label_scale", argv)
     steps = {args.before_name: load_before(args.before)} if args.before else {}
