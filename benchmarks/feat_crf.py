@@ -153,7 +153,7 @@ class FeatureCRFMasks:
         masks = np.zeros(maps.shape, dtype=bool)
         for k, (map_, box, sigma) in enumerate(zip(maps, np.asarray(boxes, np.float64), blur_sigmas)):
             extent = _box_extent(box, h, w)
-            masks[k][extent] = _crf_posterior(map_, box, self.crf, top_share, settings, float(sigma))[extent] \
+            masks[k][extent] = _crf_posterior(map_, box, self.crf, top_share, settings, float(sigma), h * w)[extent] \
                 > settings.keep
         return masks
 

@@ -10,7 +10,12 @@ box with the world's own detector (BBAM's default settings); the maps are cached
 - at the split's own size (192 px): instance mIoU, all ``--images`` images;
 - at 800 px: the first ``--large-images`` images upscaled by 800 / 192 (image, maps and true
   masks, as ``benchmarks/crf_scale.py``; the maps' cells scaled alike): seconds per box on one
-  thread, and instance mIoU.
+  thread, and instance mIoU;
+- at 800 px drawn so (``--large-images`` scenes of the world drawn at 800 px, seed 1, indices from
+  10000): an upscaled image holds no detail past 192 px, so a step that works on a coarser grid
+  loses nothing there; these scenes have the world's texture and noise at every pixel. The
+  detector (trained at 192 px) explains the scene's area-downscale to 192 px; its maps are
+  upscaled to 800 px (cached under ``DIR/maps/WORLD_800_KEY``, keyed by the detector and BBAM's settings). Seconds per box and instance mIoU.
 
 ``--before CHECKOUT``: a checkout of the code to compare with (e.g. a git worktree of an earlier
 commit); its ``bbam_captum`` is loaded beside this one under another name, and both label steps
@@ -23,6 +28,7 @@ Writes ``DIR/label_scale.json`` and ``DIR/label_scale.md``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -34,21 +40,25 @@ import numpy as np
 import torch
 
 from bbam_captum import BBAM, BBAMSettings, load_detector
+from bbam_captum.detectors import detector_digest
 from bbam_captum.io import read_image
 from bbam_captum.labels import LabelSettings
 from bbam_captum.pipeline import RunLayout, compute_maps, read_coco
 from bbam_captum.pipeline.generate import map_cells
 from bbam_captum.synth import CLASSES, WORLDS
+from bbam_captum.synth.world import draw_image
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .crf_scale import agreement, boxes_seen, upscale
-from .harness import Timed, markdown_table, start_run, write_markdown
+from .harness import VAL_SEED, Timed, markdown_table, start_run, write_markdown
 from .worlds import _first_images, _Score, _truth, detector_files, val_split
 
 LARGE = 800
+NATIVE_FIRST_INDEX = 10000  # scenes drawn at LARGE px: indices past the val split's, never trained on
 BEFORE_PACKAGE = "bbam_captum_before"  # the name the --before checkout's package is loaded under
 
 #: ``(maps, boxes, image, cells) -> instance masks (K, H, W) bool``: one code's default label step.
+SIZES = ("native", "large", "small")  # drawn at 800 px, upscaled to 800 px, the split's own 192 px
 LabelStep = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -89,38 +99,78 @@ def world_maps(world: str, out: Path, images: int) -> tuple[Path, Path, list]:
     return ann, work, coco.items
 
 
+def native_scenes(world: str, out: Path, count: int) -> list[tuple[np.ndarray, ...]]:
+    """``count`` scenes of the world drawn at :data:`LARGE` px, each ``(image, maps, boxes, cells, true,
+    classes)``: maps from the detector on the scene's area-downscale to 192 px, upscaled (cached)."""
+    config = WORLDS[world]
+    factor = LARGE / config.image_size
+    bbam = BBAM(load_detector(*detector_files(world)))
+    # cached by what shapes the maps: the detector and BBAM's settings
+    key = hashlib.sha256(f"{detector_digest(bbam)} {BBAMSettings()!r}".encode()).hexdigest()[:12]
+    cache = out / "maps" / f"{world}_{LARGE}_{key}"
+    cache.mkdir(parents=True, exist_ok=True)
+    scenes = []
+    for index in range(NATIVE_FIRST_INDEX, NATIVE_FIRST_INDEX + count):
+        image, objects = draw_image(VAL_SEED, index, config.at_size(LARGE))
+        objects = [o for o in objects if o.mask.any()]
+        if not objects:
+            continue
+        true = np.stack([o.mask for o in objects])
+        classes = np.array([o.label for o in objects])
+        boxes = np.array([o.bbox_xyxy for o in objects], dtype=np.float64)
+        path = cache / f"{index}.npz"
+        if not path.is_file():
+            small = torch.nn.functional.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(),
+                                                    size=(config.image_size,) * 2, mode="area")[0]
+            maps, records = bbam.attribute(small, torch.from_numpy(boxes / factor).float(),
+                                           target=torch.from_numpy(classes), settings=BBAMSettings(),
+                                           return_records=True)
+            np.savez_compressed(path, maps=maps[:, 0].numpy(), cells=np.array([r.stride for r in records], float))
+        data = np.load(path)
+        maps = torch.nn.functional.interpolate(torch.from_numpy(data["maps"])[:, None], size=(LARGE, LARGE),
+                                               mode="bilinear", align_corners=False)[:, 0].numpy()
+        scenes.append((image, maps, boxes, data["cells"] * factor, true, classes))
+    return scenes
+
+
 def score_world(world: str, out: Path, images: int, large_images: int, steps: dict[str, LabelStep]) -> dict:
-    """Instance mIoU of each label step at 192 and 800 px, seconds per box at 800 px, and agreement
-    with the first step (the earlier code's where given)."""
+    """Instance mIoU of each label step at 192 px, at 800 px upscaled and at 800 px drawn so; seconds per
+    box at 800 px; agreement with the first step (the earlier code's where given)."""
     ann, work, items = world_maps(world, out, images)
     gt = json.loads(ann.read_text())
     class_of = dict(read_coco(ann, CLASSES).class_of_category)
     runs = {size: {name: {"score": _Score(CLASSES), "timer": Timed(fn), "masks": []} for name, fn in steps.items()}
-            for size in ("small", "large")}
+            for size in SIZES}
+
+    def run_steps(size: str, turn: int, image: np.ndarray, maps: np.ndarray, true: np.ndarray, boxes: np.ndarray,
+                  cells: np.ndarray, classes: np.ndarray) -> None:
+        blank = np.zeros(image.shape[:2], np.uint8)  # instance masks only: no semantic score
+        for name in list(steps) if turn % 2 == 0 else list(steps)[::-1]:  # turns: neither always runs first
+            run = runs[size][name]
+            instance = run["timer"](maps, boxes, image, cells)
+            run["masks"].append(instance)
+            run["score"].add(instance, true, blank, blank, classes)
+
     for index, item in enumerate(items):
         data = np.load(RunLayout(work).maps_file(item.image_id))
         maps, boxes, classes = data["maps"].astype(np.float32), data["boxes"], data["classes"]
         true, _ = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = np.ascontiguousarray(read_image(ann.parent / "images" / item.file_name).permute(1, 2, 0).numpy())
         cells = map_cells(data, item.height, item.width)
-        sizes = [("small", image, maps, true, boxes, cells)]
+        run_steps("small", index, image, maps, true, boxes, cells, classes)
         if index < large_images:
             big, big_maps, big_true, big_boxes = upscale(image, maps, true, boxes, LARGE)
-            sizes.append(("large", big, big_maps, big_true, big_boxes, cells * LARGE / image.shape[0]))
-        order = list(steps) if index % 2 == 0 else list(steps)[::-1]  # turns: neither always runs first
-        for size, img, m, t, b, c in sizes:
-            blank = np.zeros(img.shape[:2], np.uint8)  # instance masks only: no semantic score
-            for name in order:
-                run = runs[size][name]
-                instance = run["timer"](m, b, img, c)
-                run["masks"].append(instance)
-                run["score"].add(instance, t, blank, blank, classes)
-        if index < large_images:
-            print(f"[{world}] image {item.image_id} at {LARGE} px: " + ", ".join(
-                f"{name} {r['timer'].seconds / max(boxes_seen(r), 1):.2f} s/box" for name, r in runs["large"].items()),
-                flush=True)
+            run_steps("large", index, big, big_maps, big_true, big_boxes, cells * LARGE / image.shape[0], classes)
+            print(f"[{world}] image {item.image_id} upscaled to {LARGE} px: " + _speeds(runs["large"]), flush=True)
+    for index, (image, maps, boxes, cells, true, classes) in enumerate(native_scenes(world, out, large_images)):
+        run_steps("native", index, image, maps, true, boxes, cells, classes)
+        print(f"[{world}] scene {index + 1} drawn at {LARGE} px: " + _speeds(runs["native"]), flush=True)
     return {"world": world, "images": len(items), "large_images": min(large_images, len(items)),
-            **{size: _summary(by_step) for size, by_step in runs.items()}}
+            "native_images": large_images, **{size: _summary(by_step) for size, by_step in runs.items()}}
+
+
+def _speeds(by_step: dict[str, dict]) -> str:
+    return ", ".join(f"{name} {r['timer'].seconds / max(boxes_seen(r), 1):.2f} s/box" for name, r in by_step.items())
 
 
 def _summary(runs: dict[str, dict]) -> dict[str, dict]:
@@ -141,15 +191,17 @@ def write_report(path: Path, results: list[dict], meta: dict) -> str:
              f"{meta['minutes']} min. The whole default label step (`pseudo_masks` with `LabelSettings()`: both CRF "
              f"masks and Eq. 4), one thread beside other jobs; codes timed in turns on the same images in one "
              f"process. {meta['before_note']} 'IoU with {first}': mean IoU of each box's mask with {first}'s.", ""]
-    titles = (("large", f"{LARGE} px (the val images upscaled {LARGE}/192)"), ("small", "192 px (val split)"))
-    for size, title in titles:
-        lines += [f"## {title}", ""]
+    titles = {"native": f"{LARGE} px, scenes drawn at {LARGE} px", "large": f"{LARGE} px (the val images upscaled "
+              f"{LARGE}/192: no detail past 192 px)", "small": "192 px (val split)"}
+    counts = {"native": "native_images", "large": "large_images", "small": "images"}
+    for size in SIZES:
+        lines += [f"## {titles[size]}", ""]
         lines += markdown_table(
             ["world", "code", "images", "boxes", "s / box", "instance mIoU", f"IoU with {first}", "same masks"],
-            [[r["world"], name, r["large_images" if size == "large" else "images"], row["boxes"],
+            [[r["world"], name, r.get(counts[size], "-"), row["boxes"],
               f"{row['seconds_per_box']:.3f}", f"{row['instance_miou']:.4f}", f"{row['mean_iou_with_first']:.4f}",
               "yes" if row["same_masks_as_first"] else "no"]
-             for r in results for name, row in r[size].items()])
+             for r in results for name, row in r.get(size, {}).items()])
         lines.append("")
     return write_markdown(path, lines)
 
@@ -161,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before-name", default="before", help="its name in the report (e.g. its commit)")
     parser.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     parser.add_argument("--images", type=int, default=12, help="val images per world at 192 px (default: 12)")
-    parser.add_argument("--large-images", type=int, default=4, help=f"of them, at {LARGE} px (default: 4)")
+    parser.add_argument("--large-images", type=int, default=4, help=f"of them, at {LARGE} px; as many scenes drawn at {LARGE} px (default: 4)")
     args = parser.parse_args(argv)
     if args.images < 1 or args.large_images < 0:
         parser.error(f"--images must be >= 1 and --large-images >= 0, got {args.images} and {args.large_images}")

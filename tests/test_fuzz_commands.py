@@ -120,7 +120,7 @@ def cases(draw) -> dict:
                 "synth": ["--num-images", "--seed", "--image-size"],
                 "generate": ["--steps", "--context", "--l1-coef", "--theta-fg", "--label-workers", "--early-stop"],
                 "labels": ["--theta-fg", "--theta-bg", "--instance-thr", "--blur", "--crf-max-pixels",
-                           "--crf-fg-share", "--label-workers"],
+                           "--crf-fg-share", "--crf-window", "--label-workers"],
                 "evaluate": [None], "report": ["--full-fill", "--claimed", "--odd-fill", "--min-positives"],
                 "explain": ["--score-thr", "--steps", "--l1-coef"]}[command])),
             "value": draw(st.sampled_from(NUMBERS)),

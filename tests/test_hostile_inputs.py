@@ -331,6 +331,9 @@ def test_label_options_at_their_bounds(small, tmp_path, capsys):
     assert _generate(_write(data, ann), data / "images", out, "--no-crf") == 0
     assert main(["labels", "--out", str(out), "--crf-max-pixels", "1"]) == 2  # a 1-pixel CRF grid
     assert "crf_max_pixels" in capsys.readouterr().err
+    assert main(["labels", "--out", str(out), "--crf-window", "-1"]) == 2
+    assert "crf_window must lie in" in capsys.readouterr().err
+    assert main(["labels", "--out", str(out), "--crf-window", "0.01"]) == 0  # a window of a pixel past each box
     assert main(["labels", "--out", str(out), "--no-crf", "--blur", "100"]) == 0  # a blur wider than the image
     assert _summary(out)["images_labelled"] == 2
 

@@ -69,3 +69,41 @@ def test_a_segment_crossing_the_crop_border_is_never_a_candidate():
     crops = box_segment_pools(image, box, max_pixels=1, margin=0.0)
     assert all(np.isinf(pool.sizes[pool.labels[24, 30]]) for pool in crops)
     assert np.array_equal(refine_masks(mask, box, crops), mask)  # no candidate: the mask as it was
+
+
+def _corner_scene(size: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A grey image with a red square near its top-left corner, a blob map over it and a box around it."""
+    image = np.full((size, size, 3), 120, np.uint8)
+    image[20:40, 20:40] = (220, 30, 30)
+    yy, xx = np.mgrid[:size, :size]
+    maps = np.exp(-((yy - 30) ** 2 + (xx - 30) ** 2) / (2 * 6.0 ** 2)).astype(np.float32)[None]
+    return image, maps, np.array([[15.0, 15.0, 45.0, 45.0]])
+
+
+def test_a_window_over_the_whole_image_gives_the_whole_image_crf():
+    image, maps, boxes = _scene()  # 64 px: 3 kernel widths (240 px) past any box cover it
+    whole = crf_mask_sets(maps, boxes, image, (0.15, 0.8), DenseCRFSettings(window=0.0), [3.0, 4.0])
+    assert np.array_equal(crf_mask_sets(maps, boxes, image, (0.15, 0.8), DenseCRFSettings(), [3.0, 4.0]), whole)
+
+
+def test_pixels_past_a_box_window_do_not_reach_its_masks():
+    image, maps, boxes = _corner_scene()
+    changed = image.copy()
+    changed[120:, 120:] = (220, 30, 30)  # far away, the square's colour: background pulling on the square
+    narrow = DenseCRFSettings(window=0.25)  # 20 px past the box: rows and columns 0-65
+    masks = crf_masks(maps, boxes, image, 0.15, narrow, [3.0])
+    assert masks[0, 22:38, 22:38].all()
+    assert np.array_equal(crf_masks(maps, boxes, changed, 0.15, narrow, [3.0]), masks)
+    whole = DenseCRFSettings(window=0.0)  # the whole image's CRF: the far pixels take part
+    assert crf_masks(maps, boxes, changed, 0.15, whole, [3.0]).sum() < crf_masks(maps, boxes, image, 0.15, whole,
+                                                                                  [3.0]).sum()
+
+
+def test_a_small_box_is_told_by_the_image_not_by_its_window():
+    """A box under ``small_box`` of the image whose map gives no mask is retried from flat
+    probabilities; its window is far smaller than the image and must not make it a large box."""
+    image, _, boxes = _corner_scene()
+    empty = np.zeros((1, 200, 200), np.float32)  # no attribution: the map's prior gives no mask
+    settings = DenseCRFSettings(window=0.1)  # a 66 px window: the box is over 10 % of it, under 10 % of the image
+    masks = crf_masks(empty, boxes, image, 0.15, settings, [3.0])
+    assert masks[0, 22:38, 22:38].all()  # the retry found the square

@@ -136,6 +136,9 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                         help="with --crf: a larger image is inferred on a grid of about this many pixels, "
                              "its posteriors upsampled guided by its colours; 0: full resolution "
                              f"(default: {d.crf_max_pixels})")
+    parser.add_argument("--crf-window", type=float, default=d.crf_window,
+                        help="with --crf: each box's CRF sees the image within this many widths of the colour "
+                             f"kernel (80 px) of the box; 0: the whole image (default: {d.crf_window})")
 
 
 def label_settings(args: argparse.Namespace) -> LabelSettings:
@@ -146,7 +149,8 @@ def label_settings(args: argparse.Namespace) -> LabelSettings:
         raise InputError(f"--label-workers must be >= 1, got {args.label_workers}")
     return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
                          refine=args.refine, blur_sigma=args.blur, crf=args.crf, crf_fg_share=args.crf_fg_share,
-                         crf_bg_share=args.crf_bg_share, crf_max_pixels=args.crf_max_pixels)
+                         crf_bg_share=args.crf_bg_share, crf_max_pixels=args.crf_max_pixels,
+                         crf_window=args.crf_window)
 
 
 def add_gt_img_dir_arg(parser: argparse.ArgumentParser) -> None:

@@ -47,7 +47,7 @@ def pseudo_masks(maps: np.ndarray, boxes: np.ndarray, settings: LabelSettings, i
                          "or use crf=False, refine=False")
     maps = maps.astype(np.float32)
     if settings.crf:
-        crf_settings = DenseCRFSettings(max_pixels=settings.crf_max_pixels)
+        crf_settings = DenseCRFSettings(max_pixels=settings.crf_max_pixels, window=settings.crf_window)
         if cells is None or len(cells) != len(boxes):
             raise ValueError(f"the CRF blurs each map by its mask cells: cells must hold one size per box "
                              f"({len(boxes)}), got {None if cells is None else len(cells)}")

@@ -151,26 +151,57 @@ def crf_mask_sets(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]
         blur_sigmas = [adaptive_stride(torch.as_tensor(box), h, w) for box in boxes]
     grid = crf_grid(h, w, settings.max_pixels)
     if grid == (h, w):
-        crf, grid_maps, grid_boxes = _ImageCRF(image, settings), maps, boxes
+        scale_xy, grid_image, grid_maps, grid_boxes = (1.0, 1.0), image, maps, boxes
 
         def to_image(posterior: np.ndarray, extent: tuple[slice, slice]) -> np.ndarray:
             return posterior[extent]
     else:
-        sx, sy = grid[1] / w, grid[0] / h
+        scale_xy = (grid[1] / w, grid[0] / h)
         grid_image = _resize(image.transpose(2, 0, 1), grid).round().clip(0, 255).astype(np.uint8).transpose(1, 2, 0)
-        crf = _ImageCRF(grid_image, settings, (sx, sy))
-        grid_maps, grid_boxes = _resize(maps, grid), boxes * np.array([sx, sy, sx, sy])
+        grid_maps, grid_boxes = _resize(maps, grid), boxes * np.array([*scale_xy, *scale_xy])
         upsample = _GuidedUpsampling(image, grid_image, settings.bi_rgb_std)
 
         def to_image(posterior: np.ndarray, extent: tuple[slice, slice]) -> np.ndarray:
             return upsample(posterior, settings.keep, extent)
-    scale = grid[0] / h  # the grid keeps the image's aspect: one scale for both axes
+    windows = _CRFWindows(grid_image, settings, scale_xy)
     for k, (map_, box, grid_box, sigma) in enumerate(zip(grid_maps, boxes, grid_boxes, blur_sigmas)):
         extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are needed
+        rows, cols = window = windows.around(grid_box)
+        crf = windows.crf(window)
+        offset = np.array([cols.start, rows.start, cols.start, rows.start])
         for s, share in enumerate(top_shares):
-            posterior = _crf_posterior(map_, grid_box, crf, share, settings, float(sigma) * scale)
+            posterior = np.zeros(grid, dtype=np.float32)
+            posterior[window] = _crf_posterior(map_[window], grid_box - offset, crf, share, settings,
+                                               float(sigma) * scale_xy[1], grid[0] * grid[1])
             masks[s, k][extent] = to_image(posterior, extent) > settings.keep
     return masks
+
+
+class _CRFWindows:
+    """The CRFs a grid image's boxes are inferred with: the image's own, built once, for a box whose
+    window (``settings.window`` bilateral widths around it) covers the image, and one per window
+    otherwise (its pairwise terms cost in proportion to its pixels)."""
+
+    def __init__(self, image: np.ndarray, settings: DenseCRFSettings, xy_scale: tuple[float, float]) -> None:
+        self.image, self.settings, self.xy_scale = image, settings, xy_scale
+        self.whole: _ImageCRF | None = None
+        h, w = image.shape[:2]
+        self.all = (slice(0, h), slice(0, w))
+        # the kernel's width on the grid; 0 (no window) reaches past any image
+        reach = settings.window * settings.bi_xy_std
+        self.margin = int(np.ceil(reach * max(xy_scale))) if settings.window > 0 else h + w
+
+    def around(self, box: np.ndarray) -> tuple[slice, slice]:
+        """Rows and columns of the box's window on the grid."""
+        h, w = self.image.shape[:2]
+        return _box_extent(box, h, w, margin=self.margin)
+
+    def crf(self, window: tuple[slice, slice]) -> _ImageCRF:
+        if window == self.all:
+            if self.whole is None:
+                self.whole = _ImageCRF(self.image, self.settings, self.xy_scale)
+            return self.whole
+        return _ImageCRF(np.ascontiguousarray(self.image[window]), self.settings, self.xy_scale)
 
 
 class _GuidedUpsampling:
@@ -244,10 +275,11 @@ def _inside(box: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def _crf_posterior(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share: float,
-                   settings: DenseCRFSettings, sigma: float) -> np.ndarray:
-    """Foreground posterior (H, W) of the prior the box's mask is taken from (the map's, or a
-    small box's flat retry), on the CRF's grid; zero for a box with no pixel. ``sigma``: the
-    prior's blur in grid pixels."""
+                   settings: DenseCRFSettings, sigma: float, image_area: int) -> np.ndarray:
+    """Foreground posterior (h, w) of the prior the box's mask is taken from (the map's, or a
+    small box's flat retry), on the CRF's window of the grid (``map_`` and ``box`` in the window);
+    zero for a box with no pixel. ``sigma``: the prior's blur in grid pixels; ``image_area``: the
+    grid's pixels, which tell a small box."""
     h, w = map_.shape
     inside = _inside(box, h, w)
     area = int(inside.sum())
@@ -266,7 +298,7 @@ def _crf_posterior(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share:
         prior = prior / prior.max()
     posterior = crf.foreground(prior)
     mask = (posterior > settings.keep) & inside
-    if mask.sum() > settings.min_share * area or area > settings.small_box * h * w:
+    if mask.sum() > settings.min_share * area or area > settings.small_box * image_area:
         return posterior
     # a small box with too little foreground: start the CRF from a flat probability in the box
     for p in settings.retry_probs:

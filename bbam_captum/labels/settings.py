@@ -22,6 +22,9 @@ class DenseCRFSettings:
         max_pixels: an image with more pixels is inferred on a grid downscaled to about this
             many (its spatial kernel widths scaled alike) and the posteriors are upsampled
             guided by the image's colours; 0 always infers at full resolution.
+        window: each box is inferred on the part of the image (or grid) within this many
+            widths of the bilateral kernel (``bi_xy_std``) of the box, the whole image where
+            that reaches past it; 0: always the whole image.
     """
 
     iterations: int = 10
@@ -36,6 +39,9 @@ class DenseCRFSettings:
     retry_probs: tuple[float, ...] = (0.7, 0.8, 0.9, 0.95, 0.96)
     retry_share: float = 1 / 3
     max_pixels: int = 512 * 512
+    # 3 widths: past them the kernel's weight is under 1.2 % of its peak (exp(-4.5)), and the prior is
+    # zero outside the box (benchmarks/label_scale.py); an image of at most 240 px a side is always whole
+    window: float = 3.0
 
 
 MIN_CRF_PIXELS = 256  # the smallest CRF grid (16 x 16 for a square image) that crf_max_pixels may ask for
@@ -68,6 +74,8 @@ class LabelSettings:
             map's own resolution): the CRF, not the cells, then draws the edges.
         crf_max_pixels: an image with more pixels is inferred on a grid of about this many
             (:class:`DenseCRFSettings`); 0: always at full resolution.
+        crf_window: each box's CRF sees the image within this many widths of the bilateral
+            kernel (80 px) of the box (:class:`DenseCRFSettings`); 0: the whole image.
     """
 
     # Chosen on val images 0-7 with the bundled detector:
@@ -87,6 +95,7 @@ class LabelSettings:
     # (2/3 was the original's stride rule): every world picks it, +0.012-0.022 instance mIoU.
     crf_blur: float = 1.0
     crf_max_pixels: int = DenseCRFSettings().max_pixels
+    crf_window: float = DenseCRFSettings().window
 
     @property
     def needs_image(self) -> bool:
@@ -108,5 +117,8 @@ class LabelSettings:
             raise SettingsError(f"crf_max_pixels must be >= 0 (0: full resolution) and, above 0, at least "
                                 f"{MIN_CRF_PIXELS} (a 16 x 16 grid: the guided upsampling needs neighbours), got "
                                 f"{self.crf_max_pixels}")
+        if not 0.0 <= self.crf_window <= 100.0:
+            raise SettingsError(f"crf_window must lie in [0, 100] kernel widths (0: the whole image), "
+                                f"got {self.crf_window}")
         if not 0.0 <= self.blur_sigma <= 100.0:
             raise SettingsError(f"blur_sigma must lie in [0, 100] px, got {self.blur_sigma}")
