@@ -15,7 +15,8 @@ box with the world's own detector (BBAM's default settings); the maps are cached
   10000): an upscaled image holds no detail past 192 px, so a step that works on a coarser grid
   loses nothing there; these scenes have the world's texture and noise at every pixel. The
   detector (trained at 192 px) explains the scene's area-downscale to 192 px; its maps are
-  upscaled to 800 px (cached under ``DIR/maps/WORLD_800_KEY``, keyed by the detector and BBAM's settings). Seconds per box and instance mIoU.
+  upscaled to 800 px (cached under ``DIR/maps/WORLD_800_KEY``, keyed by the detector and BBAM's
+  settings). Seconds per box and instance mIoU.
 
 ``--before CHECKOUT``: a checkout of the code to compare with (e.g. a git worktree of an earlier
 commit); its ``bbam_captum`` is loaded beside this one under another name, and both label steps
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--before-name", default="before", help="its name in the report (e.g. its commit)")
     parser.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     parser.add_argument("--images", type=int, default=12, help="val images per world at 192 px (default: 12)")
-    parser.add_argument("--large-images", type=int, default=4, help=f"of them, at {LARGE} px; as many scenes drawn at {LARGE} px (default: 4)")
+    parser.add_argument("--large-images", type=int, default=4,
+                        help=f"of them, at {LARGE} px; as many scenes drawn at {LARGE} px (default: 4)")
     args = parser.parse_args(argv)
     if args.images < 1 or args.large_images < 0:
         parser.error(f"--images must be >= 1 and --large-images >= 0, got {args.images} and {args.large_images}")
