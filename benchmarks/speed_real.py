@@ -16,7 +16,9 @@ an image of 480 px, scaled to this image's shorter side):
   every method.
 - ``mixed_N``: N boxes of the mix (how cost grows with boxes per image); ``bbam`` only: the
   other two explain one box at a time on the whole image, so their cost per object does
-  not depend on N.
+  not depend on N. With ``--window-padding SHARE`` also ``bbam_padded``: our defaults with
+  windows of several sizes sharing a forward (``BBAMSettings.window_padding``), in the same
+  run, so that the two can be compared on one machine.
 
 Random weights: a detector without trained weights has no positive proposals, and every
 box would fall back to itself as its only positive. To give both recipes the work a trained
@@ -227,7 +229,7 @@ class Probe:
 
 
 def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, timed_steps: int | None,
-             positives: int, max_memory_mb: float | None = None) -> dict:
+             positives: int, max_memory_mb: float | None = None, window_padding: float = 0.0) -> dict:
     """One method on one image: measured seconds, seconds extrapolated to the recipe's steps,
     peak memory, and for BBAM its chunks and windows."""
     device = detector.adapter.device
@@ -244,8 +246,8 @@ def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, time
         return {**row, "seconds": seconds, "seconds_measured": seconds, "extrapolated": False,
                 "peak_mem_mb": mem.mb}
     recipe = REFERENCE if method == "reference" else OURS
-    settings = recipe
-    if method == "bbam" and max_memory_mb is not None:
+    settings = replace(recipe, window_padding=window_padding) if method == "bbam_padded" else recipe
+    if method != "reference" and max_memory_mb is not None:
         settings = replace(settings, max_memory_mb=max_memory_mb)
     if timed_steps is not None:
         settings = replace(settings, steps=min(timed_steps, recipe.steps))
@@ -274,15 +276,18 @@ def run_case(detector: Detector, method: str, image: Tensor, boxes: Tensor, time
             "chunks": probe.chunk_sizes,
             "window_share": (sum(probe.window_pixels) / len(probe.window_pixels) / image_pixels
                              if probe.window_pixels else 1.0),
-            "estimated_step_mem_mb": sum(probe.estimate_bytes) / 2**20 if probe.estimate_bytes else None}
+            "estimated_step_mem_mb": sum(probe.estimate_bytes) / 2**20 if probe.estimate_bytes else None,
+            "window_padding": settings.window_padding}
 
 
-def plan(counts: list[int], complete: list[str]) -> list[tuple[str, str, int, str | None]]:
-    """(case name, method, number of boxes, size or None for the mix), cheapest first."""
+def plan(counts: list[int], complete: list[str], padded: bool = False) -> list[tuple[str, str, int, str | None]]:
+    """(case name, method, number of boxes, size or None for the mix), cheapest first; with ``padded``
+    each mixed case also as ``bbam_padded``."""
     cases = []
     for size in COCO_SIZES:
         cases += [(size, "bbam", 1, size), (size, "gradcam", 1, size), (size, "reference", 1, size)]
-    cases += [(f"mixed_{n}", "bbam", n, None) for n in counts]
+    for n in counts:
+        cases += [(f"mixed_{n}", "bbam", n, None)] + ([(f"mixed_{n}", "bbam_padded", n, None)] if padded else [])
     cases += [(f"{name}_complete", "bbam", 1, name) for name in complete]
     return cases
 
@@ -303,11 +308,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-memory-mb", type=float, default=None,
                         help="our defaults' step memory budget (BBAM.attribute's max_memory_mb; default: the "
                              "library's 'auto')")
+    parser.add_argument("--window-padding", type=float, default=0.0, metavar="SHARE",
+                        help="also run the mixed cases with windows of several sizes sharing a forward "
+                             "(BBAMSettings.window_padding=SHARE) as 'bbam_padded' (default: 0, not run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fresh", action="store_true", help="ignore the cached cases")
     parser.add_argument("--name", default="speed_real",
                         help="stem of the files written in OUT (default: speed_real; e.g. speed_real_gpu)")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.window_padding <= 100.0:
+        parser.error(f"--window-padding must lie in [0, 100], got {args.window_padding}")
     on_cpu = torch.device(args.device).type == "cpu"
     timed_steps = args.timed_steps if args.timed_steps is not None else (2 if on_cpu else None)
     complete = [s for s in (args.complete if args.complete is not None else ("small,medium" if on_cpu and
@@ -325,8 +335,9 @@ def main(argv: list[str] | None = None) -> None:
     image = smooth_image(height, width, args.seed)
     detector = None
     cases = {}
-    for name, method, num, size in plan(counts, complete):
-        path = work / f"{name}_{method}.json"
+    for name, method, num, size in plan(counts, complete, args.window_padding > 0):
+        padding = args.window_padding if method == "bbam_padded" else 0.0
+        path = work / (f"{name}_{method}" + (f"_{padding:g}" if padding else "") + ".json")
         if path.exists() and not args.fresh:
             cases[(name, method)] = json.loads(path.read_text())
             continue
@@ -341,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
         boxes = draw_boxes(num, height, width, args.seed + num + 7 * list(COCO_SIZES).index(size) if size else
                            args.seed + num, size)
         steps = None if name.endswith("_complete") else timed_steps
-        row = run_case(detector, method, image, boxes, steps, args.positives, args.max_memory_mb)
+        row = run_case(detector, method, image, boxes, steps, args.positives, args.max_memory_mb, padding)
         row.update(case=name, size=size, boxes=boxes.tolist(), device=device_name)
         write_json_atomic(path, row, indent=1)
         cases[(name, method)] = row
@@ -356,6 +367,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = summary_rows(cases, device_name)
     meta["reference_over_ours"] = _ratio(rows, "reference", "bbam")
     meta["ours_over_gradcam"] = _ratio(rows, "bbam", "gradcam")
+    meta["padded_over_unpadded"] = {name: cases[(name, "bbam_padded")]["seconds"] / cases[(name, "bbam")]["seconds"]
+                                    for name, method in cases if method == "bbam_padded" and (name, "bbam") in cases}
     write_json_atomic(out / f"{args.name}.json", rows, indent=1)
     write_json_atomic(out / f"{args.name}_meta.json", meta, indent=1)
     print(write_report(rows, meta, out / f"{args.name}.md"))
@@ -373,7 +386,11 @@ def summary_rows(cases: dict, device: str) -> list[dict]:
     """One row per method, like ``speed.json``'s: seconds per object over COCO's mix of sizes
     (for ``bbam`` over the boxes of the mixed images), peak memory the largest of its cases."""
     rows = []
-    for method, recipe in (("reference", REFERENCE), ("bbam", OURS), ("gradcam", None)):
+    padded = [c for (_, m), c in cases.items() if m == "bbam_padded"]
+    recipes = [("reference", REFERENCE), ("bbam", OURS), ("gradcam", None)]
+    if padded:
+        recipes.append(("bbam_padded", replace(OURS, window_padding=padded[0]["window_padding"])))
+    for method, recipe in recipes:
         mine = [c for (name, m), c in cases.items() if m == method and not name.endswith("_complete")]
         if not mine:
             continue
@@ -421,6 +438,9 @@ def write_report(rows: list[dict], meta: dict, path: Path) -> str:
                   f"{by['reference']['sec_per_object_one_box_mix'] / by['bbam']['sec_per_object_one_box_mix']:.0f}x"]
     if meta["ours_over_gradcam"]:
         lines.append(f"- ours / Grad-CAM: {meta['ours_over_gradcam']:.1f}x the time per object")
+    for name, ratio in meta.get("padded_over_unpadded", {}).items():
+        lines.append(f"- {name}: windows padded to share forwards (bbam_padded) / one size per forward (bbam): "
+                     f"{ratio:.2f}x the time")
     lines.append("")
     lines += markdown_table(
         ["case", "method", "boxes", "sec/object", "measured s", "s/step", "s outside steps", "peak mem (MiB)",

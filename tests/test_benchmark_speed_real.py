@@ -83,3 +83,19 @@ def test_torchvision_entry_runs_every_method_on_a_small_input():
     for method in ("bbam", "reference"):
         row = speed_real.run_case(detector, method, image, boxes, 1, 4)
         assert row["seconds"] > row["seconds_measured"] > 0  # one step timed, the recipe's extrapolated
+
+
+def test_padded_windows_run_beside_the_defaults_on_the_mixed_cases(tmp_path, capsys):
+    args = ["--detector", "bundled", "--image-size", "96x128", "--counts", "3", "--timed-steps", "1",
+            "--complete", "", "--window-padding", "1.5", "--out", str(tmp_path)]
+    speed_real.main(args)
+    meta = json.loads((tmp_path / "speed_real_meta.json").read_text())
+    cases = {(c["case"], c["method"]): c for c in meta["cases"]}
+    assert cases[("mixed_3", "bbam_padded")]["window_padding"] == 1.5
+    assert cases[("mixed_3", "bbam")]["window_padding"] == 0.0
+    assert not any(m == "bbam_padded" for name, m in cases if not name.startswith("mixed_"))
+    assert meta["padded_over_unpadded"]["mixed_3"] > 0
+    assert "bbam_padded" in [r["method"] for r in json.loads((tmp_path / "speed_real.json").read_text())]
+    assert "windows padded to share forwards" in (tmp_path / "speed_real.md").read_text()
+    with pytest.raises(SystemExit):
+        speed_real.main(["--window-padding", "-1", "--out", str(tmp_path)])

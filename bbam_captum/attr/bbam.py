@@ -82,7 +82,7 @@ def optimise_masks(adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: l
         if not active:
             break
         outputs = {}
-        for group in _group_by_crop(active, crops):
+        for group in group_windows(active, crops, settings.window_padding):
             upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in group])  # [G, 1, H, W]
             perturbed = perturb(image, upsampled, mu)  # [G, 3, H, W]
             features = adapter.features(perturbed, None if crops is None else [crops[k] for k in group])
@@ -218,6 +218,7 @@ class BBAM(PerturbationAttribution):
         context: float | None | FromSettings = FROM_SETTINGS,
         seed: int | FromSettings = FROM_SETTINGS,
         max_memory_mb: float | str | None | FromSettings = FROM_SETTINGS,
+        window_padding: float | FromSettings = FROM_SETTINGS,
         show_progress: bool = False,
         return_records: bool = False,
         baseline: Tensor | Sequence[float] | None = None,
@@ -239,7 +240,7 @@ class BBAM(PerturbationAttribution):
                 Default: ``BBAMSettings()``
             box_head, cls_head, l1_coef, tv_coef, tv_power, stride, stride_range, steps, lr,
                 num_proposals, max_shift, iou_thresholds, max_positives, early_stop_patience,
-                early_stop_tol, context, seed, max_memory_mb (optional): each overrides the
+                early_stop_tol, context, seed, max_memory_mb, window_padding (optional): each overrides the
                 field of the same name of ``settings``. Default: ``FROM_SETTINGS``, the
                 field's value in ``settings``
             show_progress (bool, optional): show a progress bar over steps. Default: False
@@ -261,7 +262,8 @@ class BBAM(PerturbationAttribution):
             box_head=box_head, cls_head=cls_head, l1_coef=l1_coef, tv_coef=tv_coef, tv_power=tv_power, stride=stride,
             stride_range=stride_range, steps=steps, lr=lr, num_proposals=num_proposals, max_shift=max_shift,
             iou_thresholds=iou_thresholds, max_positives=max_positives, early_stop_patience=early_stop_patience,
-            early_stop_tol=early_stop_tol, context=context, seed=seed, max_memory_mb=max_memory_mb)
+            early_stop_tol=early_stop_tol, context=context, seed=seed, max_memory_mb=max_memory_mb,
+            window_padding=window_padding)
         image = format_image(inputs, self.adapter.device)  # [1, 3, H, W] float
         height, width = image.shape[-2:]
         boxes = check_boxes(boxes, height, width).to(image.device)  # [K, 4]
@@ -281,8 +283,9 @@ class BBAM(PerturbationAttribution):
                 for p, b in zip(positives, boxes)]
             chunks = [list(range(len(boxes)))]
             if budget_mb is not None and len(boxes) > 1:
-                chunks = _chunks(self.estimate_step_memory(self.adapter, image, mu, masks, positives, crops),
-                                 budget_mb * 2**20)
+                costs = self.estimate_step_memory(self.adapter, image, mu, masks, positives, crops)
+                # a padded window may hold up to (1 + window_padding) times its pixels
+                chunks = _chunks([c * (1 + settings.window_padding) for c in costs], budget_mb * 2**20)
             losses, steps_run = [0.0] * len(boxes), [0] * len(boxes)
             for chunk in chunks:
                 chunk_losses, chunk_steps = self.optimise_masks(
@@ -336,14 +339,41 @@ def _chunks(costs: list[float], budget: float) -> list[list[int]]:
     return [sorted(chunk) for chunk in chunks]
 
 
-def _group_by_crop(active: list[int], crops: list[Crop] | None) -> list[list[int]]:
-    """Boxes whose crops have one size share a batched forward; without crops, all do."""
+def group_windows(boxes: list[int], crops: Sequence[Crop] | None, padding: float = 0.0) -> list[list[int]]:
+    """The boxes that share each batched forward: without crops, all; else boxes whose windows
+    have one size, and with ``padding`` > 0 also boxes whose windows, padded to the largest
+    width and height of their group, hold at most ``1 + padding`` times their own pixels.
+
+    Groups are filled from the largest window down, each window joining the first group that
+    takes it without padding any member past the bound; each group lists its boxes in their order
+    in ``boxes``, and the groups come in the order of their first box.
+
+    Args:
+        boxes (list of int): indices into ``crops``.
+        crops (sequence of Crop, or None): every box's window.
+        padding (float): the padded pixels allowed, as a share of each window's own. Default: 0.0
+
+    Returns:
+        list of groups, each a list of box indices.
+    """
     if crops is None:
-        return [active]
-    groups: dict[tuple[int, int], list[int]] = {}
-    for k in active:
-        groups.setdefault((crops[k].width, crops[k].height), []).append(k)
-    return list(groups.values())
+        return [list(boxes)]
+    groups: list[list[int]] = []
+    sizes: list[tuple[int, int]] = []  # each group's padded (width, height)
+    for k in sorted(boxes, key=lambda k: (-crops[k].width * crops[k].height, -crops[k].width, k)):
+        w, h = crops[k].width, crops[k].height
+        for g, (gw, gh) in enumerate(sizes):
+            width, height = max(gw, w), max(gh, h)
+            if all(width * height <= (1 + padding) * crops[m].width * crops[m].height for m in groups[g] + [k]):
+                groups[g].append(k)
+                sizes[g] = (width, height)
+                break
+        else:
+            groups.append([k])
+            sizes.append((w, h))
+    # in the boxes' order, as they were given: with padding 0 the groups of windows of one size
+    position = {k: i for i, k in enumerate(boxes)}
+    return sorted((sorted(group, key=position.get) for group in groups), key=lambda group: position[group[0]])
 
 
 def context_window(positives: PositiveProposals, box: Tensor, context: float) -> Tensor:

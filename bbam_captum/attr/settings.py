@@ -14,6 +14,7 @@ __all__ = ["FROM_SETTINGS", "BBAMSettings", "FromSettings"]
 
 
 MAX_L1_COEF = 1e6
+MAX_WINDOW_PADDING = 100.0  # a window padded to 101 times its pixels: past any use
 
 
 class FromSettings(Enum):
@@ -89,6 +90,14 @@ class BBAMSettings:
             give the maps of one batch to float rounding. "auto": half the free memory of the
             CUDA device, or on CPU half the memory the system reports available. None: one
             batch, no estimate. Default: "auto"
+        window_padding (float): boxes whose context windows differ in size share one batched
+            forward when padding each (at its bottom and right, with the detector's pad value,
+            as the detector pads a batch of images) to the batch's largest window adds at most
+            this share of its pixels. 0: only windows of one size share a forward, the least
+            work, best where compute is the limit (a CPU). On a GPU a small window costs about
+            what a larger one does, so fewer, fuller forwards per step pay: e.g. 1.0 (up to
+            twice a window's pixels). Padding changes the features near a window's padded
+            edges a little, so the maps differ slightly from those of 0. Default: 0.0
 
     The pipeline records every field's value (``dataclasses.asdict``), defaults included, in
     ``run.json`` and hashes it into every maps file's key, so that a changed default recomputes
@@ -118,6 +127,7 @@ class BBAMSettings:
     context: float | None = 0.25
     seed: int = 0
     max_memory_mb: float | str | None = "auto"
+    window_padding: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("box_head", "cls_head"):
@@ -153,6 +163,7 @@ class BBAMSettings:
         _integer("seed", self.seed)
         if self.max_memory_mb not in ("auto", None):
             _number("max_memory_mb", self.max_memory_mb, low=0.0, low_open=True, also="(MiB), 'auto' or None")
+        _number("window_padding", self.window_padding, low=0.0, high=MAX_WINDOW_PADDING)
 
     def override(self, **values: Any) -> BBAMSettings:
         """These settings with the fields given changed (checked as at construction); a field given

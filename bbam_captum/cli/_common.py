@@ -12,7 +12,14 @@ from ..labels.settings import LabelSettings
 
 # the argparse destination of each field of BBAMSettings that the command line sets
 _DESTS = {"steps": "steps", "l1_coef": "l1_coef", "early_stop_patience": "early_stop", "context": "context",
-          "seed": "seed"}
+          "seed": "seed", "window_padding": "window_padding"}
+
+
+def add_window_padding_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--window-padding", type=float, default=bbam_default("window_padding"), metavar="SHARE",
+                        help="boxes whose windows differ in size share a forward when padding adds at most SHARE "
+                             "of a window's pixels; 0: windows of one size only, least work (CPU); on a GPU, "
+                             f"e.g. 1 (default: {bbam_default('window_padding')})")
 
 
 def add_detector_args(parser: argparse.ArgumentParser) -> None:

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import add_detector_args, bbam_default, bbam_settings, check_detector_args, load_cli_detector
+from ._common import (add_detector_args, add_window_padding_arg, bbam_default, bbam_settings, check_detector_args,
+                      load_cli_detector)
 
 
 def _parse_box(text: str) -> list[float]:
@@ -36,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help=f"BBAM optimisation steps (default: {bbam_default('steps')})")
     parser.add_argument("--l1-coef", type=float, default=bbam_default("l1_coef"),
                         help=f"BBAM's lambda (default: {bbam_default('l1_coef')})")
+    add_window_padding_arg(parser)
     parser.add_argument("--seed", type=int, default=bbam_default("seed"))
     add_detector_args(parser)
     return parser

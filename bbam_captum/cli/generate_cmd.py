@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import (add_detector_args, add_label_args, bbam_default, bbam_settings, check_detector_args,
-                      label_settings, load_cli_detector, print_summary)
+from ._common import (add_detector_args, add_label_args, add_window_padding_arg, bbam_default, bbam_settings,
+                      check_detector_args, label_settings, load_cli_detector, print_summary)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              f"(default: {bbam_default('context')}); a negative value: the whole image")
     parser.add_argument("--early-stop", type=int, default=None, metavar="PATIENCE",
                         help="stop a box after PATIENCE steps without improvement (default: off)")
+    add_window_padding_arg(parser)
     parser.add_argument("--seed", type=int, default=bbam_default("seed"))
     parser.add_argument("--categories-by-order", action="store_true",
                         help="where the COCO category names are not the detector's class names, pair the categories "

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -38,6 +39,26 @@ class Crop:
     top: int
     width: int
     height: int
+
+
+def crop_windows(inputs: Tensor, crops: Sequence[Crop], pad_value: float = 0.0) -> Tensor:
+    """Each input of a batch cut to its crop, padded at the bottom and right with ``pad_value``
+    to the largest crop's height and width, as a detector pads a batch of images.
+
+    Args:
+        inputs (Tensor[N, C, H, W]): the detector's inputs, already padded to take every crop.
+        crops (sequence of N Crop): each input's window.
+        pad_value (float, optional): what padded pixels hold. Default: 0.0
+
+    Returns:
+        Tensor[N, C, max height, max width].
+    """
+    if len(crops) != inputs.shape[0]:
+        raise ValueError(f"expected one crop per input ({inputs.shape[0]}), got {len(crops)}")
+    height, width = max(c.height for c in crops), max(c.width for c in crops)
+    return torch.stack([F.pad(x[:, c.top:c.top + c.height, c.left:c.left + c.width],
+                              (0, width - c.width, 0, height - c.height), value=pad_value)
+                        for x, c in zip(inputs, crops)])
 
 
 @dataclass
@@ -74,8 +95,9 @@ class DetectorAdapter(Protocol):
 
     def features(self, images: Tensor, crops: Sequence[Crop] | None = None) -> object:
         """Backbone (and neck) features of a batch of images, opaque to the caller; with
-        ``crops`` (one per image, all of one size) each image is cropped first, and
-        :meth:`roi_outputs` still takes RoIs in the full image's pixels."""
+        ``crops`` (one per image) each image is cropped first (crops of several sizes padded
+        to the largest, see :func:`crop_windows`), and :meth:`roi_outputs` still takes RoIs in
+        the full image's pixels."""
 
     def roi_outputs(self, features: object, rois: Tensor) -> RoIOutputs:
         """Second-stage outputs for ``rois`` (Tensor[R, 5]: batch index, x1, y1, x2, y2)."""

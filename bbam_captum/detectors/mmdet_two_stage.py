@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..ops import to_rois
-from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError, frozen_model
+from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError, crop_windows, frozen_model
 
 # Keys of the test pipeline's Resize that :class:`TestResize` reproduces (the others,
 # e.g. ``scale_factor``, it cannot).
@@ -308,16 +308,13 @@ class MMDetTwoStageAdapter:
 
     def features(self, images: Tensor, crops: Sequence[Crop] | None = None) -> MMDetFeatures:
         """FPN features of ``images`` (Tensor[N, 3, H, W], RGB 0..255), each cropped to its
-        entry of ``crops`` (from :meth:`crop`, all of one size) when given."""
+        entry of ``crops`` (from :meth:`crop`) when given, padded to the largest."""
         x, scale = self.preprocess(images.to(self.device))
         offsets = x.new_zeros((x.shape[0], 2))
         if crops is not None:
-            if len(crops) != x.shape[0] or len({(c.width, c.height) for c in crops}) != 1:
-                raise ValueError(f"expected one crop per image ({x.shape[0]}), all of one size, got {list(crops)}")
-            grid = self._crop_grid
-            x = F.pad(x, (0, (-x.shape[-1]) % grid, 0, (-x.shape[-2]) % grid),
-                      value=float(self.model.data_preprocessor.pad_value))
-            x = torch.stack([x[i, :, c.top:c.top + c.height, c.left:c.left + c.width] for i, c in enumerate(crops)])
+            grid, pad_value = self._crop_grid, float(self.model.data_preprocessor.pad_value)
+            x = F.pad(x, (0, (-x.shape[-1]) % grid, 0, (-x.shape[-2]) % grid), value=pad_value)
+            x = crop_windows(x, crops, pad_value)
             offsets = x.new_tensor([[c.left, c.top] for c in crops])
         maps = tuple(self.model.extract_feat(x))
         return MMDetFeatures(maps, scale, tuple(x.shape[-2:]), offsets, self._extra_features(maps))

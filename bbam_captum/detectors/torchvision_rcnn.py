@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..ops import to_rois
-from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError, frozen_model
+from .base import Crop, Detections, RoIOutputs, UnsupportedDetectorError, crop_windows, frozen_model
 
 
 @dataclass
@@ -146,19 +146,17 @@ class TorchvisionRCNNAdapter:
 
     def features(self, images: Tensor, crops: Sequence[Crop] | None = None) -> TorchvisionFeatures:
         """FPN features of ``images`` (Tensor[N, 3, H, W], RGB 0..255), each cropped to its
-        entry of ``crops`` (from :meth:`crop`, all of one size) when given."""
+        entry of ``crops`` (from :meth:`crop`) when given, padded to the largest."""
         height, width = images.shape[-2:]
         x, scale = self.preprocess(images.to(self.device))
         offsets = x.new_zeros((x.shape[0], 2))
         shapes = [self.resized_size(height, width)] * x.shape[0]
         if crops is not None:
-            if len(crops) != x.shape[0] or len({(c.width, c.height) for c in crops}) != 1:
-                raise ValueError(f"expected one crop per image ({x.shape[0]}), all of one size, got {list(crops)}")
             grid = self._crop_grid
             x = F.pad(x, (0, (-x.shape[-1]) % grid, 0, (-x.shape[-2]) % grid))
-            x = torch.stack([x[i, :, c.top:c.top + c.height, c.left:c.left + c.width] for i, c in enumerate(crops)])
+            x = crop_windows(x, crops)  # torchvision pads its batches with zeros too
             offsets = x.new_tensor([[c.left, c.top] for c in crops])
-            shapes = [(crops[0].height, crops[0].width)] * x.shape[0]
+            shapes = [(c.height, c.width) for c in crops]
         return TorchvisionFeatures(dict(self.model.backbone(x)), scale, shapes, offsets)
 
     def roi_outputs(self, features: TorchvisionFeatures, rois: Tensor) -> RoIOutputs:
