@@ -7,13 +7,21 @@ bucketing head and Grid R-CNN's grid head (which give boxes) are explained alike
 is encoded as deltas relative to its RoI. Refused, with the reason, when the adapter is
 made: query-based heads (Sparse R-CNN, QueryInst) and heads that give several boxes per
 RoI (CrowdDet). The RPN never runs here, except in :meth:`MMDetTwoStageAdapter.detect`.
+
+On a CUDA device with an mmcv built without its CUDA ops (mmcv's own CPU build), the RoI
+extractor's ``RoIAlign`` layers run through torchvision's ``roi_align`` (mmcv's
+``use_torchvision``, the same arithmetic, set only while the adapter runs them), so that a
+stock Faster / Mask R-CNN needs no CUDA build of mmcv; a detector with other mmcv ops
+(deformable convolutions, CARAFE, ...) and :meth:`MMDetTwoStageAdapter.detect` (mmcv's NMS)
+are refused there with what to install.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -340,10 +348,11 @@ class MMDetTwoStageAdapter:
         shift = features.offsets[rois[:, 0].long()].repeat(1, 2)  # crops move the input's origin
         scaled = torch.cat([scaled[:, :1], scaled[:, 1:] - shift], dim=1)
         roi_head = self.model.roi_head
-        if self._stage is None:
-            out = roi_head._bbox_forward(features.maps, scaled, **features.extra)
-        else:
-            out = roi_head._bbox_forward(self._stage, features.maps, scaled, **features.extra)
+        with self._roi_ops(scaled.device):
+            if self._stage is None:
+                out = roi_head._bbox_forward(features.maps, scaled, **features.extra)
+            else:
+                out = roi_head._bbox_forward(self._stage, features.maps, scaled, **features.extra)
         if self._bbox_head.custom_cls_channels:  # e.g. Seesaw loss: its own activation, as the head's predict
             probs = self._bbox_head.loss_cls.get_activation(out["cls_score"])
         else:
@@ -397,12 +406,23 @@ class MMDetTwoStageAdapter:
         """Eval mode, no weight gradients; both restored on exit."""
         return frozen_model(self.model)
 
+    def _roi_ops(self, device: torch.device) -> AbstractContextManager[None]:
+        """Where mmcv lacks its CUDA ops and the features are on CUDA: the RoI extractor's
+        ``RoIAlign`` layers through torchvision while the context lasts; else nothing changes."""
+        if device.type != "cuda" or mmcv_has_cuda_ops():
+            return nullcontext()
+        return torchvision_roi_align(self.model)
+
     # ----------------------------------------------------------------- full detector
     @torch.no_grad()
     def detect(self, image: Tensor, score_thr: float = 0.5) -> Detections:
         """The detector's detections (RPN + RoI head, its own test pipeline) on ``image`` (Tensor[3, H, W] RGB)."""
         from mmdet.apis import inference_detector
 
+        if self.device.type == "cuda" and not mmcv_has_cuda_ops():
+            raise UnsupportedDetectorError(
+                "the detector's own detections (no boxes given) run mmcv's NMS, which this mmcv was built without "
+                f"CUDA ops for: give the boxes, or run on the CPU, or {_MMCV_CUDA_HINT}")
         bgr = np.ascontiguousarray(image.detach().cpu().permute(1, 2, 0).numpy()[..., ::-1]).astype(np.uint8)
         with self.frozen():
             result = inference_detector(self.model, bgr)
@@ -410,3 +430,44 @@ class MMDetTwoStageAdapter:
         keep = inst.scores >= score_thr
         return Detections(boxes=inst.bboxes[keep].cpu(), scores=inst.scores[keep].cpu(),
                           labels=inst.labels[keep].cpu())
+
+
+_MMCV_CUDA_HINT = ("install an mmcv built with its CUDA ops for this torch and CUDA (`mim install mmcv==2.1.0`, "
+                   "or from source with MMCV_WITH_OPS=1 FORCE_CUDA=1)")
+
+
+@lru_cache(maxsize=None)
+def mmcv_has_cuda_ops() -> bool:
+    """Whether the installed mmcv's compiled ops include CUDA kernels."""
+    from mmcv.ops import get_compiling_cuda_version
+
+    return get_compiling_cuda_version() not in ("not available", "")
+
+
+@contextmanager
+def torchvision_roi_align(model: torch.nn.Module) -> Iterator[None]:
+    """mmcv's ``RoIAlign`` layers of ``model`` through torchvision's ``roi_align`` (mmcv's
+    ``use_torchvision``), their setting restored on exit.
+
+    Raises:
+        UnsupportedDetectorError: the model holds other mmcv ops, or a max-pooling RoIAlign,
+            which torchvision does not offer.
+    """
+    from mmcv.ops import RoIAlign
+
+    others = sorted({type(m).__name__ for m in model.modules()
+                     if type(m).__module__.startswith("mmcv.ops") and not isinstance(m, RoIAlign)})
+    layers = [m for m in model.modules() if isinstance(m, RoIAlign)]
+    if others or any(m.pool_mode != "avg" for m in layers):
+        what = ", ".join(others) if others else "RoIAlign with pool_mode='max'"
+        raise UnsupportedDetectorError(f"this detector runs mmcv ops ({what}) that this mmcv was built without CUDA "
+                                       f"kernels for and torchvision does not offer: run on the CPU, or "
+                                       f"{_MMCV_CUDA_HINT}")
+    before = [m.use_torchvision for m in layers]
+    for m in layers:
+        m.use_torchvision = True
+    try:
+        yield
+    finally:
+        for m, flag in zip(layers, before):
+            m.use_torchvision = flag
