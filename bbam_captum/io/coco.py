@@ -44,6 +44,15 @@ def decode_mask(segmentation: dict | list, height: int, width: int) -> np.ndarra
     return mask.astype(bool)
 
 
+def annotation_mask(annotation: dict, height: int, width: int, source: Path | str) -> np.ndarray:
+    """:func:`decode_mask` of a COCO annotation's ``segmentation``; its ValueError names ``source``
+    (the file the annotation came from) and the annotation's id."""
+    try:
+        return decode_mask(annotation.get("segmentation"), height, width)
+    except ValueError as err:
+        raise ValueError(f"{source}: annotation {annotation.get('id')}: {err}") from err
+
+
 MAX_SIDE = 100_000  # larger images are a typo far more often than a real image
 _INT64 = 2 ** 63
 MAX_LISTED = 20  # problems listed in one message

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io.coco import decode_mask, load_coco_json
+from ..io.coco import annotation_mask, load_coco_json
 from ..io.images import read_label
 from ..io.layout import RunLayout
 from ..labels import IGNORE
@@ -87,9 +87,9 @@ def check_image_content(recorded: dict[int, str], gt_images: list[dict], gt_file
 
 def _true_mask(ann: dict, img: dict, gt_file: Path) -> np.ndarray:
     try:
-        return decode_mask(ann["segmentation"], img["height"], img["width"])
-    except ValueError as err:
-        raise InputError(f"{gt_file}: annotation {ann['id']}: {err}") from err
+        return annotation_mask(ann, img["height"], img["width"], gt_file)
+    except ValueError as err:  # a file the user gave: unusable input
+        raise InputError(str(err)) from err
 
 
 def _read_label(path: Path, img: dict) -> np.ndarray | None:

@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..io.coco import decode_mask, load_coco_json
+from ..io.coco import annotation_mask, decode_mask, load_coco_json
 from ..io.images import file_digest, read_image, read_label
 from ..io.layout import RunLayout
 from ..metrics import mask_iou
@@ -180,10 +180,7 @@ def _true_mask(inputs: RunInputs, ann_id: int, height: int, width: int) -> np.nd
     true = inputs.truth.get(ann_id)
     if true is None:
         return None
-    try:
-        return decode_mask(true.get("segmentation"), height, width)
-    except ValueError as err:
-        raise ValueError(f"{inputs.gt}: annotation {ann_id}: {err}") from err
+    return annotation_mask(true, height, width, inputs.gt)
 
 
 def _thumb(layout: RunLayout, name: str) -> str:
