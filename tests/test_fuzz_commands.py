@@ -118,7 +118,8 @@ def cases(draw) -> dict:
             "output": draw(st.sampled_from(OUTPUT_EDITS)),
             "option": draw(st.sampled_from({
                 "synth": ["--num-images", "--seed", "--image-size"],
-                "generate": ["--steps", "--context", "--l1-coef", "--theta-fg", "--label-workers", "--early-stop"],
+                "generate": ["--steps", "--context", "--l1-coef", "--theta-fg", "--label-workers", "--early-stop",
+                             "--window-padding", "--batch-images"],
                 "labels": ["--theta-fg", "--theta-bg", "--instance-thr", "--blur", "--crf-max-pixels",
                            "--crf-fg-share", "--crf-window", "--label-workers"],
                 "evaluate": [None], "report": ["--full-fill", "--claimed", "--odd-fill", "--min-positives"],

@@ -1,4 +1,5 @@
-"""Windows of several sizes in one batched forward: padded as the detector pads a batch, grouped by a bound."""
+"""Windows of several sizes in one batched forward (padded as the detector pads a batch, grouped by a bound), and
+the boxes of several images optimised together (BBAM.attribute_images)."""
 from __future__ import annotations
 
 import pytest
@@ -105,3 +106,107 @@ def test_window_padding_runs_fewer_forwards_and_keeps_the_maps():
     assert forwards[3.0] < forwards[0.0]
     close = [(torch.abs(a - b).mean() < 0.02) for a, b in zip(maps[0.0], maps[3.0])]
     assert all(close), [float(torch.abs(a - b).mean()) for a, b in zip(maps[0.0], maps[3.0])]
+
+
+def _images(*indices: int) -> list[tuple[torch.Tensor, torch.Tensor, list[int]]]:
+    out = []
+    for index in indices:
+        rgb, objects = draw_image(1, index)
+        out.append((torch.from_numpy(rgb).permute(2, 0, 1), torch.tensor([o.bbox_xyxy for o in objects],
+                                                                          dtype=torch.float32),
+                    [o.label for o in objects]))
+    return out
+
+
+def test_the_boxes_of_several_images_get_the_maps_of_one_image_at_a_time():
+    torch.set_num_threads(1)
+    scenes = _images(3, 5, 7)
+    settings = BBAMSettings(max_memory_mb=None, **FAST)
+    bbam = BBAM(load_detector())
+    alone = [bbam.attribute(image, boxes, target=labels, settings=settings, return_records=True)
+             for image, boxes, labels in scenes]
+    together = bbam.attribute_images([s[0] for s in scenes], [s[1] for s in scenes], [s[2] for s in scenes],
+                                     settings=settings, return_records=True)
+    for (maps, records), (maps_alone, records_alone) in zip(together, alone):
+        assert maps.shape == maps_alone.shape
+        assert torch.allclose(maps, maps_alone, atol=1e-4)
+        assert [(r.target, r.stride, r.num_positives, r.steps) for r in records] == \
+            [(r.target, r.stride, r.num_positives, r.steps) for r in records_alone]
+
+
+def test_windows_of_several_images_share_forwards():
+    torch.set_num_threads(1)
+    scenes = _images(3, 5, 7)
+    settings = BBAMSettings(max_memory_mb=None, window_padding=3.0, **FAST)  # windows of other images join
+    separate, joint = _CountingAdapter(load_detector()), _CountingAdapter(load_detector())
+    alone = [BBAM(separate).attribute(image, boxes, target=labels, settings=settings)
+             for image, boxes, labels in scenes]
+    together = BBAM(joint).attribute_images([s[0] for s in scenes], [s[1] for s in scenes], [s[2] for s in scenes],
+                                            settings=settings)
+    assert joint.forwards < separate.forwards
+    assert all(torch.abs(a - b).mean() < 0.02 for maps, maps_alone in zip(together, alone)
+               for a, b in zip(maps, maps_alone))
+
+
+def test_images_of_several_sizes_and_a_memory_budget():
+    torch.set_num_threads(1)
+    (image, boxes, labels), = _images(3)
+    small = image[:, 32:160, 16:176]  # 128 x 160: another input size, its own forwards
+    small_boxes = (boxes - torch.tensor([16.0, 32.0, 16.0, 32.0])).clamp(min=0)
+    bbam = BBAM(load_detector())
+    settings = BBAMSettings(**FAST)
+    together = bbam.attribute_images([image, small], [boxes, small_boxes], [labels, labels], settings=settings)
+    assert together[0].shape == (len(boxes), 1, 192, 192) and together[1].shape == (len(boxes), 1, 128, 160)
+    for maps, (img, b) in zip(together, [(image, boxes), (small, small_boxes)]):
+        assert torch.allclose(maps, bbam.attribute(img, b, target=labels, settings=settings), atol=1e-4)
+    chunked = bbam.attribute_images([image, small], [boxes, small_boxes], [labels, labels],
+                                    settings=BBAMSettings(max_memory_mb=1e-3, **FAST))  # every box a chunk
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(chunked, together))
+    with pytest.raises(ValueError, match="one entry of boxes"):
+        bbam.attribute_images([image, small], [boxes])
+
+
+def test_another_optimiser_runs_image_by_image():
+    from bbam_captum.attr import optimise_masks
+
+    calls = []
+
+    def counted(*args):
+        calls.append(args[1].shape)
+        return optimise_masks(*args)
+
+    scenes = _images(3, 5)
+    BBAM(load_detector(), optimise_masks=counted).attribute_images(
+        [s[0] for s in scenes], [s[1] for s in scenes], settings=BBAMSettings(max_memory_mb=None, **FAST))
+    assert len(calls) == 2  # one image each time, through the extension point's own signature
+
+
+def test_generate_in_batches_of_images_writes_the_maps_of_one_at_a_time(small, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from bbam_captum.cli.main import main
+
+    data, ann = small
+    ann_path = data / "ann.json"
+    ann_path.write_text(json.dumps(ann))
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"out{n}"
+        assert main(["generate", "--ann", str(ann_path), "--img-dir", str(data / "images"), "--out", str(out),
+                     "--steps", "2", "--no-crf", "--batch-images", str(n)]) == 0
+        runs[n] = out
+    files = sorted(p.name for p in (runs[1] / "maps").glob("*.npz"))
+    assert len(files) == 2 and files == sorted(p.name for p in (runs[2] / "maps").glob("*.npz"))
+    for name in files:
+        one, two = np.load(runs[1] / "maps" / name), np.load(runs[2] / "maps" / name)
+        assert str(one["key"]) == str(two["key"])
+        records_one, records_two = json.loads(str(one["records"])), json.loads(str(two["records"]))
+        assert [{**r, "final_loss": None} for r in records_one] == [{**r, "final_loss": None} for r in records_two]
+        assert np.allclose([r["final_loss"] for r in records_one], [r["final_loss"] for r in records_two], rtol=1e-4)
+        assert np.allclose(one["maps"].astype(np.float32), two["maps"].astype(np.float32), atol=2e-3)
+    assert main(["generate", "--ann", str(ann_path), "--img-dir", str(data / "images"), "--out",
+                 str(tmp_path / "out0"), "--batch-images", "0"]) == 2
+    assert "--batch-images must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "out0").exists()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from captum._utils.progress import progress
@@ -62,13 +62,33 @@ def optimise_masks(adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: l
         masks (list of K Tensor[1, 1, h, w]): each box's mask grid, requiring gradients.
         positives (list of K :class:`~bbam_captum.attr.proposals.PositiveProposals`): each box's O+.
         crops (list of K Crop, or None): each box's context window; None: the whole input.
-        settings (BBAMSettings): the loss's terms, ``steps``, ``lr`` and the early stop are used.
+        settings (BBAMSettings): the loss's terms, ``steps``, ``lr``, the early stop and
+            ``window_padding`` are used.
         show_progress (bool, optional): a progress bar over steps. Default: False
 
     Returns:
         (losses, steps): each box's last total loss and the steps it ran.
     """
-    height, width = image.shape[-2:]
+    return optimise_image_masks(adapter, [image], [mu], [0] * len(masks), masks, positives, crops, settings,
+                                show_progress)
+
+
+def optimise_image_masks(adapter: DetectorAdapter, images: Sequence[Tensor], mus: Sequence[Tensor],
+                         owners: Sequence[int], masks: list[Tensor], positives: list[PositiveProposals],
+                         crops: list[Crop] | None, settings: BBAMSettings,
+                         show_progress: bool = False) -> tuple[list[float], list[int]]:
+    """:func:`optimise_masks` for the boxes of several images at once: boxes of images of one size
+    share the batched forwards as the boxes of one image do.
+
+    Args:
+        images (sequence of Tensor[1, 3, H_i, W_i]), mus (sequence, one per image): the inputs
+            and what their masked-out pixels become.
+        owners (sequence of K ints): the image of each box.
+        adapter, masks, positives, crops, settings, show_progress: as :func:`optimise_masks`.
+
+    Returns:
+        (losses, steps): each box's last total loss and the steps it ran.
+    """
     steps, patience, tol = settings.steps, settings.early_stop_patience, settings.early_stop_tol
     optimiser = torch.optim.Adam(masks, lr=settings.lr)
     num_boxes = len(masks)
@@ -77,14 +97,20 @@ def optimise_masks(adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: l
     since_best = [0] * num_boxes
     last_loss = [float("nan")] * num_boxes
     steps_run = [0] * num_boxes
+    device = images[0].device
     bar = progress(range(steps), desc="BBAM", total=steps, disable=not show_progress)
     for _ in bar:
         if not active:
             break
         outputs = {}
-        for group in group_windows(active, crops, settings.window_padding):
-            upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in group])  # [G, 1, H, W]
-            perturbed = perturb(image, upsampled, mu)  # [G, 3, H, W]
+        for group in _forward_groups(active, images, owners, crops, settings.window_padding):
+            height, width = images[owners[group[0]]].shape[-2:]
+            if len({owners[k] for k in group}) == 1:  # one image: mu broadcast over the batch
+                upsampled = torch.cat([upsample_mask(masks[k], height, width) for k in group])  # [G, 1, H, W]
+                perturbed = perturb(images[owners[group[0]]], upsampled, mus[owners[group[0]]])  # [G, 3, H, W]
+            else:
+                perturbed = torch.cat([perturb(images[owners[k]], upsample_mask(masks[k], height, width),
+                                               mus[owners[k]]) for k in group])
             features = adapter.features(perturbed, None if crops is None else [crops[k] for k in group])
             rois = to_rois([positives[k].rois for k in group])  # [P, 5]
             out = adapter.roi_outputs(features, rois)
@@ -94,7 +120,7 @@ def optimise_masks(adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: l
         for k in active:
             pos = positives[k]
             probs, deltas = outputs[k]
-            term = torch.zeros((), device=image.device)
+            term = torch.zeros((), device=device)
             if settings.cls_head:
                 term = term + (probs[:, pos.target] - pos.probs).abs().mean() / 2
             if settings.box_head:
@@ -124,6 +150,16 @@ def optimise_masks(adapter: DetectorAdapter, image: Tensor, mu: Tensor, masks: l
                 masks[k].requires_grad_(False)
         active = still_active
     return last_loss, steps_run
+
+
+def _forward_groups(active: list[int], images: Sequence[Tensor], owners: Sequence[int], crops: list[Crop] | None,
+                    padding: float) -> list[list[int]]:
+    """The boxes of each batched forward: boxes of images of one size, grouped by their windows
+    (:func:`group_windows`)."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for k in active:
+        by_size.setdefault(tuple(images[owners[k]].shape[-2:]), []).append(k)
+    return [group for boxes in by_size.values() for group in group_windows(boxes, crops, padding)]
 
 
 class BBAM(PerturbationAttribution):
@@ -264,43 +300,151 @@ class BBAM(PerturbationAttribution):
             iou_thresholds=iou_thresholds, max_positives=max_positives, early_stop_patience=early_stop_patience,
             early_stop_tol=early_stop_tol, context=context, seed=seed, max_memory_mb=max_memory_mb,
             window_padding=window_padding)
+        problem = self._problem(inputs, boxes, baselines, settings)
+        budget_mb = _memory_budget_mb(settings.max_memory_mb, problem.image.device)
+        with self.adapter.frozen():
+            self._select(problem, target, settings)
+            losses, steps_run = self._optimise([problem], settings, budget_mb, show_progress)
+        return _results(problem, losses, steps_run, return_records)
+
+    @torch.enable_grad()
+    def attribute_images(
+        self,
+        inputs: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        target: Sequence[TargetType] | None = None,
+        baselines: Tensor | Sequence[float] | None = None,
+        settings: BBAMSettings | None = None,
+        show_progress: bool = False,
+        return_records: bool = False,
+    ) -> list[Tensor] | list[tuple[Tensor, list[BoxRecord]]]:
+        r""":meth:`attribute` for several images at once: the boxes of all of them are optimised
+        together, so that boxes of images of one size share the batched forwards (windows grouped
+        as within one image, see ``window_padding``). On a GPU, where a forward of a few small
+        windows leaves it mostly idle, this keeps it busier; each box's map is the one
+        :meth:`attribute` gives it (to float rounding: batches of other sizes), since every box has
+        its own loss, Adam state and early stop. The memory budget chunks the boxes of all images.
+
+        Args:
+            inputs (sequence of N Tensor): the images, each as :meth:`attribute`'s ``inputs``.
+            boxes (sequence of N Tensor): each image's boxes, ``(K_i, 4)`` or ``(4,)``.
+            target (sequence of N targets, or None): each image's ``target`` as :meth:`attribute`'s.
+                Default: None (the detector's top class for every box)
+            baselines (Tensor or sequence of 3 floats, optional): mu, one colour for all images or
+                an image of each one's size when all have one size. Default: the detector's pixel mean
+            settings (BBAMSettings, optional): as :meth:`attribute`'s. Default: ``BBAMSettings()``
+            show_progress (bool, optional): a progress bar over steps. Default: False
+            return_records (bool, optional): also return each box's :class:`BoxRecord`. Default: False
+
+        Returns:
+            A list of N results, each as :meth:`attribute` returns for its image.
+
+        With an ``optimise_masks`` extension other than the method's own, the images are
+        optimised one after another through it.
+        """
+        if len(inputs) != len(boxes) or (target is not None and len(target) != len(inputs)):
+            raise ValueError(f"expected one entry of boxes (and of target) per image ({len(inputs)}), got "
+                             f"{len(boxes)} boxes and {None if target is None else len(target)} targets")
+        settings = BBAMSettings() if settings is None else settings
+        targets = [None] * len(inputs) if target is None else list(target)
+        if self.optimise_masks is not optimise_masks:
+            return [self.attribute(i, b, target=t, baselines=baselines, settings=settings,
+                                   show_progress=show_progress, return_records=return_records)
+                    for i, b, t in zip(inputs, boxes, targets)]
+        problems = [self._problem(i, b, baselines, settings) for i, b in zip(inputs, boxes)]
+        if not problems:
+            return []
+        budget_mb = _memory_budget_mb(settings.max_memory_mb, problems[0].image.device)
+        with self.adapter.frozen():
+            for problem, t in zip(problems, targets):
+                self._select(problem, t, settings)
+            losses, steps_run = self._optimise(problems, settings, budget_mb, show_progress)
+        results, first = [], 0
+        for problem in problems:
+            last = first + len(problem.boxes)
+            results.append(_results(problem, losses[first:last], steps_run[first:last], return_records))
+            first = last
+        return results
+
+    def _problem(self, inputs: Tensor, boxes: Tensor, baselines: Tensor | Sequence[float] | None,
+                 settings: BBAMSettings) -> _ImageProblem:
+        """One image's input, boxes and mu, checked."""
         image = format_image(inputs, self.adapter.device)  # [1, 3, H, W] float
         height, width = image.shape[-2:]
         boxes = check_boxes(boxes, height, width).to(image.device)  # [K, 4]
-        budget_mb = _memory_budget_mb(settings.max_memory_mb, image.device)
         mu = format_baselines(baselines, self.adapter.pixel_mean(), image)
+        return _ImageProblem(image, boxes, mu)
 
-        with self.adapter.frozen():
-            with torch.no_grad():
-                targets = format_target(target, boxes, image, self.adapter)  # [K]
-                positives = self.select_positives(self.adapter, image, boxes, targets, settings)
-            strides = [adaptive_stride(b, height, width, settings.stride_range) if settings.stride == "adaptive"
-                       else int(settings.stride) for b in boxes]
-            masks = [initial_mask(p.regressed, s, height, width).requires_grad_(True)
-                     for p, s in zip(positives, strides)]
-            crops = None if settings.context is None else [
-                self.adapter.crop(context_window(p, b, settings.context), height, width)
-                for p, b in zip(positives, boxes)]
-            chunks = [list(range(len(boxes)))]
-            if budget_mb is not None and len(boxes) > 1:
-                costs = self.estimate_step_memory(self.adapter, image, mu, masks, positives, crops)
-                # a padded window may hold up to (1 + window_padding) times its pixels
-                chunks = _chunks([c * (1 + settings.window_padding) for c in costs], budget_mb * 2**20)
-            losses, steps_run = [0.0] * len(boxes), [0] * len(boxes)
-            for chunk in chunks:
-                chunk_losses, chunk_steps = self.optimise_masks(
-                    self.adapter, image, mu, [masks[k] for k in chunk], [positives[k] for k in chunk],
-                    None if crops is None else [crops[k] for k in chunk], settings, show_progress)
-                for k, loss, n in zip(chunk, chunk_losses, chunk_steps):
-                    losses[k], steps_run[k] = loss, n
-        maps = torch.cat([upsample_mask(m.detach(), height, width) for m in masks]).clamp(0, 1)
-        if not return_records:
-            return maps
-        records = [BoxRecord(target=int(t), stride=s, num_positives=len(p.rois), iou_threshold=p.iou_threshold,
-                             fallback=p.fallback, steps=n, final_loss=float(loss))
-                   for t, s, p, n, loss in zip(targets, strides, positives, steps_run, losses)]
-        return maps, records
+    def _select(self, problem: _ImageProblem, target: TargetType, settings: BBAMSettings) -> None:
+        """Targets, O+, mask cells, initial masks and windows of one image's boxes (detector frozen)."""
+        image, boxes = problem.image, problem.boxes
+        height, width = image.shape[-2:]
+        with torch.no_grad():
+            problem.targets = format_target(target, boxes, image, self.adapter)  # [K]
+            problem.positives = self.select_positives(self.adapter, image, boxes, problem.targets, settings)
+        problem.strides = [adaptive_stride(b, height, width, settings.stride_range) if settings.stride == "adaptive"
+                           else int(settings.stride) for b in boxes]
+        problem.masks = [initial_mask(p.regressed, s, height, width).requires_grad_(True)
+                         for p, s in zip(problem.positives, problem.strides)]
+        problem.crops = None if settings.context is None else [
+            self.adapter.crop(context_window(p, b, settings.context), height, width)
+            for p, b in zip(problem.positives, boxes)]
 
+    def _optimise(self, problems: list[_ImageProblem], settings: BBAMSettings, budget_mb: float | None,
+                  show_progress: bool) -> tuple[list[float], list[int]]:
+        """Every box of ``problems`` optimised, in memory chunks; each box's last loss and steps."""
+        owners = [i for i, problem in enumerate(problems) for _ in problem.boxes]
+        masks = [m for problem in problems for m in problem.masks]
+        positives = [p for problem in problems for p in problem.positives]
+        crops = None if problems[0].crops is None else [c for problem in problems for c in problem.crops]
+        chunks = [list(range(len(masks)))]
+        if budget_mb is not None and len(masks) > 1:
+            costs = [c for problem in problems for c in self.estimate_step_memory(
+                self.adapter, problem.image, problem.mu, problem.masks, problem.positives, problem.crops)]
+            # a padded window may hold up to (1 + window_padding) times its pixels
+            chunks = _chunks([c * (1 + settings.window_padding) for c in costs], budget_mb * 2**20)
+        losses, steps_run = [0.0] * len(masks), [0] * len(masks)
+        for chunk in chunks:
+            chunk_args = ([masks[k] for k in chunk], [positives[k] for k in chunk],
+                          None if crops is None else [crops[k] for k in chunk], settings, show_progress)
+            if len(problems) == 1:  # the extension point's own signature: one image
+                chunk_losses, chunk_steps = self.optimise_masks(self.adapter, problems[0].image, problems[0].mu,
+                                                                *chunk_args)
+            else:
+                chunk_losses, chunk_steps = optimise_image_masks(
+                    self.adapter, [p.image for p in problems], [p.mu for p in problems], [owners[k] for k in chunk],
+                    *chunk_args)
+            for k, loss, n in zip(chunk, chunk_losses, chunk_steps):
+                losses[k], steps_run[k] = loss, n
+        return losses, steps_run
+
+
+@dataclass
+class _ImageProblem:
+    """One image's part of a BBAM run: its input, boxes and mu, then (:meth:`BBAM._select`) each
+    box's target, O+, mask cell, mask and window."""
+
+    image: Tensor
+    boxes: Tensor
+    mu: Tensor
+    targets: Tensor | None = None
+    positives: list[PositiveProposals] = field(default_factory=list)
+    strides: list[int] = field(default_factory=list)
+    masks: list[Tensor] = field(default_factory=list)
+    crops: list[Crop] | None = None
+
+
+def _results(problem: _ImageProblem, losses: list[float], steps_run: list[int],
+             return_records: bool) -> Tensor | tuple[Tensor, list[BoxRecord]]:
+    """One image's maps (K, 1, H, W) at its size, with its records when asked."""
+    height, width = problem.image.shape[-2:]
+    maps = torch.cat([upsample_mask(m.detach(), height, width) for m in problem.masks]).clamp(0, 1)
+    if not return_records:
+        return maps
+    records = [BoxRecord(target=int(t), stride=s, num_positives=len(p.rois), iou_threshold=p.iou_threshold,
+                         fallback=p.fallback, steps=n, final_loss=float(loss))
+               for t, s, p, n, loss in zip(problem.targets, problem.strides, problem.positives, steps_run, losses)]
+    return maps, records
 
 
 def _memory_budget_mb(setting: float | str | None, device: torch.device) -> float | None:

@@ -36,6 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--force", action="store_true",
                         help="recompute every image's maps (by default a rerun recomputes only images whose "
                              "boxes, file or BBAM settings changed)")
+    parser.add_argument("--batch-images", type=int, default=1, metavar="N",
+                        help="images whose boxes BBAM optimises together: the same maps, fewer and fuller forwards "
+                             "where windows share sizes (with --window-padding); for a GPU (default: 1)")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
                         help="'pytorch' under torchrun: each rank takes a share of the images")
     add_label_args(parser)
@@ -50,10 +53,13 @@ def check_inputs(args: argparse.Namespace) -> None:
         InputError: bad settings, detector files or device, image folder, output folder,
             a malformed COCO file, or an input that lies where the run writes.
     """
+    from ..errors import InputError
     from ..pipeline.outputs import check_generate_inputs
 
     label_settings(args)
     bbam_settings(args)
+    if args.batch_images < 1:
+        raise InputError(f"--batch-images must be >= 1, got {args.batch_images}")
     check_detector_args(args)
     check_generate_inputs(args.ann, args.img_dir, args.out)
 
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                                   categories_by_order=args.categories_by_order, label_workers=args.label_workers,
                                   run_info={"config": args.config, "checkpoint": args.checkpoint,
                                             "torchvision": args.torchvision, "classes": args.classes},
-                                  settings=bbam_settings(args))
+                                  settings=bbam_settings(args), batch_images=args.batch_images)
     except CategoryMismatchError as err:
         raise err.asking_for("--categories-by-order") from None
     if summary is None:  # not rank 0

@@ -125,7 +125,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
                     out: str | Path, labels: LabelSettings | None = None, force: bool = False,
                     show_progress: bool = True, run_info: dict | None = None,
                     categories_by_order: bool = False, label_workers: int = 1,
-                    settings: BBAMSettings | None = None, **overrides) -> dict | None:
+                    settings: BBAMSettings | None = None, batch_images: int = 1, **overrides) -> dict | None:
     """BBAM pseudo labels for every box of a COCO file: what ``bbam-captum generate`` writes.
 
     Writes ``out/maps/`` (the raw maps, one ``.npz`` per image), ``out/mmseg/`` and
@@ -155,6 +155,9 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
             work under ``if __name__ == "__main__":``). Default: 1
         settings (BBAMSettings, optional): BBAM's settings, recorded in ``run.json`` and hashed
             into the maps' keys. Default: ``BBAMSettings()``
+        batch_images (int, optional): images whose boxes BBAM optimises together (the same maps
+            to float rounding; fewer, fuller forwards where their windows share sizes, see
+            ``window_padding``: for a GPU). Default: 1
         **overrides: fields of :class:`~bbam_captum.BBAMSettings` (``steps``, ``l1_coef``,
             ``context``, ``seed``, ...) that override those of ``settings``.
 
@@ -170,6 +173,8 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     bbam_settings = _bbam_settings(settings, overrides)
     if label_workers < 1:
         raise InputError(f"label_workers must be >= 1, got {label_workers}")
+    if batch_images < 1:
+        raise InputError(f"batch_images must be >= 1, got {batch_images}")
     check_generate_inputs(ann_file, img_dir, out)
     img_dir, out = Path(img_dir), Path(out)
     labels = LabelSettings() if labels is None else labels
@@ -185,7 +190,7 @@ def generate_labels(model: torch.nn.Module | DetectorAdapter | BBAM, ann_file: s
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done = compute_maps(bbam, coco, img_dir, out, bbam_settings, rank, world_size, show_progress=show_progress,
-                        detector_digest=digest, force=force)
+                        detector_digest=digest, force=force, batch_images=batch_images)
     if world_size > 1:
         torch.distributed.barrier()
     if rank != 0:

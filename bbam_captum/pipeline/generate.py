@@ -168,15 +168,9 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
                   key: str = "", image_digest: str = "") -> None:
     """Runs BBAM on one image's boxes and writes its maps file (or its failure file)."""
     start = time.perf_counter()
-    try:
-        image = read_image(image_path(img_dir, item))
-        if tuple(image.shape[-2:]) != (item.height, item.width):
-            raise InputError(f"image {item.file_name} is {image.shape[2]}x{image.shape[1]} (EXIF orientation "
-                             f"applied), the COCO file says {item.width}x{item.height}")
-    except InputError as err:
-        record_failure(out, item, str(err))
+    image = _read_item_image(item, img_dir, out)
+    if image is None:
         return
-    height, width = item.height, item.width
     if len(item.boxes):
         try:
             maps, records = bbam.attribute(image, torch.from_numpy(item.boxes),
@@ -185,11 +179,57 @@ def explain_image(bbam: BBAM, item: ImageItem, img_dir: Path, out: Path, setting
         except ValueError as err:  # what BBAM refuses of this image (e.g. too small): this image fails, not the run
             record_failure(out, item, f"image {item.file_name} cannot be explained: {err}")
             return
-        maps_np = maps[:, 0].cpu().numpy()
-        record_json = json.dumps([asdict(r) for r in records])
     else:
-        maps_np, record_json = np.zeros((0, height, width), np.float16), "[]"
-    save_maps(out, item, maps_np, record_json, time.perf_counter() - start, key, image_digest)
+        maps, records = None, []
+    _write_maps(out, item, maps, records, time.perf_counter() - start, key, image_digest)
+
+
+def explain_images(bbam: BBAM, items: list[ImageItem], img_dir: Path, out: Path, settings: BBAMSettings,
+                   keys: list[str], image_digests: list[str]) -> None:
+    """:func:`explain_image` for several images whose boxes BBAM optimises together
+    (:meth:`~bbam_captum.BBAM.attribute_images`); each image's time is the batch's shared
+    equally. Where BBAM refuses one of them, each is explained alone, so that only it fails."""
+    start = time.perf_counter()
+    batch = []
+    for item, key, digest in zip(items, keys, image_digests):
+        if not len(item.boxes):
+            explain_image(bbam, item, img_dir, out, settings, key, digest)
+        elif (image := _read_item_image(item, img_dir, out)) is not None:
+            batch.append((item, image, key, digest))
+    if not batch:
+        return
+    try:
+        results = bbam.attribute_images([image for _, image, _, _ in batch],
+                                        [torch.from_numpy(item.boxes) for item, _, _, _ in batch],
+                                        [torch.from_numpy(item.classes) for item, _, _, _ in batch],
+                                        settings=settings, return_records=True)
+    except ValueError:
+        for item, _, key, digest in batch:
+            explain_image(bbam, item, img_dir, out, settings, key, digest)
+        return
+    seconds = (time.perf_counter() - start) / len(batch)
+    for (item, _, key, digest), (maps, records) in zip(batch, results):
+        _write_maps(out, item, maps, records, seconds, key, digest)
+
+
+def _read_item_image(item: ImageItem, img_dir: Path, out: Path) -> torch.Tensor | None:
+    """An item's image as BBAM takes it; None, with its failure recorded, where it cannot be used."""
+    try:
+        image = read_image(image_path(img_dir, item))
+        if tuple(image.shape[-2:]) != (item.height, item.width):
+            raise InputError(f"image {item.file_name} is {image.shape[2]}x{image.shape[1]} (EXIF orientation "
+                             f"applied), the COCO file says {item.width}x{item.height}")
+    except InputError as err:
+        record_failure(out, item, str(err))
+        return None
+    return image
+
+
+def _write_maps(out: Path, item: ImageItem, maps: torch.Tensor | None, records: list, seconds: float, key: str,
+                image_digest: str) -> None:
+    """One image's maps file from BBAM's maps (K, 1, H, W) and records (None and []: no boxes)."""
+    maps_np = np.zeros((0, item.height, item.width), np.float16) if maps is None else maps[:, 0].cpu().numpy()
+    save_maps(out, item, maps_np, json.dumps([asdict(r) for r in records]), seconds, key, image_digest)
     RunLayout(out).failure_file(item.image_id).unlink(missing_ok=True)
 
 
@@ -209,10 +249,12 @@ def expected_key(item: ImageItem, img_dir: Path, fingerprint: str) -> str | None
 
 def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings: BBAMSettings | None = None,
                  rank: int = 0, world_size: int = 1, show_progress: bool = True, detector_digest: str = "",
-                 force: bool = False) -> int:
+                 force: bool = False, batch_images: int = 1) -> int:
     """Stage 1 for this rank's share of images; returns how many images it computed.
 
-    ``settings``: BBAM's (default: ``BBAMSettings()``).
+    ``settings``: BBAM's (default: ``BBAMSettings()``). ``batch_images``: images whose boxes are
+    optimised together (:func:`explain_images`; the same maps to float rounding, fewer forwards
+    where their windows share sizes; for a GPU); 1: one image at a time.
 
     An image is skipped when its maps file carries the key of its current inputs (see
     :func:`maps_key`); ``force`` recomputes every image.
@@ -229,9 +271,19 @@ def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings
     if show_progress and len(todo) < len(mine):
         print(f"[rank {rank}] resuming: {len(mine) - len(todo)} of {len(mine)} images already done "
               "with these boxes, images and settings")
-    bar = tqdm(todo, desc=f"BBAM maps (rank {rank})" if world_size > 1 else "BBAM maps", unit="img",
+    bar = tqdm(total=len(todo), desc=f"BBAM maps (rank {rank})" if world_size > 1 else "BBAM maps", unit="img",
                disable=not show_progress, position=rank)
-    for item in bar:
-        bar.set_postfix(boxes=len(item.boxes))
-        explain_image(bbam, item, img_dir, out, settings, keys[item.image_id] or "", digests[item.image_id] or "")
+    if batch_images < 1:
+        raise ValueError(f"batch_images must be at least 1, got {batch_images}")
+    for first in range(0, len(todo), batch_images):
+        batch = todo[first:first + batch_images]
+        bar.set_postfix(boxes=sum(len(item.boxes) for item in batch))
+        if len(batch) == 1:
+            item = batch[0]
+            explain_image(bbam, item, img_dir, out, settings, keys[item.image_id] or "", digests[item.image_id] or "")
+        else:
+            explain_images(bbam, batch, img_dir, out, settings, [keys[i.image_id] or "" for i in batch],
+                           [digests[i.image_id] or "" for i in batch])
+        bar.update(len(batch))
+    bar.close()
     return len(todo)
