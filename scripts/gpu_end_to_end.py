@@ -1,9 +1,14 @@
-"""The GPU path end to end without MMDetection: a synthetic split, then BBAM's labels with
-torchvision's ResNet-50-FPN Faster R-CNN (random weights, no download) on CUDA, through
-``generate_labels`` or, with ``--cli``, through ``bbam-captum generate --torchvision``.
+"""The GPU path end to end: a synthetic split, then BBAM's labels with torchvision's ResNet-50-FPN
+Faster R-CNN (random weights, no download) on CUDA, through ``generate_labels`` or, with ``--cli``,
+through ``bbam-captum generate --torchvision``; with ``--mmdet``, through ``bbam-captum generate``
+with the bundled MMDetection detector (on CUDA its RoIAlign runs through torchvision where mmcv
+lacks CUDA ops).
 
-    python scripts/gpu_end_to_end.py --out DIR [--cli]                               # one process
+    python scripts/gpu_end_to_end.py --out DIR [--cli | --mmdet]                     # one process
     torchrun --nproc_per_node N scripts/gpu_end_to_end.py --out DIR --dist [--cli]   # NCCL, one GPU per rank
+
+``--batch-images N`` and ``--window-padding S`` pass on to BBAM (images optimised together,
+windows of several sizes in one forward).
 
 Labels are thresholded (``--no-crf``) so that the machine needs no pydensecrf. ``--device cpu``
 runs the same on a CPU (gloo under torchrun). Prints, on rank 0, the device, the seconds, and
@@ -35,7 +40,8 @@ def _with_api(args: argparse.Namespace, data: Path, out: Path, device: torch.dev
     model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=len(CLASSES) + 1)
     adapter = TorchvisionRCNNAdapter(model.to(device).eval(), CLASSES)
     return generate_labels(adapter, data / "annotations.json", data / "images", out,
-                           labels=LabelSettings(crf=False), steps=args.steps)
+                           labels=LabelSettings(crf=False), steps=args.steps, batch_images=args.batch_images,
+                           window_padding=args.window_padding)
 
 
 def _with_cli(args: argparse.Namespace, data: Path, out: Path, device: torch.device) -> dict | None:
@@ -49,9 +55,11 @@ def _with_cli(args: argparse.Namespace, data: Path, out: Path, device: torch.dev
         checkpoint.with_suffix(".tmp").rename(checkpoint)
     while not checkpoint.is_file():  # the other ranks wait for rank 0's files (no process group yet)
         time.sleep(0.5)
+    detector = [] if args.mmdet else ["--torchvision", "fasterrcnn_resnet50_fpn", "--checkpoint", str(checkpoint),
+                                      "--classes", str(classes)]
     code = cli(["generate", "--ann", str(data / "annotations.json"), "--img-dir", str(data / "images"),
-                "--out", str(out), "--torchvision", "fasterrcnn_resnet50_fpn", "--checkpoint", str(checkpoint),
-                "--classes", str(classes), "--device", str(device), "--steps", str(args.steps), "--no-crf",
+                "--out", str(out), *detector, "--device", str(device), "--steps", str(args.steps), "--no-crf",
+                "--batch-images", str(args.batch_images), "--window-padding", str(args.window_padding),
                 "--launcher", "pytorch" if args.dist else "none"])
     if code not in (0, 1):
         raise SystemExit(code)
@@ -66,6 +74,10 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
     parser.add_argument("--dist", action="store_true", help="under torchrun: join its process group")
     parser.add_argument("--cli", action="store_true", help="through bbam-captum generate --torchvision")
+    parser.add_argument("--mmdet", action="store_true",
+                        help="through bbam-captum generate with the bundled MMDetection detector")
+    parser.add_argument("--batch-images", type=int, default=1, help="images optimised together (default: 1)")
+    parser.add_argument("--window-padding", type=float, default=0.0, help="BBAM's window_padding (default: 0)")
     args = parser.parse_args()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = torch.device(args.device)
@@ -77,15 +89,16 @@ def main() -> None:
         write_dataset(data, args.images, 1, show_progress=False)
     while not (data / "annotations.json").is_file():
         time.sleep(0.5)
-    out = args.out / (("cli" if args.cli else "api") + ("_dist" if args.dist else ""))
+    out = args.out / (("mmdet" if args.mmdet else "cli" if args.cli else "api") + ("_dist" if args.dist else ""))
     start = time.perf_counter()
-    summary = (_with_cli if args.cli else _with_api)(args, data, out, device)
+    summary = (_with_cli if args.cli or args.mmdet else _with_api)(args, data, out, device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     if summary is not None:
         label_files = len(list((out / "mmseg" / "labels").glob("*.png")))
         where = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-        print(f"{'generate' if args.cli else 'generate_labels'} {'under torchrun' if args.dist else 'in one process'} "
+        print(f"{'generate' if args.cli or args.mmdet else 'generate_labels'} "
+              f"{'(MMDetection) ' if args.mmdet else ''}{'under torchrun' if args.dist else 'in one process'} "
               f"on {where}: {time.perf_counter() - start:.1f} s, {summary['boxes_labelled']}/{summary['boxes']} boxes "
               f"of {summary['images']} images labelled, {len(summary['failures'])} failures, {label_files} label "
               f"files, COCO labels {'written' if (out / 'coco' / 'instances.json').is_file() else 'missing'}",
