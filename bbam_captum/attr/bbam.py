@@ -177,10 +177,12 @@ class BBAM(PerturbationAttribution):
     where O+ holds the jittered proposals of the box that the detector classifies as the
     target class with a regressed box of IoU above a threshold with the box (Eq. 3).
     All boxes of an image are optimised together: each step runs one batched forward per
-    size of context window (one in all with ``context=None``); the detector's weights get
-    no gradients and its RPN never runs. Where that batch would not fit the memory budget
-    (``max_memory_mb``), the boxes are optimised in chunks, one after another; every box
-    has its own loss, Adam state and early stop, so the maps are those of one batch.
+    size of context window (one in all with ``context=None``; windows of several sizes share
+    one with ``window_padding``); the detector's weights get no gradients and its RPN never
+    runs. Where that batch would not fit the memory budget (``max_memory_mb``), the boxes are
+    optimised in chunks, one after another; every box has its own loss, Adam state and early
+    stop, so the maps are those of one batch. :meth:`attribute_images` does the same for the
+    boxes of several images at once.
 
     Paper: https://arxiv.org/abs/2103.08907
 
