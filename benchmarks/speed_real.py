@@ -62,6 +62,7 @@ from bbam_captum.attr import (PositiveProposals, PositiveSelector, box_generator
                               optimise_masks)
 from bbam_captum.detectors import DetectorAdapter
 from bbam_captum.detectors.base import Crop
+from bbam_captum.errors import SettingsError
 from bbam_captum.ops import jitter_boxes, to_rois
 from bbam_captum.utils.atomic import write_json_atomic
 
@@ -316,8 +317,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="speed_real",
                         help="stem of the files written in OUT (default: speed_real; e.g. speed_real_gpu)")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.window_padding <= 100.0:
-        parser.error(f"--window-padding must lie in [0, 100], got {args.window_padding}")
+    try:  # BBAM's own bounds
+        BBAMSettings(window_padding=args.window_padding)
+    except SettingsError as err:
+        parser.error(f"--{err}".replace("window_padding", "window-padding", 1))
     on_cpu = torch.device(args.device).type == "cpu"
     timed_steps = args.timed_steps if args.timed_steps is not None else (2 if on_cpu else None)
     complete = [s for s in (args.complete if args.complete is not None else ("small,medium" if on_cpu and

@@ -432,8 +432,8 @@ class MMDetTwoStageAdapter:
                           labels=inst.labels[keep].cpu())
 
 
-_MMCV_CUDA_HINT = ("install an mmcv built with its CUDA ops for this torch and CUDA (`mim install mmcv==2.1.0`, "
-                   "or from source with MMCV_WITH_OPS=1 FORCE_CUDA=1)")
+_MMCV_CUDA_HINT = ("install an mmcv built with its CUDA ops for this torch and CUDA (`mim install mmcv==2.1.0` "
+                   "where a wheel exists, else `FORCE_CUDA=1 pip install mmcv==2.1.0 --no-binary mmcv`)")
 
 
 @lru_cache(maxsize=None)

@@ -189,12 +189,13 @@ def explain_images(bbam: BBAM, items: list[ImageItem], img_dir: Path, out: Path,
     """:func:`explain_image` for several images whose boxes BBAM optimises together
     (:meth:`~bbam_captum.BBAM.attribute_images`); each image's time is the batch's shared
     equally. Where BBAM refuses one of them, each is explained alone, so that only it fails."""
+    for item, key, digest in zip(items, keys, image_digests):
+        if not len(item.boxes):  # nothing to optimise: written alone, out of the batch's time
+            explain_image(bbam, item, img_dir, out, settings, key, digest)
     start = time.perf_counter()
     batch = []
     for item, key, digest in zip(items, keys, image_digests):
-        if not len(item.boxes):
-            explain_image(bbam, item, img_dir, out, settings, key, digest)
-        elif (image := _read_item_image(item, img_dir, out)) is not None:
+        if len(item.boxes) and (image := _read_item_image(item, img_dir, out)) is not None:
             batch.append((item, image, key, digest))
     if not batch:
         return
@@ -259,6 +260,8 @@ def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings
     An image is skipped when its maps file carries the key of its current inputs (see
     :func:`maps_key`); ``force`` recomputes every image.
     """
+    if batch_images < 1:
+        raise ValueError(f"batch_images must be at least 1, got {batch_images}")
     settings = BBAMSettings() if settings is None else settings
     layout = RunLayout(out)
     layout.maps_dir.mkdir(parents=True, exist_ok=True)
@@ -273,8 +276,6 @@ def compute_maps(bbam: BBAM, coco: CocoInput, img_dir: Path, out: Path, settings
               "with these boxes, images and settings")
     bar = tqdm(total=len(todo), desc=f"BBAM maps (rank {rank})" if world_size > 1 else "BBAM maps", unit="img",
                disable=not show_progress, position=rank)
-    if batch_images < 1:
-        raise ValueError(f"batch_images must be at least 1, got {batch_images}")
     for first in range(0, len(todo), batch_images):
         batch = todo[first:first + batch_images]
         bar.set_postfix(boxes=sum(len(item.boxes) for item in batch))
