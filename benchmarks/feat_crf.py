@@ -32,7 +32,7 @@ from bbam_captum import load_detector
 from bbam_captum.detectors.adapt import as_adapter
 from bbam_captum.io import read_image
 from bbam_captum.labels import LabelSettings, pseudo_masks, semantic_label
-from bbam_captum.labels.crf import _box_extent, _crf_posterior, crf_grid
+from bbam_captum.labels.crf import box_extent, box_posterior, crf_grid, densecrf_foreground
 from bbam_captum.labels.settings import DenseCRFSettings
 from bbam_captum.pipeline import RunLayout, read_coco
 from bbam_captum.pipeline.generate import map_cells
@@ -108,14 +108,14 @@ def upsample_features(features: np.ndarray, height: int, width: int) -> np.ndarr
 
 
 class _FeatureCRF:
-    """:class:`bbam_captum.labels.crf._ImageCRF` with the appearance terms of a :class:`FeatureKernel`."""
+    """:class:`bbam_captum.labels.crf.ForegroundCRF` with the appearance terms of a :class:`FeatureKernel`."""
 
     def __init__(self, image: np.ndarray, features: np.ndarray, kernel: FeatureKernel,
                  settings: DenseCRFSettings) -> None:
         import pydensecrf.densecrf as dcrf
 
         h, w = image.shape[:2]
-        self.shape, self.iterations = (h, w), settings.iterations
+        self.iterations = settings.iterations
         self.crf = dcrf.DenseCRF2D(w, h, 2)
         self.crf.addPairwiseGaussian(sxy=settings.pos_xy_std, compat=settings.pos_weight)
         if kernel.rgb_weight:
@@ -128,11 +128,7 @@ class _FeatureCRF:
             self.crf.addPairwiseEnergy(np.ascontiguousarray(feats, dtype=np.float32), compat=kernel.feat_weight)
 
     def foreground(self, prob: np.ndarray) -> np.ndarray:
-        from pydensecrf.utils import unary_from_softmax
-
-        unary = unary_from_softmax(np.stack([prob, 1 - prob]).astype(np.float32))
-        self.crf.setUnaryEnergy(np.ascontiguousarray(unary))
-        return np.asarray(self.crf.inference(self.iterations), dtype=np.float32).reshape(2, *self.shape)[0]
+        return densecrf_foreground(self.crf, prob, self.iterations)
 
 
 class FeatureCRFMasks:
@@ -152,8 +148,8 @@ class FeatureCRFMasks:
             self.crf = _FeatureCRF(image, self.features, self.kernel, settings)
         masks = np.zeros(maps.shape, dtype=bool)
         for k, (map_, box, sigma) in enumerate(zip(maps, np.asarray(boxes, np.float64), blur_sigmas)):
-            extent = _box_extent(box, h, w)
-            masks[k][extent] = _crf_posterior(map_, box, self.crf, top_share, settings, float(sigma), h * w)[extent] \
+            extent = box_extent(box, h, w)
+            masks[k][extent] = box_posterior(map_, box, self.crf, top_share, settings, float(sigma), h * w)[extent] \
                 > settings.keep
         return masks
 

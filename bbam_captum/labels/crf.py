@@ -21,6 +21,7 @@ time (``benchmarks/crf_scale.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -69,11 +70,24 @@ class _ImageCRF:
     def foreground(self, prob: np.ndarray) -> np.ndarray:
         if prob.shape != self.shape:
             raise ValueError(f"prob must be (H, W) = {self.shape}, got {prob.shape}")
-        from pydensecrf.utils import unary_from_softmax
+        return densecrf_foreground(self.crf, prob, self.iterations)
 
-        unary = unary_from_softmax(np.stack([prob, 1 - prob]).astype(np.float32))
-        self.crf.setUnaryEnergy(np.ascontiguousarray(unary))
-        return np.asarray(self.crf.inference(self.iterations), dtype=np.float32).reshape(2, *self.shape)[0]
+
+class ForegroundCRF(Protocol):
+    """What :func:`box_posterior` infers with: an image's pairwise terms, set once, and the
+    foreground posterior ``(H, W)`` of any prior ``(H, W)`` on them."""
+
+    def foreground(self, prob: np.ndarray) -> np.ndarray: ...
+
+
+def densecrf_foreground(crf: Any, prob: np.ndarray, iterations: int) -> np.ndarray:
+    """Foreground posterior (H, W) float32 of a two-label ``pydensecrf`` model whose pairwise
+    terms are set, started from the foreground probability ``prob`` (H, W)."""
+    from pydensecrf.utils import unary_from_softmax
+
+    unary = unary_from_softmax(np.stack([prob, 1 - prob]).astype(np.float32))
+    crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    return np.asarray(crf.inference(iterations), dtype=np.float32).reshape(2, *prob.shape)[0]
 
 
 def _scaled(std: float, sx: float, sy: float) -> float | tuple[float, float]:
@@ -165,13 +179,13 @@ def crf_mask_sets(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]
             return upsample(posterior, settings.keep, extent)
     windows = _CRFWindows(grid_image, settings, scale_xy)
     for k, (map_, box, grid_box, sigma) in enumerate(zip(grid_maps, boxes, grid_boxes, blur_sigmas)):
-        extent = _box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are needed
+        extent = box_extent(box, h, w)  # the mask is cut to its box: only the box's pixels are needed
         rows, cols = window = windows.around(grid_box)
         crf = windows.crf(window)
         offset = np.array([cols.start, rows.start, cols.start, rows.start])
         for s, share in enumerate(top_shares):
             posterior = np.zeros(grid, dtype=np.float32)
-            posterior[window] = _crf_posterior(map_[window], grid_box - offset, crf, share, settings,
+            posterior[window] = box_posterior(map_[window], grid_box - offset, crf, share, settings,
                                                float(sigma) * scale_xy[1], grid[0] * grid[1])
             masks[s, k][extent] = to_image(posterior, extent) > settings.keep
     return masks
@@ -194,7 +208,7 @@ class _CRFWindows:
     def around(self, box: np.ndarray) -> tuple[slice, slice]:
         """Rows and columns of the box's window on the grid."""
         h, w = self.image.shape[:2]
-        return _box_extent(box, h, w, margin=self.margin)
+        return box_extent(box, h, w, margin=self.margin)
 
     def crf(self, window: tuple[slice, slice]) -> _ImageCRF:
         if window == self.all:
@@ -260,7 +274,7 @@ def _resize(arrays: np.ndarray, size: tuple[int, int]) -> np.ndarray:
                          mode="area")[0].numpy()
 
 
-def _box_extent(box: np.ndarray, h: int, w: int, margin: int = 0) -> tuple[slice, slice]:
+def box_extent(box: np.ndarray, h: int, w: int, margin: int = 0) -> tuple[slice, slice]:
     """Rows and columns of the box rounded outwards, grown by ``margin`` and cut to the image."""
     # ends clipped at 0 too: a negative end would count from the far side of the image
     return (slice(max(0, int(np.floor(box[1])) - margin), max(0, min(h, int(np.ceil(box[3])) + margin))),
@@ -270,16 +284,26 @@ def _box_extent(box: np.ndarray, h: int, w: int, margin: int = 0) -> tuple[slice
 def _inside(box: np.ndarray, h: int, w: int) -> np.ndarray:
     """The box's pixels (H, W) bool."""
     inside = np.zeros((h, w), dtype=bool)
-    inside[_box_extent(box, h, w)] = True
+    inside[box_extent(box, h, w)] = True
     return inside
 
 
-def _crf_posterior(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share: float,
+def box_posterior(map_: np.ndarray, box: np.ndarray, crf: ForegroundCRF, top_share: float,
                    settings: DenseCRFSettings, sigma: float, image_area: int) -> np.ndarray:
-    """Foreground posterior (h, w) of the prior the box's mask is taken from (the map's, or a
-    small box's flat retry), on the CRF's window of the grid (``map_`` and ``box`` in the window);
-    zero for a box with no pixel. ``sigma``: the prior's blur in grid pixels; ``image_area``: the
-    grid's pixels, which tell a small box."""
+    """Foreground posterior of the prior one box's mask is taken from: its map's, or a small
+    box's flat retry (the step :func:`crf_mask_sets` takes per box and share).
+
+    Args:
+        map_ (np.ndarray[h, w]): the box's attribution map on the CRF's window of the grid.
+        box (np.ndarray[4]): ``(x1, y1, x2, y2)`` in the window's pixels.
+        crf (ForegroundCRF): the window's pairwise terms.
+        top_share: as :func:`crf_masks`.
+        sigma: the prior's blur, in the window's pixels.
+        image_area: the grid's pixels, which tell a small box.
+
+    Returns:
+        np.ndarray[h, w] float32; zero for a box with no pixel.
+    """
     h, w = map_.shape
     inside = _inside(box, h, w)
     area = int(inside.sum())
@@ -290,7 +314,7 @@ def _crf_posterior(map_: np.ndarray, box: np.ndarray, crf: _ImageCRF, top_share:
     ranked = np.sort(prior[inside])[::-1]
     prior = np.clip(prior / (ranked[min(int(area * top_share), area - 1)] + 1e-8), 0, 1)
     # the prior is zero outside the box: blurring the box and the blur's reach gives the same box pixels
-    reach = _box_extent(box, h, w, margin=int(3 * sigma))
+    reach = box_extent(box, h, w, margin=int(3 * sigma))
     blurred = np.zeros_like(prior)
     blurred[reach] = smooth_maps(torch.from_numpy(prior[reach])[None, None], sigma)[0, 0].numpy()
     prior = blurred * inside
