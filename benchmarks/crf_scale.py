@@ -49,7 +49,7 @@ from bbam_captum.synth import CLASSES, WORLDS
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .harness import Timed, markdown_table, start_run, write_markdown
-from .worlds import _Score, _first_images, _truth, default_variant, val_split
+from .worlds import MaskScore, default_variant, first_images, true_masks, val_split
 
 LARGE = 800
 BUDGETS = (0, 512 * 512)
@@ -97,19 +97,19 @@ def as_chain_crf(fn: CrfFn) -> CRFMasks:
 def score_world(world: str, maps_dir: Path, images: int, large_boxes: int, crfs: dict[str, CrfFn]) -> dict:
     ann = val_split(world)
     gt = json.loads(ann.read_text())
-    coco = _first_images(read_coco(ann, CLASSES), images)
+    coco = first_images(read_coco(ann, CLASSES), images)
     class_of = dict(coco.class_of_category)
     settings = LabelSettings()
     n = CLASSES
-    small = {name: {"crf": _Score(n), "crf + Eq. 4": _Score(n), "default chain": _Score(n), "timer": Timed(fn),
+    small = {name: {"crf": MaskScore(n), "crf + Eq. 4": MaskScore(n), "default chain": MaskScore(n), "timer": Timed(fn),
                     "masks": []} for name, fn in crfs.items()}
-    large = {name: {"crf": _Score(n), "crf + Eq. 4": _Score(n), "timer": Timed(fn), "masks": []}
+    large = {name: {"crf": MaskScore(n), "crf + Eq. 4": MaskScore(n), "timer": Timed(fn), "masks": []}
              for name, fn in crfs.items()}
     large_images = 0
     for item in coco.items:
         data = np.load(RunLayout(maps_dir).maps_file(item.image_id))
         maps, boxes, classes = data["maps"].astype(np.float32), data["boxes"], data["classes"]
-        true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
+        true, truth = true_masks(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = np.ascontiguousarray(read_image(ann.parent / "images" / item.file_name).permute(1, 2, 0).numpy())
         pools = segment_pools(image)
         cells = map_cells(data, item.height, item.width)  # the label chain's blur: crf_blur of each map's cells

@@ -39,7 +39,7 @@ from bbam_captum.pipeline.generate import map_cells
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .harness import markdown_table, start_run, write_markdown
-from .worlds import BOX_VARIANT, _first_images, _Score, _truth, box_maps, detector_files, val_split
+from .worlds import BOX_VARIANT, MaskScore, box_maps, detector_files, first_images, true_masks, val_split
 
 MAX_DIMS = 8  # PCA dims cached per image; variants take the leading ones
 
@@ -160,7 +160,7 @@ def cache_features(world: str, out: Path, images: int) -> tuple[Path, tuple[str,
     folder = out / "features" / world
     ann = val_split(world)
     model = load_detector(*detector_files(world))
-    coco = _first_images(read_coco(ann, tuple(model.dataset_meta["classes"])), images)
+    coco = first_images(read_coco(ann, tuple(model.dataset_meta["classes"])), images)
     missing = [i for i in coco.items if not (folder / f"{i.image_id}.npy").is_file()]
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
@@ -176,15 +176,15 @@ def score_world(world: str, out: Path, images: int, variants: dict[str, FeatureK
     ann = val_split(world)
     gt = json.loads(ann.read_text())
     feat_dir, class_names = cache_features(world, out, images)
-    coco = _first_images(read_coco(ann, class_names), images)
+    coco = first_images(read_coco(ann, class_names), images)
     class_of = dict(coco.class_of_category)
     maps_dir = out / "work" / world / BOX_VARIANT
     settings = LabelSettings()
-    scores = {s: {v: _Score(class_names) for v in variants} for s in ("bbam", "box")}
+    scores = {s: {v: MaskScore(class_names) for v in variants} for s in ("bbam", "box")}
     for item in tqdm(coco.items, desc=f"{world} scoring", leave=False):
         data = np.load(RunLayout(maps_dir).maps_file(item.image_id))
         boxes, classes = data["boxes"], data["classes"]
-        true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
+        true, truth = true_masks(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = read_image(ann.parent / "images" / item.file_name).permute(1, 2, 0).numpy()
         feats = upsample_features(np.load(feat_dir / f"{item.image_id}.npy"), item.height, item.width)
         cells = map_cells(data, item.height, item.width)

@@ -52,7 +52,7 @@ from bbam_captum.utils.atomic import write_json_atomic
 
 from .crf_scale import agreement, boxes_seen, upscale
 from .harness import VAL_SEED, Timed, markdown_table, start_run, write_markdown
-from .worlds import _first_images, _Score, _truth, detector_files, val_split
+from .worlds import MaskScore, detector_files, first_images, true_masks, val_split
 
 LARGE = 800
 NATIVE_FIRST_INDEX = 10000  # scenes drawn at LARGE px: indices past the val split's, never trained on
@@ -94,7 +94,7 @@ def world_maps(world: str, out: Path, images: int) -> tuple[Path, Path, list]:
     if files is None:
         raise SystemExit(f"[{world}] no detector: run `make detector WORLD={world}` first")
     ann = val_split(world)
-    coco = _first_images(read_coco(ann, CLASSES), images)
+    coco = first_images(read_coco(ann, CLASSES), images)
     work = out / "maps" / world
     compute_maps(BBAM(load_detector(*files)), coco, ann.parent / "images", work, BBAMSettings())
     return ann, work, coco.items
@@ -140,7 +140,7 @@ def score_world(world: str, out: Path, images: int, large_images: int, steps: di
     ann, work, items = world_maps(world, out, images)
     gt = json.loads(ann.read_text())
     class_of = dict(read_coco(ann, CLASSES).class_of_category)
-    runs = {size: {name: {"score": _Score(CLASSES), "timer": Timed(fn), "masks": []} for name, fn in steps.items()}
+    runs = {size: {name: {"score": MaskScore(CLASSES), "timer": Timed(fn), "masks": []} for name, fn in steps.items()}
             for size in SIZES}
 
     def run_steps(size: str, turn: int, image: np.ndarray, maps: np.ndarray, true: np.ndarray, boxes: np.ndarray,
@@ -155,7 +155,7 @@ def score_world(world: str, out: Path, images: int, large_images: int, steps: di
     for index, item in enumerate(items):
         data = np.load(RunLayout(work).maps_file(item.image_id))
         maps, boxes, classes = data["maps"].astype(np.float32), data["boxes"], data["classes"]
-        true, _ = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
+        true, _ = true_masks(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = np.ascontiguousarray(read_image(ann.parent / "images" / item.file_name).permute(1, 2, 0).numpy())
         cells = map_cells(data, item.height, item.width)
         run_steps("small", index, image, maps, true, boxes, cells, classes)

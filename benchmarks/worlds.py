@@ -99,11 +99,12 @@ def val_split(world: str) -> Path:
     return ann
 
 
-def _first_images(coco: CocoInput, count: int) -> CocoInput:
+def first_images(coco: CocoInput, count: int) -> CocoInput:
+    """The ``count`` images of lowest id: the same subset on every run and machine."""
     return replace(coco, items=sorted(coco.items, key=lambda i: i.image_id)[:count])
 
 
-class _Score:
+class MaskScore:
     """Per-object IoUs (with each object's class) and a semantic confusion matrix, accumulated over images."""
 
     def __init__(self, class_names: tuple[str, ...]) -> None:
@@ -128,7 +129,7 @@ class _Score:
                 "class_instance_miou": by_class, "objects": len(self.ious), "ious": [round(v, 4) for v in self.ious]}
 
 
-def _truth(gt: dict, image_id: int, ann_ids: np.ndarray, height: int, width: int,
+def true_masks(gt: dict, image_id: int, ann_ids: np.ndarray, height: int, width: int,
            class_of: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """True masks of the explained boxes (K, H, W) and the image's semantic truth (H, W)."""
     anns = {a["id"]: a for a in gt["annotations"] if a["image_id"] == image_id}
@@ -150,12 +151,12 @@ def score_chains(coco: CocoInput, gt: dict, img_dir: Path, maps_dir: Path, chain
     """{source: {chain: score}} for BBAM's maps in ``maps_dir`` (and the filled box through the
     same chains with ``with_box``), and BBAM's raw maps at their best global threshold."""
     sources = ("bbam", "box") if with_box else ("bbam",)
-    scores = {source: {name: _Score(class_names) for name in chains} for source in sources}
+    scores = {source: {name: MaskScore(class_names) for name in chains} for source in sources}
     raw = {(b, t): [] for b in RAW_BLURS for t in RAW_THRESHOLDS}
     for item in tqdm(coco.items, desc="scoring chains", unit="img", leave=False):
         data = np.load(RunLayout(maps_dir).maps_file(item.image_id))
         boxes, classes = data["boxes"], data["classes"]
-        true, truth = _truth(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
+        true, truth = true_masks(gt, item.image_id, data["ann_ids"], item.height, item.width, class_of)
         image = read_image(img_dir / item.file_name).permute(1, 2, 0).numpy()
         maps_of = {"bbam": data["maps"].astype(np.float32)}
         if with_box:
@@ -188,7 +189,7 @@ def run_world(world: str, out: Path, images: int, threads: int, variants: list[s
     img_dir = ann.parent / "images"
     model = load_detector(*files)
     class_names = tuple(model.dataset_meta["classes"])
-    coco = _first_images(read_coco(ann, class_names), images)
+    coco = first_images(read_coco(ann, class_names), images)
     class_of = dict(coco.class_of_category)
     bbam = BBAM(model)
     result = {"world": world, "detector": str(files[1].relative_to(REPO)), "images": len(coco.items),
