@@ -8,13 +8,14 @@ features might separate them where colour does not. For every image of the world
 (``benchmarks.worlds``: the first N val images of each world, its own detector, BBAM's maps
 of the default variant cached under ``DIR/work``), the finest FPN level is reduced to a few
 channels by PCA over the image's pixels and upsampled to the image; the CRF's pairwise terms
-are then built from ``[xy / sxy, features / sfeat]`` in place of, or beside, the RGB kernel.
+are then built from ``[xy / sxy, features / sfeat]`` in place of, or beside, the RGB kernel,
+with the RGB kernel's reach (80 px) or a short one (5 px, the ``xy5`` variants).
 Everything else is the default chain (``LabelSettings()``: shares 0.15 / 0.8, blur 1 cell,
 Eq. 4 on RGB segments). BBAM and the filled box go through each variant; variants are chosen
 by leave-one-world-out on BBAM's instance mIoU.
 
-Writes ``DIR/feat_crf.json`` (scores per world, source and variant, per class) and
-``DIR/feat_crf.md``. Features are cached under ``DIR/features`` (PCA dims at feature stride).
+Writes ``DIR/NAME.json`` (scores per world, source and variant, per class) and ``DIR/NAME.md``
+(``--name``, default ``feat_crf``). Features are cached under ``DIR/features`` (PCA dims at feature stride).
 """
 from __future__ import annotations
 
@@ -48,13 +49,14 @@ MAX_DIMS = 8  # PCA dims cached per image; variants take the leading ones
 class FeatureKernel:
     """The CRF's appearance terms: the RGB bilateral kernel (weight ``rgb_weight``, 0: none) and a
     bilateral kernel on ``dims`` PCA dims of the detector's features (width ``feat_std`` in units of
-    the first component's spread, weight ``feat_weight``, 0: none), both with ``DenseCRFSettings``'
-    spatial width."""
+    the first component's spread, weight ``feat_weight``, 0: none), the feature kernel with the
+    spatial width ``feat_xy_std`` (None: the RGB kernel's, ``DenseCRFSettings.bi_xy_std``)."""
 
     rgb_weight: float = DenseCRFSettings().bi_weight
     dims: int = 3
     feat_std: float = 0.3
     feat_weight: float = 0.0
+    feat_xy_std: float | None = None
 
 
 VARIANTS: dict[str, FeatureKernel] = {
@@ -66,6 +68,10 @@ VARIANTS: dict[str, FeatureKernel] = {
     "rgb + feat3 s0.3 w4": FeatureKernel(dims=3, feat_std=0.3, feat_weight=4),
     "rgb + feat3 s0.3 w2": FeatureKernel(dims=3, feat_std=0.3, feat_weight=2),
     "rgb + feat8 s0.3 w4": FeatureKernel(dims=8, feat_std=0.3, feat_weight=4),
+    # short reach: stride-4 features are smooth across edges, so the long kernel joins objects to their surround
+    "rgb + feat3 s0.1 w4 xy5": FeatureKernel(dims=3, feat_std=0.1, feat_weight=4, feat_xy_std=5),
+    "rgb + feat3 s0.3 w4 xy5": FeatureKernel(dims=3, feat_std=0.3, feat_weight=4, feat_xy_std=5),
+    "rgb + feat8 s0.3 w4 xy5": FeatureKernel(dims=8, feat_std=0.3, feat_weight=4, feat_xy_std=5),
 }
 THIN_CLASSES = ("ring", "frame")
 
@@ -123,7 +129,8 @@ class _FeatureCRF:
                                           rgbim=np.ascontiguousarray(image), compat=kernel.rgb_weight)
         if kernel.feat_weight:
             ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-            feats = np.concatenate([np.stack([xs, ys]) / settings.bi_xy_std,
+            xy_std = settings.bi_xy_std if kernel.feat_xy_std is None else kernel.feat_xy_std
+            feats = np.concatenate([np.stack([xs, ys]) / xy_std,
                                     features[:kernel.dims] / kernel.feat_std]).reshape(-1, h * w)
             self.crf.addPairwiseEnergy(np.ascontiguousarray(feats, dtype=np.float32), compat=kernel.feat_weight)
 
@@ -242,9 +249,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--worlds", nargs="+", default=["shapes", "camouflage", "photo"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--name", default="feat_crf", help="the tables' name: DIR/NAME.{json,md} (default: feat_crf)")
     args = parser.parse_args(argv)
     if args.images < 1:
         parser.error(f"--images must be >= 1, got {args.images}")
+    if not args.name or Path(args.name).name != args.name or args.name in (".", ".."):
+        parser.error(f"--name must be a plain file name (the tables go into --out), got {args.name!r}")
     run = start_run("benchmarks.feat_crf", argv, threads=1)
     variants = {v: VARIANTS[v] for v in dict.fromkeys(["rgb (default)", *args.variants])}
     results = {}
@@ -259,9 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         write_json_atomic(cache, {"key": key, "scores": results[world]})
     picks = leave_one_world_out(results) if len(results) > 1 else {}
     meta = run.meta()
-    write_json_atomic(args.out / "feat_crf.json", {"meta": meta, "results": results, "picks": picks}, indent=1)
+    write_json_atomic(args.out / f"{args.name}.json", {"meta": meta, "results": results, "picks": picks}, indent=1)
     header = f"# Dense CRF on the detector's features\n\n`{meta['command']}`; {meta['machine']}; {meta['date']}"
-    print(write_markdown(args.out / "feat_crf.md", report(results, picks, header)))
+    print(write_markdown(args.out / f"{args.name}.md", report(results, picks, header)))
 
 
 if __name__ == "__main__":
