@@ -7,7 +7,8 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from bbam_captum.labels import IGNORE, instance_masks, refine_mask, refine_masks, semantic_label, smooth_maps
-from bbam_captum.labels.crf import crf_foreground, crf_masks
+from bbam_captum.labels.crf import box_extent, box_posterior, crf_foreground, crf_masks, densecrf_foreground
+from bbam_captum.labels.settings import DenseCRFSettings
 from bbam_captum.metrics import box_masks, mask_iou
 
 
@@ -165,3 +166,40 @@ def test_label_chain_calls_the_crf_it_is_given():
     assert [c[0] for c in calls] == [settings.crf_fg_share, settings.crf_bg_share]
     assert all(c[1] == settings.crf_max_pixels and c[2] == [settings.crf_blur * 4.0] for c in calls)
     assert not instance.any() and not foreground.any() and uncertain.sum() == 9
+
+
+class _CountingCRF:
+    """A ForegroundCRF of the test's own: pydensecrf with the default kernels, counting its inferences."""
+
+    def __init__(self, image: np.ndarray, settings: DenseCRFSettings) -> None:
+        import pydensecrf.densecrf as dcrf
+
+        self.calls, self.iterations = 0, settings.iterations
+        self.crf = dcrf.DenseCRF2D(image.shape[1], image.shape[0], 2)
+        self.crf.addPairwiseGaussian(sxy=settings.pos_xy_std, compat=settings.pos_weight)
+        self.crf.addPairwiseBilateral(sxy=settings.bi_xy_std, srgb=settings.bi_rgb_std,
+                                      rgbim=np.ascontiguousarray(image), compat=settings.bi_weight)
+
+    def foreground(self, prob: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return densecrf_foreground(self.crf, prob, self.iterations)
+
+
+def test_box_posterior_takes_any_foreground_crf():
+    # the per-box step is public so that other pairwise terms (benchmarks/feat_crf.py) reuse it:
+    # with the library's own kernels it must give crf_masks' mask, and a box with no pixel no inference
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+    image[10:30, 20:40] = 200
+    maps = np.zeros((1, 48, 64), np.float32)
+    maps[0, 12:28, 22:38] = 1
+    box, settings = np.array([18.0, 8.0, 42.0, 32.0]), DenseCRFSettings()
+    crf = _CountingCRF(image, settings)
+    extent = box_extent(box, 48, 64)
+    mask = np.zeros((48, 64), bool)
+    mask[extent] = box_posterior(maps[0], box, crf, 0.15, settings, 2.0, 48 * 64)[extent] > settings.keep
+    expected = crf_masks(maps, box[None], image, 0.15, settings, [2.0])[0]
+    assert crf.calls == 1 and expected.sum() > 200
+    assert np.array_equal(mask, expected)
+    empty = box_posterior(maps[0], np.array([5.0, 5.0, 5.0, 5.0]), crf, 0.15, settings, 2.0, 48 * 64)
+    assert crf.calls == 1 and not empty.any()
