@@ -186,7 +186,7 @@ def crf_mask_sets(maps: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]
         for s, share in enumerate(top_shares):
             posterior = np.zeros(grid, dtype=np.float32)
             posterior[window] = box_posterior(map_[window], grid_box - offset, crf, share, settings,
-                                               float(sigma) * scale_xy[1], grid[0] * grid[1])
+                                              float(sigma) * scale_xy[1], grid[0] * grid[1])
             masks[s, k][extent] = to_image(posterior, extent) > settings.keep
     return masks
 
@@ -289,7 +289,7 @@ def _inside(box: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def box_posterior(map_: np.ndarray, box: np.ndarray, crf: ForegroundCRF, top_share: float,
-                   settings: DenseCRFSettings, sigma: float, image_area: int) -> np.ndarray:
+                  settings: DenseCRFSettings, sigma: float, image_area: int) -> np.ndarray:
     """Foreground posterior of the prior one box's mask is taken from: its map's, or a small
     box's flat retry (the step :func:`crf_mask_sets` takes per box and share).
 
