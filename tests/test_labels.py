@@ -7,7 +7,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from bbam_captum.labels import IGNORE, instance_masks, refine_mask, refine_masks, semantic_label, smooth_maps
-from bbam_captum.labels.crf import box_extent, box_posterior, crf_foreground, crf_masks, densecrf_foreground
+from bbam_captum.labels.crf import _ImageCRF, box_extent, box_posterior, crf_foreground, crf_masks
 from bbam_captum.labels.settings import DenseCRFSettings
 from bbam_captum.metrics import box_masks, mask_iou
 
@@ -169,20 +169,14 @@ def test_label_chain_calls_the_crf_it_is_given():
 
 
 class _CountingCRF:
-    """A ForegroundCRF of the test's own: pydensecrf with the default kernels, counting its inferences."""
+    """A ForegroundCRF of the test's own: the library's image CRF, counting its inferences."""
 
     def __init__(self, image: np.ndarray, settings: DenseCRFSettings) -> None:
-        import pydensecrf.densecrf as dcrf
-
-        self.calls, self.iterations = 0, settings.iterations
-        self.crf = dcrf.DenseCRF2D(image.shape[1], image.shape[0], 2)
-        self.crf.addPairwiseGaussian(sxy=settings.pos_xy_std, compat=settings.pos_weight)
-        self.crf.addPairwiseBilateral(sxy=settings.bi_xy_std, srgb=settings.bi_rgb_std,
-                                      rgbim=np.ascontiguousarray(image), compat=settings.bi_weight)
+        self.calls, self.crf = 0, _ImageCRF(image, settings)
 
     def foreground(self, prob: np.ndarray) -> np.ndarray:
         self.calls += 1
-        return densecrf_foreground(self.crf, prob, self.iterations)
+        return self.crf.foreground(prob)
 
 
 def test_box_posterior_takes_any_foreground_crf():
