@@ -21,6 +21,10 @@ Label sources:
 - ``gt``: the true masks (the full-supervision reference);
 - ``bbam_seeded``: ``bbam``'s labels, the mask head growing seeds into the band (threshold 0.9,
   the original's); its semantic model is ``bbam``'s, so only Mask R-CNN is trained;
+- ``bbam_self``: one round of self-training: the masks that ``bbam``'s Mask R-CNN (training seed
+  ``TEACHER_SEED``) gives for the train split's own boxes, through
+  :data:`~bbam_captum.pipeline.self_training.SELF_TRAINING_LABELS`, as the next
+  labels of both models;
 - older variants: ``bbam_thresholds`` / ``bbam_refined`` (the maps blurred and thresholded, without
   and with Eq. 4), ``box_filled`` / ``box_refined`` (the box as it is, and refined), ``gradcam``
   (Grad-CAM's maps through the default chain).
@@ -62,17 +66,20 @@ from bbam_captum.labels import LabelSettings
 from bbam_captum.pipeline import RunLayout, compute_maps, read_coco, write_labels
 from bbam_captum.pipeline.coco_input import CocoInput
 from bbam_captum.pipeline.generate import save_maps
+from bbam_captum.pipeline.self_training import SELF_TRAINING_LABELS, model_maps
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .harness import markdown_table, start_run, write_markdown
 from .methods import GradCAMMethod
 
-SOURCES = ("bbam", "box", "gt", "bbam_seeded", "bbam_thresholds", "bbam_refined", "box_filled", "box_refined",
-           "gradcam")
+SOURCES = ("bbam", "box", "gt", "bbam_self", "bbam_seeded", "bbam_thresholds", "bbam_refined", "box_filled",
+           "box_refined", "gradcam")
 DEFAULT_SOURCES = ("bbam", "box", "gt")
 REUSE_BBAM_MAPS = ("bbam_thresholds", "bbam_refined")  # labels of these sources come from bbam's maps
 REUSE_BBAM_LABELS = ("bbam_seeded",)  # bbam's labels and semantic model; another mask head
+SELF_TRAINED = ("bbam_self",)  # labels from a Mask R-CNN trained on bbam's labels
+TEACHER_SEED = 0  # the training seed of that Mask R-CNN
 SEED_THRESHOLD = 0.9  # bbam_seeded: the original's seed-growing threshold
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
@@ -82,8 +89,6 @@ BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_
 # chose for the refined box when segments were cut to the box; the committed run keeps it).
 BOX_REFINED = LabelSettings(theta_fg=0.6, theta_bg=0.6, instance_threshold=0.6, blur_sigma=3.0, refine=True,
                             crf=False)
-
-
 @dataclass(frozen=True)
 class Scale:
     num_train: int
@@ -153,6 +158,26 @@ def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDe
         image = read_image(img_dir / item.file_name)
         maps = method(adapter, image, torch.from_numpy(item.boxes), torch.from_numpy(item.classes))
         save_maps(out, item, maps[:, 0].numpy(), "[]", time.perf_counter() - start)
+
+
+def make_self_labels(out: Path, split: Split, teacher_run: Path, class_names: tuple[str, ...],
+                     bbam_settings: BBAMSettings) -> dict:
+    """``bbam_self``'s labels in ``out``: the masks of the Mask R-CNN trained in ``teacher_run``."""
+    checkpoints = sorted((teacher_run / "work_dir").glob("iter_*.pth"), key=lambda f: int(f.stem.split("_")[1]))
+    if not checkpoints:
+        raise RuntimeError(f"no checkpoint under {teacher_run / 'work_dir'}")
+    stamp = out / "teacher.json"  # maps of another teacher are made anew
+    teacher = {"run": teacher_run.name, "checkpoint": file_digest(checkpoints[-1])}
+    if not stamp.is_file() or json.loads(stamp.read_text()) != teacher:
+        shutil.rmtree(out, ignore_errors=True)
+    adapter = MMDetTwoStageAdapter(load_detector(teacher_run / "config.py", checkpoints[-1]))
+    coco = read_coco(split.ann, class_names)
+    RunLayout(out).maps_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stamp, teacher)
+    start = time.perf_counter()
+    model_maps(adapter, coco, split.images, out)
+    stats = {"maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
+    return write_labels(out, coco, split.images, SELF_TRAINING_LABELS, class_names, bbam_settings, stats)
 
 
 def make_labels(source: str, out: Path, split: Split, model, bbam_settings: BBAMSettings) -> dict:
@@ -401,7 +426,8 @@ def main(argv: list[str] | None = None) -> None:
     own.add_argument("--val-images", type=Path, help="folder of the val images")
     own.add_argument("--config", type=Path, help="the detector's MMDetection config")
     own.add_argument("--checkpoint", type=Path, help="the detector's checkpoint")
-    own.add_argument("--name", help="name of the tables (pipeline_NAME.*; default: the train file's stem)")
+    parser.add_argument("--name", help="name of the tables (pipeline_NAME.*; default: the world, or the train "
+                        "file's stem)")
     args = parser.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]
     unknown = set(sources) - set(SOURCES)
@@ -419,6 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     needs_maps = (set(REUSE_BBAM_MAPS) | set(REUSE_BBAM_LABELS)) & set(sources) and "bbam" not in sources
     if needs_maps:  # bbam's maps and labels are made, but bbam is not trained on
         sources.insert(0, "bbam")
+    if set(SELF_TRAINED) & set(sources) and "bbam" not in sources:  # the teacher is bbam's Mask R-CNN
+        sources.insert(0, "bbam")
     base = QUICK if args.quick else FULL
     scale = Scale(args.num_train or base.num_train, args.num_val or base.num_val,
                   args.iters or base.seg_iters, args.iters or base.inst_iters)
@@ -432,8 +460,8 @@ def main(argv: list[str] | None = None) -> None:
         scale = Scale(len(json.loads(args.train_ann.read_text())["images"]),
                       len(json.loads(args.val_ann.read_text())["images"]), scale.seg_iters, scale.inst_iters)
     else:
-        name = args.world
-        work = out / "work" / name
+        name = args.name or args.world
+        work = out / "work" / args.world
         train_split = world_split(work / "data" / "train", scale.num_train, TRAIN_SEED, args.world)
         val_split = world_split(work / "data" / "val", scale.num_val, VAL_SEED, args.world)
         config, checkpoint = detector_files(args.world)
@@ -443,6 +471,8 @@ def main(argv: list[str] | None = None) -> None:
     make_labels("gt", val_labels, val_split, model, bbam_settings)
     qualities = {}
     for source in sources:  # every source's labels first, then the trainings (in parallel with --jobs)
+        if source in SELF_TRAINED:  # after the teacher's training
+            continue
         labels = work / "labels" / ("bbam" if source in REUSE_BBAM_LABELS else source)
         if source in REUSE_BBAM_MAPS:
             labels.mkdir(parents=True, exist_ok=True)
@@ -457,23 +487,40 @@ def main(argv: list[str] | None = None) -> None:
             qualities[source] = (labels, _label_quality(labels, train_split.ann))
     runs = work / "runs"
     jobs = {}  # (source, seed, kind) -> the arguments of train()
-    for source, (labels, _) in qualities.items():
-        for seed in args.seeds:
+
+    def add_jobs(source: str, labels: Path, seeds: list[int]) -> None:
+        for seed in seeds:
             seeded = source in REUSE_BBAM_LABELS
             jobs[source, seed, "seg"] = ("seg", labels, val_split, val_labels, scale.seg_iters,
                                          runs / f"{'bbam' if seeded else source}_seg_s{seed}", checkpoint, seed)
             jobs[source, seed, "inst"] = ("inst", labels, val_split, val_labels, scale.inst_iters,
                                           runs / f"{source}_inst_s{seed}", checkpoint, seed,
                                           SEED_THRESHOLD if seeded else None)
-    unique = {job[5]: job for job in jobs.values()}  # bbam_seeded shares bbam's semantic runs
 
     def run(job: tuple) -> dict:
         print(f"[{job[5].name}] mim train {'mmseg' if job[0] == 'seg' else 'mmdet'} ({job[4]} iterations)",
               flush=True)
         return train(*job)
 
+    for source, (labels, _) in qualities.items():
+        add_jobs(source, labels, args.seeds)
+    self_sources = [s for s in sources if s in SELF_TRAINED]
+    teacher = ("inst", work / "labels" / "bbam", val_split, val_labels, scale.inst_iters,
+               runs / f"bbam_inst_s{TEACHER_SEED}", checkpoint, TEACHER_SEED)
+    unique = {job[5]: job for job in jobs.values()}  # bbam_seeded shares bbam's semantic runs
+    if self_sources and teacher[5] not in unique:
+        unique[teacher[5]] = teacher
+    results = {}
     with ThreadPoolExecutor(args.jobs) as pool:  # each run is a mim subprocess
-        results = dict(zip(unique, pool.map(run, unique.values())))
+        results.update(zip(unique, pool.map(run, unique.values())))
+        for source in self_sources:  # the teacher has trained: its masks are the labels
+            labels = work / "labels" / source
+            print(f"[{source}] labels from {teacher[5].name}", flush=True)
+            make_self_labels(labels, train_split, teacher[5], MMDetTwoStageAdapter(model).class_names, bbam_settings)
+            qualities[source] = (labels, _label_quality(labels, train_split.ann))
+            add_jobs(source, labels, args.seeds)
+        later = {job[5]: job for job in jobs.values() if job[5] not in results}
+        results.update(zip(later, pool.map(run, later.values())))
     rows = []
     for source, (_, quality) in qualities.items():
         for seed in args.seeds:

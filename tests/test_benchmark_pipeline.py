@@ -10,11 +10,11 @@ from benchmarks.pipeline import main
 
 @pytest.mark.slow
 def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
-    args = ["--out", str(tmp_path), "--sources", "bbam,gt", "--num-train", "3", "--num-val", "2", "--iters", "2",
-            "--bbam-steps", "3", "--seeds", "0"]
+    args = ["--out", str(tmp_path), "--sources", "bbam,gt,bbam_self", "--num-train", "3", "--num-val", "2",
+            "--iters", "2", "--bbam-steps", "3", "--seeds", "0"]
     main(args)
     rows = {r["label_source"]: r for r in json.loads((tmp_path / "pipeline_shapes.json").read_text())}
-    assert set(rows) == {"bbam", "gt"}
+    assert set(rows) == {"bbam", "gt", "bbam_self"}
     assert {r["seed"] for r in rows.values()} == {0}
     # the writer turns true masks back into exactly the true masks; BBAM's 3-step maps are not
     assert rows["gt"]["label_instance_miou"] == pytest.approx(1.0)
@@ -24,8 +24,12 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
             assert 0.0 <= row[key] <= 1.0, (key, row)
         assert row["train_minutes"] > 0
     runs = tmp_path / "work" / "shapes" / "runs"
-    for run in ("bbam_seg_s0", "bbam_inst_s0", "gt_seg_s0", "gt_inst_s0"):
+    for run in ("bbam_seg_s0", "bbam_inst_s0", "gt_seg_s0", "gt_inst_s0", "bbam_self_seg_s0", "bbam_self_inst_s0"):
         assert (runs / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
+    # the self-training round's labels are the masks of bbam's Mask R-CNN
+    teacher = json.loads((tmp_path / "work" / "shapes" / "labels" / "bbam_self" / "teacher.json").read_text())
+    assert teacher["run"] == "bbam_inst_s0"
+    assert 0.0 <= rows["bbam_self"]["label_instance_miou"] < 0.99
     table = (tmp_path / "pipeline_shapes.md").read_text()
     assert "| bbam |" in table and "| gt |" in table
 

@@ -26,7 +26,8 @@ def run_cli(argv: list[str], cwd: Path) -> tuple[int, str, set[str]]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([command, "--help"] for command in
-                                                ("synth", "explain", "generate", "labels", "evaluate", "report"))])
+                                                ("synth", "explain", "generate", "labels", "self-label", "evaluate",
+                                                 "report"))])
 def test_help_imports_no_torch(argv, tmp_path):
     code, output, imported = run_cli(argv, tmp_path)
     assert code == 0, output
@@ -38,6 +39,8 @@ def test_help_imports_no_torch(argv, tmp_path):
     (["generate", "--ann", "missing.json", "--img-dir", ".", "--out", "out"], "COCO file not found: missing.json"),
     (["explain", "missing.png", "--out", "fig.png"], "image not found: missing.png"),
     (["labels", "--out", "out"], "run.json not found"),
+    (["self-label", "--run", "out", "--config", "missing.py", "--checkpoint", "c.pth", "--out", "o2"],
+     "--config missing.py: no such file"),
     (["evaluate", "--pred", "out", "--gt", "missing.json"], "not found:"),
     (["generate", "--ann", "a.json", "--img-dir", ".", "--out", "out", "--steps", "0"], "--steps must be"),
 ])

@@ -6,11 +6,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InputError
-from . import evaluate_cmd, explain_cmd, generate_cmd, labels_cmd, report_cmd, synth_cmd
+from . import evaluate_cmd, explain_cmd, generate_cmd, labels_cmd, report_cmd, self_label_cmd, synth_cmd
 
 # Each sub-command module offers ``add_parser(subparsers)`` and ``run(args) -> int``. Building the parsers and
 # checking the input import no torch or OpenMMLab (seconds): ``run`` imports those after its checks.
-_COMMANDS = (synth_cmd, explain_cmd, generate_cmd, labels_cmd, evaluate_cmd, report_cmd)
+_COMMANDS = (synth_cmd, explain_cmd, generate_cmd, labels_cmd, self_label_cmd, evaluate_cmd, report_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

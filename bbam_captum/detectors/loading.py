@@ -40,6 +40,7 @@ def load_detector(config: str | Path | None = None, checkpoint: str | Path | Non
     """
     from mmdet.apis import init_detector
     from mmdet.utils import register_all_modules
+    from mmengine.config import Config
 
     from ..utils.checkpoint_safety import mmengine_checkpoint_globals
 
@@ -50,9 +51,14 @@ def load_detector(config: str | Path | None = None, checkpoint: str | Path | Non
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"detector {label} not found: {path}")
     register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(str(config))
+    # init_detector reads the palette from the test set; a training-only config (the Mask R-CNN
+    # config that generate writes) has none
+    palette = "none" if cfg.get("test_dataloader") else "random"
     # weights-only loading with the few extra globals of mmengine's checkpoints, for this call only
     with mmengine_checkpoint_globals():
-        model = init_detector(str(config), None if checkpoint is None else str(checkpoint), device=str(device))
+        model = init_detector(cfg, None if checkpoint is None else str(checkpoint), palette=palette,
+                              device=str(device))
     return model.eval()
 
 

@@ -94,7 +94,8 @@ def _pipeline_steps(pipeline: Iterable) -> Iterator[dict]:
 def read_test_resize(cfg) -> TestResize:
     """How the test pipeline of ``cfg`` (an mmengine ``Config``) resizes images.
 
-    Found with MMDetection's ``get_test_pipeline_cfg``. A pipeline without a resizing step
+    Found with MMDetection's ``get_test_pipeline_cfg``, or the config's ``test_pipeline`` where it
+    has no ``test_dataloader`` (a training-only config). A pipeline without a resizing step
     leaves images as they are; one whose resizing cannot be reproduced on tensors (a
     ``Resize`` by ``scale_factor`` or with unknown keys, ``RandomResize``, crops, flips,
     padding, several resizes) raises :class:`UnsupportedDetectorError`.
@@ -106,7 +107,10 @@ def read_test_resize(cfg) -> TestResize:
             "the model has no config (model.cfg): BBAM needs its test pipeline to resize images as the detector "
             "does; build it with bbam_captum.load_detector or mmdet.apis.init_detector, or set model.cfg")
     try:
-        pipeline = get_test_pipeline_cfg(cfg)
+        if cfg.get("test_dataloader") is None and cfg.get("test_pipeline") is not None:
+            pipeline = cfg.test_pipeline  # a training-only config (generate's Mask R-CNN) names only this
+        else:
+            pipeline = get_test_pipeline_cfg(cfg)
     except (AttributeError, KeyError, RuntimeError) as error:
         raise UnsupportedDetectorError(
             "cannot find the test pipeline in the model's config (test_dataloader.dataset.pipeline): "
@@ -412,6 +416,41 @@ class MMDetTwoStageAdapter:
         if device.type != "cuda" or mmcv_has_cuda_ops():
             return nullcontext()
         return torchvision_roi_align(self.model)
+
+    @torch.no_grad()
+    def box_masks(self, image: Tensor, boxes: Tensor, classes: Tensor) -> Tensor:
+        """The mask head's foreground probability for given boxes and classes (Mask R-CNN and kin).
+
+        Args:
+            image (Tensor[3, H, W]): RGB 0..255.
+            boxes (Tensor[K, 4]): x1, y1, x2, y2 in image pixels.
+            classes (Tensor[K]): each box's class index.
+
+        Returns:
+            Tensor[K, H, W]: probabilities in [0, 1], pasted into each box as the head's own
+            ``predict`` pastes them (0 outside the box).
+        """
+        from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
+
+        roi_head = self.model.roi_head
+        if not getattr(roi_head, "with_mask", False) or self._stage is not None:
+            raise UnsupportedDetectorError(
+                f"masks for given boxes need a single-stage RoI head with a mask head (Mask R-CNN), got "
+                f"{type(roi_head).__name__}{'' if getattr(roi_head, 'with_mask', False) else ' without one'}")
+        height, width = image.shape[-2:]
+        if len(boxes) == 0:
+            return image.new_zeros((0, height, width), dtype=torch.float32)
+        with self.frozen():
+            features = self.features(image[None].float())
+            sx, sy = features.scale
+            rois = to_rois([boxes.float().to(self.device) * boxes.new_tensor([sx, sy, sx, sy]).float().to(self.device)])
+            with self._roi_ops(rois.device):
+                logits = roi_head._mask_forward(features.maps, rois)["mask_preds"]  # [K, C or 1, m, m]
+        index = classes.long().to(logits.device) if logits.shape[1] > 1 else torch.zeros_like(classes).long()
+        chosen = logits[torch.arange(len(boxes), device=logits.device), index.to(logits.device)]
+        probs, _ = _do_paste_mask(chosen.sigmoid()[:, None], boxes.float().to(logits.device), height, width,
+                                  skip_empty=False)
+        return probs.cpu()
 
     # ----------------------------------------------------------------- full detector
     @torch.no_grad()
