@@ -50,6 +50,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -82,8 +83,11 @@ SELF_TRAINED = ("bbam_self",)  # labels from a Mask R-CNN trained on bbam's labe
 TEACHER_SEED = 0  # the training seed of that Mask R-CNN
 SEED_THRESHOLD = 0.9  # bbam_seeded: the original's seed-growing threshold
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
-# Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
+# mmengine resolves a config's ``mmseg::`` base through pkg_resources, which fails (TypeError) when two
+# threads of --jobs ask at once: the runs' threads read configs one at a time
+_CONFIG_LOCK = threading.Lock()
 VAL_POINTS = 4  # validations per training run (the last one is the reported score)
+# Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
 BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0, refine=False, crf=False)
 # The box refined: blurred 3 px and cut at 0.6 (the threshold the attribution benchmark's calibration
 # chose for the refined box when segments were cut to the box; the committed run keeps it).
@@ -222,7 +226,8 @@ work_dir = {str(work_dir)!r}
 """
     if kind == "seg":
         meta = json.loads(val_layout.seg_classes.read_text())
-        val_cfg = Config.fromfile(val_layout.seg_config, import_custom_modules=False)
+        with _CONFIG_LOCK:
+            val_cfg = Config.fromfile(val_layout.seg_config, import_custom_modules=False)
         img_suffix = val_cfg.train_dataloader.dataset.img_suffix
         return f"""_base_ = {str(RunLayout(labels).seg_config)!r}
 # the detector's backbone and FPN as initialisation

@@ -26,14 +26,14 @@ from bbam_captum.pipeline.generate import map_cells
 from bbam_captum.utils.atomic import write_json_atomic
 
 from .harness import markdown_table, start_run, write_markdown
-from bbam_captum.pipeline.self_training import SELF_TRAINING_LABELS
-
 from .pipeline import detector_files
 from .worlds import MaskScore, true_masks
 
+# the model's own decision (probability 0.5), with the band down to 0.2
+CUT = LabelSettings(theta_fg=0.5, theta_bg=0.2, instance_threshold=0.5, blur_sigma=0.0, refine=False, crf=False)
 RULES = {
-    "model, cut at 0.5": SELF_TRAINING_LABELS,
-    "model, cut at 0.5, Eq. 4": replace(SELF_TRAINING_LABELS, refine=True),
+    "model, cut at 0.5": CUT,
+    "model, cut at 0.5, Eq. 4": replace(CUT, refine=True),
     "model, dense CRF": LabelSettings(refine=False),
     "model, default chain (CRF, Eq. 4)": LabelSettings(),
 }

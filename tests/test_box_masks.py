@@ -60,6 +60,7 @@ def _generate_run(tiny_synth, out: Path) -> None:
 
 def test_self_training_labels_are_the_models_masks_of_the_runs_boxes(tmp_path, tiny_synth):
     from bbam_captum.io import decode_mask, read_image
+    from bbam_captum.labels import LabelSettings
     from bbam_captum.pipeline import relabel
     from bbam_captum.pipeline.self_training import self_training_labels
 
@@ -69,7 +70,10 @@ def test_self_training_labels_are_the_models_masks_of_the_runs_boxes(tmp_path, t
     torch.manual_seed(0)
     model = load_detector(INST_CONFIG, None)
     model.dataset_meta = {"classes": tuple(classes)}
-    summary = self_training_labels(run, model, out, show_progress=False)
+    # the model's own decision as the rule (the default is the CRF chain, as for BBAM's maps)
+    decision = LabelSettings(theta_fg=0.5, theta_bg=0.2, instance_threshold=0.5, blur_sigma=0.0, refine=False,
+                             crf=False)
+    summary = self_training_labels(run, model, out, labels=decision, show_progress=False)
     assert summary["failures"] == [] and summary["boxes_labelled"] == summary["boxes"] > 0
     first = json.loads((run / "coco" / "instances.json").read_text())
     second = json.loads((out / "coco" / "instances.json").read_text())
