@@ -105,3 +105,17 @@ def test_self_training_labels_are_the_models_masks_of_the_runs_boxes(tmp_path, t
     model.dataset_meta = {"classes": tuple(reversed(classes))}
     with pytest.raises(InputError, match="not the run's"):
         self_training_labels(run, model, tmp_path / "other", show_progress=False)
+
+
+def test_self_label_command_refuses_a_detector_without_mask_head(tmp_path, tiny_synth, capsys):
+    from bbam_captum.cli.main import main
+    from bbam_captum.detectors import bundled_detector_files
+
+    run = tmp_path / "run"
+    _generate_run(tiny_synth, run)
+    config, checkpoint = bundled_detector_files()  # Faster R-CNN: no mask head
+    code = main(["self-label", "--run", str(run), "--config", str(config), "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "self")])
+    assert code == 2
+    assert "mask head" in capsys.readouterr().err
+    assert not (tmp_path / "self" / "maps").exists() or not any((tmp_path / "self" / "maps").iterdir())

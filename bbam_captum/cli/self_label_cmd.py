@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Writes OUT2 (maps, mmseg, coco, run.json, summary.json) from the masks that the trained Mask "
                     "R-CNN gives for every box of the generate run in --run; train on OUT2 as on OUT. Labels again "
                     "with other rules: bbam-captum labels --out OUT2.")
-    parser.add_argument("--run", required=True, help="the output folder of the generate run the model learnt from")
+    parser.add_argument("--run", required=True, dest="run_dir", metavar="OUT",
+                        help="the output folder of the generate run the model learnt from")
     parser.add_argument("--config", required=True,
                         help="the trained model's config (e.g. work_dirs/config/config.py after mim train)")
     parser.add_argument("--checkpoint", required=True, help="its checkpoint (e.g. work_dirs/config/iter_600.pth)")
@@ -29,12 +30,16 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("config", "checkpoint"):
         if not Path(getattr(args, flag)).is_file():
             raise InputError(f"--{flag} {getattr(args, flag)}: no such file")
-    if not (Path(args.run) / "run.json").is_file():
-        raise InputError(f"--run {args.run}: no run.json there; is it the output folder of a generate run?")
+    if not (Path(args.run_dir) / "run.json").is_file():
+        raise InputError(f"--run {args.run_dir}: no run.json there; is it the output folder of a generate run?")
+    from ..detectors.base import UnsupportedDetectorError
     from ..detectors.loading import load_detector
     from ..pipeline.self_training import self_training_labels
 
     model = load_detector(args.config, args.checkpoint, device=args.device)
-    summary = self_training_labels(args.run, model, args.out, show_progress=True)
+    try:
+        summary = self_training_labels(args.run_dir, model, args.out, show_progress=True)
+    except UnsupportedDetectorError as err:
+        raise InputError(f"--config {args.config}: {err}") from None
     print_summary(summary, Path(args.out))
     return 1 if summary["failures"] else 0
