@@ -118,4 +118,7 @@ def test_self_label_command_refuses_a_detector_without_mask_head(tmp_path, tiny_
                  "--out", str(tmp_path / "self")])
     assert code == 2
     assert "mask head" in capsys.readouterr().err
+    code = main(["self-label", "--run", str(run), "--config", str(config), "--checkpoint", str(checkpoint),
+                 "--out", str(tmp_path / "self"), "--device", "bogus"])
+    assert code == 2 and "--device 'bogus' is not a torch device" in capsys.readouterr().err
     assert not (tmp_path / "self" / "maps").exists() or not any((tmp_path / "self" / "maps").iterdir())

@@ -58,21 +58,32 @@ def check_detector_args(args: argparse.Namespace) -> None:
     for flag, path in (("--config", args.config), ("--checkpoint", args.checkpoint), ("--classes", args.classes)):
         if path is not None and not Path(path).is_file():
             raise InputError(f"{flag} {path}: no such file")
-    if args.device == "cpu":  # the default: no torch needed to know it, so input errors answer at once
+    check_device(args.device)
+
+
+def check_device(name: str) -> None:
+    """``--device`` names a device torch knows and this machine has.
+
+    Raises:
+        InputError: a device that torch does not know or this machine lacks.
+    """
+    from ..errors import InputError
+
+    if name == "cpu":  # the default: no torch needed to know it, so input errors answer at once
         return
     import torch
 
     try:
-        device = torch.device(args.device)
+        device = torch.device(name)
     except (RuntimeError, ValueError) as err:
-        raise InputError(f"--device {args.device!r} is not a torch device (e.g. cpu, cuda, cuda:1): {err}") from err
+        raise InputError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1): {err}") from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device {args.device}: no CUDA GPU is available here (use --device cpu)")
+            raise InputError(f"--device {name}: no CUDA GPU is available here (use --device cpu)")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {args.device}: only {torch.cuda.device_count()} GPU(s) here")
+            raise InputError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
     elif device.type != "cpu":
-        raise InputError(f"--device {args.device}: expected cpu or cuda[:N]")
+        raise InputError(f"--device {name}: expected cpu or cuda[:N]")
 
 
 def load_cli_detector(args: argparse.Namespace):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import print_summary
+from ._common import check_device, print_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{flag} {getattr(args, flag)}: no such file")
     if not (Path(args.run_dir) / "run.json").is_file():
         raise InputError(f"--run {args.run_dir}: no run.json there; is it the output folder of a generate run?")
+    check_device(args.device)
     from ..detectors.base import UnsupportedDetectorError
     from ..detectors.loading import load_detector
     from ..pipeline.self_training import self_training_labels
