@@ -93,6 +93,8 @@ BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_
 # chose for the refined box when segments were cut to the box; the committed run keeps it).
 BOX_REFINED = LabelSettings(theta_fg=0.6, theta_bg=0.6, instance_threshold=0.6, blur_sigma=3.0, refine=True,
                             crf=False)
+
+
 @dataclass(frozen=True)
 class Scale:
     num_train: int

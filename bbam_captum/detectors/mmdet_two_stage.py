@@ -440,16 +440,17 @@ class MMDetTwoStageAdapter:
         height, width = image.shape[-2:]
         if len(boxes) == 0:
             return image.new_zeros((0, height, width), dtype=torch.float32)
+        boxes = boxes.float().to(self.device)
         with self.frozen():
             features = self.features(image[None].float())
             sx, sy = features.scale
-            rois = to_rois([boxes.float().to(self.device) * boxes.new_tensor([sx, sy, sx, sy]).float().to(self.device)])
+            rois = to_rois([boxes * boxes.new_tensor([sx, sy, sx, sy])])
             with self._roi_ops(rois.device):
                 logits = roi_head._mask_forward(features.maps, rois)["mask_preds"]  # [K, C or 1, m, m]
-        index = classes.long().to(logits.device) if logits.shape[1] > 1 else torch.zeros_like(classes).long()
-        chosen = logits[torch.arange(len(boxes), device=logits.device), index.to(logits.device)]
-        probs, _ = _do_paste_mask(chosen.sigmoid()[:, None], boxes.float().to(logits.device), height, width,
-                                  skip_empty=False)
+        # a class-agnostic head has one channel
+        index = classes.long().to(logits.device) if logits.shape[1] > 1 else logits.new_zeros(len(boxes), dtype=torch.long)
+        chosen = logits[torch.arange(len(boxes), device=logits.device), index]
+        probs, _ = _do_paste_mask(chosen.sigmoid()[:, None], boxes, height, width, skip_empty=False)
         return probs.cpu()
 
     # ----------------------------------------------------------------- full detector
