@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..attr.settings import BBAMSettings
@@ -10,7 +11,39 @@ from ..io.layout import RunLayout
 from ..labels.settings import LabelSettings
 from .outputs import check_output_folder
 
-__all__ = ["relabel"]
+__all__ = ["RunRecord", "read_run", "relabel"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run's ``run.json`` says: the whole of it (``info``) and the fields labelling needs."""
+
+    info: dict
+    ann: str
+    img_dir: Path
+    class_names: tuple[str, ...]
+    bbam_settings: BBAMSettings
+    extensions: dict[str, str]
+    categories_by_order: bool
+
+
+def read_run(layout: RunLayout) -> RunRecord:
+    """Reads ``layout.run_file``.
+
+    Raises:
+        InputError: it is missing, or damaged (not JSON, a field missing or of the wrong kind).
+    """
+    run_file = layout.run_file
+    if not run_file.is_file():
+        raise InputError(f"{run_file} not found: is {layout.root} the output folder of a generate run?")
+    try:
+        info = json.loads(run_file.read_text())
+        return RunRecord(info=info, ann=info["ann"], img_dir=Path(info["img_dir"]),
+                         class_names=tuple(info["class_names"]), bbam_settings=BBAMSettings(**info["bbam_settings"]),
+                         extensions={str(k): str(v) for k, v in dict(info.get("bbam_extensions") or {}).items()},
+                         categories_by_order=bool(info.get("categories_by_order", False)))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{run_file} is damaged ({err!r}): run generate again") from err
 
 
 def relabel(out: str | Path, labels: LabelSettings | None = None, label_workers: int = 1,
@@ -44,24 +77,15 @@ def relabel(out: str | Path, labels: LabelSettings | None = None, label_workers:
         raise InputError(f"label_workers must be >= 1, got {label_workers}")
     layout = RunLayout(out)
     check_output_folder(layout.root)
-    run_file = layout.run_file
-    if not run_file.is_file():
-        raise InputError(f"{run_file} not found: is {layout.root} the output folder of a generate run?")
-    try:
-        info = json.loads(run_file.read_text())
-        class_names = tuple(info["class_names"])
-        ann, img_dir = info["ann"], Path(info["img_dir"])
-        bbam_settings = BBAMSettings(**info["bbam_settings"])
-        extensions = {str(k): str(v) for k, v in dict(info.get("bbam_extensions") or {}).items()}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise InputError(f"{run_file} is damaged ({err!r}): run generate again") from err
+    run = read_run(layout)
     # imported after the checks, so that the command line answers an input error before torch loads
     from .coco_input import read_coco
     from .generate import run_fingerprint
     from .writers import write_labels
 
-    coco = read_coco(ann, class_names, by_order=bool(info.get("categories_by_order", False)))
-    fingerprint = (run_fingerprint(bbam_settings, info["detector_digest"], extensions)
-                   if "detector_digest" in info else None)
-    return write_labels(layout.root, coco, img_dir, LabelSettings() if labels is None else labels, class_names,
-                        bbam_settings, fingerprint=fingerprint, workers=label_workers, show_progress=show_progress)
+    coco = read_coco(run.ann, run.class_names, by_order=run.categories_by_order)
+    fingerprint = (run_fingerprint(run.bbam_settings, run.info["detector_digest"], run.extensions)
+                   if "detector_digest" in run.info else None)
+    return write_labels(layout.root, coco, run.img_dir, LabelSettings() if labels is None else labels,
+                        run.class_names, run.bbam_settings, fingerprint=fingerprint, workers=label_workers,
+                        show_progress=show_progress)

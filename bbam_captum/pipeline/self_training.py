@@ -8,7 +8,6 @@ given, not detected: no object is lost or added) are written as a new run, with 
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -16,7 +15,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..attr.settings import BBAMSettings
 from ..detectors.identity import detector_digest
 from ..detectors.mmdet_two_stage import MMDetTwoStageAdapter
 from ..errors import InputError
@@ -27,6 +25,7 @@ from ..utils.atomic import write_json_atomic
 from .coco_input import CocoInput, read_coco
 from .generate import save_maps
 from .outputs import check_output_folder
+from .relabelling import read_run
 from .writers import write_labels
 
 __all__ = ["SELF_TRAINING_LABELS", "model_maps", "self_training_labels"]
@@ -81,26 +80,19 @@ def self_training_labels(run: str | Path, model: torch.nn.Module, out: str | Pat
         UnsupportedDetectorError: the model has no mask head.
     """
     run, out = Path(run), Path(out)
-    source = RunLayout(run)
-    if not source.run_file.is_file():
-        raise InputError(f"{source.run_file} not found: is {run} the output folder of a generate run?")
-    info = _read_run(source.run_file)
-    try:
-        ann, img_dir, class_names = info["ann"], Path(info["img_dir"]), tuple(info["class_names"])
-        bbam_settings = BBAMSettings(**info["bbam_settings"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise InputError(f"{source.run_file} is damaged ({err!r}): run generate again") from err
+    source = read_run(RunLayout(run))
     if out.resolve() == run.resolve():
         raise InputError(f"out {out} is the run itself: the new labels go to a folder of their own")
     check_output_folder(out)
     adapter = MMDetTwoStageAdapter(model)
-    if adapter.class_names != class_names:
-        raise InputError(f"the model's classes {list(adapter.class_names)} are not the run's {list(class_names)} "
-                         f"({source.run_file}): give the model trained on this run's labels")
+    if adapter.class_names != source.class_names:
+        raise InputError(f"the model's classes {list(adapter.class_names)} are not the run's "
+                         f"{list(source.class_names)} ({RunLayout(run).run_file}): give the model trained on this "
+                         "run's labels")
     teacher = {"run": str(run.resolve()), "detector_digest": detector_digest(adapter)}
     layout = RunLayout(out)
     if layout.run_file.is_file():
-        earlier = _read_run(layout.run_file)
+        earlier = read_run(layout).info
         if "teacher" not in earlier:
             raise InputError(f"out {out} holds a generate run ({layout.run_file}): the new labels go to a folder "
                              "of their own")
@@ -108,24 +100,14 @@ def self_training_labels(run: str | Path, model: torch.nn.Module, out: str | Pat
             shutil.rmtree(layout.maps_dir, ignore_errors=True)  # masks of another model or run
     elif layout.maps_dir.is_dir() and any(layout.maps_dir.iterdir()):
         raise InputError(f"out {out} holds maps of an unknown run ({layout.maps_dir}): choose an empty folder")
-    coco = read_coco(ann, class_names, by_order=bool(info.get("categories_by_order", False)))
+    coco = read_coco(source.ann, source.class_names, by_order=source.categories_by_order)
     # first, so that maps left by a crash are known to be this model's; no detector_digest:
     # relabelling checks the maps by their annotation ids
-    kept = {k: v for k, v in info.items() if k not in ("detector_digest", "bbam_extensions")}
+    kept = {k: v for k, v in source.info.items() if k not in ("detector_digest", "bbam_extensions")}
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(layout.run_file, {**kept, "teacher": teacher}, indent=1)
     start = time.perf_counter()
-    done = model_maps(adapter, coco, img_dir, out, show_progress)
+    done = model_maps(adapter, coco, source.img_dir, out, show_progress)
     stats = {"images_computed_this_run": done, "maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
-    return write_labels(out, coco, img_dir, SELF_TRAINING_LABELS if labels is None else labels, class_names,
-                        bbam_settings, stats, show_progress=show_progress)
-
-
-def _read_run(path: Path) -> dict:
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise InputError(f"{path} cannot be read ({err!r})") from err
-    if not isinstance(info, dict):
-        raise InputError(f"{path} is damaged: expected a JSON object")
-    return info
+    return write_labels(out, coco, source.img_dir, SELF_TRAINING_LABELS if labels is None else labels,
+                        source.class_names, source.bbam_settings, stats, show_progress=show_progress)
