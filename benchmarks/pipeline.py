@@ -25,6 +25,10 @@ Label sources:
   ``TEACHER_SEED``) gives for the train split's own boxes, through
   :data:`~bbam_captum.pipeline.self_training.SELF_TRAINING_LABELS`, as the next
   labels of both models;
+- ``bbam_cross``: the same round cross-fitted: the train split's images in two halves (even and
+  odd position), a Mask R-CNN trained on bbam's labels of each half (seed ``TEACHER_SEED``), and
+  each half labelled by the model of the other, which has not seen its labels: it tells "the round
+  does not help" from "the teacher has learnt the labels' errors by heart";
 - older variants: ``bbam_thresholds`` / ``bbam_refined`` (the maps blurred and thresholded, without
   and with Eq. 4), ``box_filled`` / ``box_refined`` (the box as it is, and refined), ``gradcam``
   (Grad-CAM's maps through the default chain).
@@ -53,7 +57,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,13 +78,14 @@ from bbam_captum.utils.atomic import write_json_atomic
 from .harness import markdown_table, start_run, write_markdown
 from .methods import GradCAMMethod
 
-SOURCES = ("bbam", "box", "gt", "bbam_self", "bbam_seeded", "bbam_thresholds", "bbam_refined", "box_filled",
-           "box_refined", "gradcam")
+SOURCES = ("bbam", "box", "gt", "bbam_self", "bbam_cross", "bbam_seeded", "bbam_thresholds", "bbam_refined",
+           "box_filled", "box_refined", "gradcam")
 DEFAULT_SOURCES = ("bbam", "box", "gt")
 REUSE_BBAM_MAPS = ("bbam_thresholds", "bbam_refined")  # labels of these sources come from bbam's maps
 REUSE_BBAM_LABELS = ("bbam_seeded",)  # bbam's labels and semantic model; another mask head
-SELF_TRAINED = ("bbam_self",)  # labels from a Mask R-CNN trained on bbam's labels
-TEACHER_SEED = 0  # the training seed of that Mask R-CNN
+SELF_TRAINED = ("bbam_self", "bbam_cross")  # labels from Mask R-CNNs trained on bbam's labels
+TEACHER_SEED = 0  # the training seed of those Mask R-CNNs
+HALVES = (0, 1)  # bbam_cross: the train images at even and at odd positions
 SEED_THRESHOLD = 0.9  # bbam_seeded: the original's seed-growing threshold
 TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # mmengine resolves a config's ``mmseg::`` base through pkg_resources, which fails (TypeError) when two
@@ -166,24 +171,53 @@ def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDe
         save_maps(out, item, maps[:, 0].numpy(), "[]", time.perf_counter() - start)
 
 
-def make_self_labels(out: Path, split: Split, teacher_run: Path, class_names: tuple[str, ...],
-                     bbam_settings: BBAMSettings) -> dict:
-    """``bbam_self``'s labels in ``out``: the masks of the Mask R-CNN trained in ``teacher_run``."""
-    checkpoints = sorted((teacher_run / "work_dir").glob("iter_*.pth"), key=lambda f: int(f.stem.split("_")[1]))
+def _last_checkpoint(run: Path) -> Path:
+    checkpoints = sorted((run / "work_dir").glob("iter_*.pth"), key=lambda f: int(f.stem.split("_")[1]))
     if not checkpoints:
-        raise RuntimeError(f"no checkpoint under {teacher_run / 'work_dir'}")
-    stamp = out / "teacher.json"  # maps of another teacher are made anew
-    teacher = {"run": teacher_run.name, "checkpoint": file_digest(checkpoints[-1])}
+        raise RuntimeError(f"no checkpoint under {run / 'work_dir'}")
+    return checkpoints[-1]
+
+
+def make_self_labels(out: Path, split: Split, teachers: dict[int | None, Path], class_names: tuple[str, ...],
+                     bbam_settings: BBAMSettings) -> dict:
+    """Labels in ``out`` from the masks of Mask R-CNNs trained by ``benchmarks.pipeline``:
+    ``teachers`` maps a half (see :func:`half_items`) to the run whose model labels it, or None to
+    the run that labels every image (``bbam_self``)."""
+    stamp = out / "teacher.json"  # maps of other teachers are made anew
+    teacher = {"all" if half is None else str(half): {"run": run.name, "checkpoint": file_digest(_last_checkpoint(run))}
+               for half, run in teachers.items()}
     if not stamp.is_file() or json.loads(stamp.read_text()) != teacher:
         shutil.rmtree(out, ignore_errors=True)
-    adapter = MMDetTwoStageAdapter(load_detector(teacher_run / "config.py", checkpoints[-1]))
     coco = read_coco(split.ann, class_names)
     RunLayout(out).maps_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stamp, teacher)
     start = time.perf_counter()
-    model_maps(adapter, coco, split.images, out)
+    for half, run in teachers.items():
+        adapter = MMDetTwoStageAdapter(load_detector(run / "config.py", _last_checkpoint(run)))
+        items = coco.items if half is None else half_items(coco.items, half)
+        model_maps(adapter, replace(coco, items=items), split.images, out)
     stats = {"maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}
     return write_labels(out, coco, split.images, SELF_TRAINING_LABELS, class_names, bbam_settings, stats)
+
+
+def half_items(items: list, half: int) -> list:
+    """The items at even (``half`` 0) or odd (1) positions."""
+    return items[half::2]
+
+
+def write_half(labels: Path, keep: set[int], out: Path) -> Path:
+    """``out/coco``: the instances of ``labels`` (a written labels folder) on the images ``keep``
+    (ids), and a config over ``labels``' own that trains on them; returns ``out``."""
+    instances = json.loads(RunLayout(labels).coco_instances.read_text())
+    instances["images"] = [i for i in instances["images"] if i["id"] in keep]
+    instances["annotations"] = [a for a in instances["annotations"] if a["image_id"] in keep]
+    layout = RunLayout(out)
+    layout.coco_instances.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(layout.coco_instances, instances)
+    layout.coco_config.write_text(
+        f"_base_ = {str(RunLayout(labels).coco_config.resolve())!r}\n"
+        f"train_dataloader = dict(dataset=dict(ann_file={str(layout.coco_instances.resolve())!r}))\n")
+    return out
 
 
 def make_labels(source: str, out: Path, split: Split, model, bbam_settings: BBAMSettings) -> dict:
@@ -298,12 +332,14 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
     if result_file.is_file():
         result = json.loads(result_file.read_text())
         if result.get("key") == key:
+            print(f"[{run_dir.name}] reused (same config, labels and detector)", flush=True)
             return result
     shutil.rmtree(work_dir, ignore_errors=True)  # an interrupted or outdated run restarts from scratch
     work_dir.mkdir(parents=True)
     config = run_dir / "config.py"
     config.write_text(config_text)
     command = [str(Path(sys.executable).parent / "mim"), "train", "mmseg" if kind == "seg" else "mmdet", str(config)]
+    print(f"[{run_dir.name}] {' '.join(command[1:3])} ({iters} iterations)", flush=True)
     start = time.perf_counter()
     with open(run_dir / "train.log", "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
@@ -504,30 +540,39 @@ def main(argv: list[str] | None = None) -> None:
                                           runs / f"{source}_inst_s{seed}", checkpoint, seed,
                                           SEED_THRESHOLD if seeded else None)
 
-    def run(job: tuple) -> dict:
-        print(f"[{job[5].name}] mim train {'mmseg' if job[0] == 'seg' else 'mmdet'} ({job[4]} iterations)",
-              flush=True)
-        return train(*job)
-
     for source, (labels, _) in qualities.items():
         add_jobs(source, labels, args.seeds)
     self_sources = [s for s in sources if s in SELF_TRAINED]
-    teacher = ("inst", work / "labels" / "bbam", val_split, val_labels, scale.inst_iters,
-               runs / f"bbam_inst_s{TEACHER_SEED}", checkpoint, TEACHER_SEED)
+    bbam_labels = work / "labels" / "bbam"
+
+    def teacher_job(labels: Path, run_name: str) -> tuple:
+        return ("inst", labels, val_split, val_labels, scale.inst_iters, runs / run_name, checkpoint, TEACHER_SEED)
+
+    teachers: dict[str, dict[int | None, tuple]] = {}  # source -> {half it labels (None: all): teacher job}
+    if "bbam_self" in self_sources:
+        teachers["bbam_self"] = {None: teacher_job(bbam_labels, f"bbam_inst_s{TEACHER_SEED}")}
+    if "bbam_cross" in self_sources:
+        items = read_coco(train_split.ann, MMDetTwoStageAdapter(model).class_names).items
+        trained = {half: write_half(bbam_labels, {i.image_id for i in half_items(items, half)},
+                                    work / "labels" / f"bbam_half{half}") for half in HALVES}
+        teachers["bbam_cross"] = {half: teacher_job(trained[1 - half], f"bbam_half{1 - half}_inst_s{TEACHER_SEED}")
+                                  for half in HALVES}
     unique = {job[5]: job for job in jobs.values()}  # bbam_seeded shares bbam's semantic runs
-    if self_sources and teacher[5] not in unique:
-        unique[teacher[5]] = teacher
+    for by_half in teachers.values():
+        unique.update({job[5]: job for job in by_half.values()})
     results = {}
     with ThreadPoolExecutor(args.jobs) as pool:  # each run is a mim subprocess
-        results.update(zip(unique, pool.map(run, unique.values())))
-        for source in self_sources:  # the teacher has trained: its masks are the labels
+        results.update(zip(unique, pool.map(lambda job: train(*job), unique.values())))
+        for source in self_sources:  # the teachers have trained: their masks are the labels
             labels = work / "labels" / source
-            print(f"[{source}] labels from {teacher[5].name}", flush=True)
-            make_self_labels(labels, train_split, teacher[5], MMDetTwoStageAdapter(model).class_names, bbam_settings)
+            runs_by_half = {half: job[5] for half, job in teachers[source].items()}
+            print(f"[{source}] labels from {', '.join(r.name for r in runs_by_half.values())}", flush=True)
+            make_self_labels(labels, train_split, runs_by_half, MMDetTwoStageAdapter(model).class_names,
+                             bbam_settings)
             qualities[source] = (labels, _label_quality(labels, train_split.ann))
             add_jobs(source, labels, args.seeds)
         later = {job[5]: job for job in jobs.values() if job[5] not in results}
-        results.update(zip(later, pool.map(run, later.values())))
+        results.update(zip(later, pool.map(lambda job: train(*job), later.values())))
     rows = []
     for source, (_, quality) in qualities.items():
         for seed in args.seeds:

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from benchmarks.pipeline import main
+from benchmarks.pipeline import half_items, main, write_half
+from bbam_captum.io.layout import RunLayout
 
 
 @pytest.mark.slow
@@ -28,7 +29,7 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
         assert (runs / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
     # the self-training round's labels are the masks of bbam's Mask R-CNN
     teacher = json.loads((tmp_path / "work" / "shapes" / "labels" / "bbam_self" / "teacher.json").read_text())
-    assert teacher["run"] == "bbam_inst_s0"
+    assert teacher["all"]["run"] == "bbam_inst_s0"
     assert 0.0 <= rows["bbam_self"]["label_instance_miou"] < 0.99
     table = (tmp_path / "pipeline_shapes.md").read_text()
     assert "| bbam |" in table and "| gt |" in table
@@ -48,3 +49,32 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
 def test_unknown_label_source_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--sources", "bbam,masks"])
+
+
+def test_halves_partition_the_labels_and_their_configs_train_on_them(tmp_path):
+    """bbam_cross's teachers: each trains on one half of bbam's labels, through a config over bbam's own."""
+    from mmengine.config import Config
+
+    labels = tmp_path / "bbam"
+    layout = RunLayout(labels)
+    layout.coco_instances.parent.mkdir(parents=True)
+    images = [{"id": i, "file_name": f"{i}.png", "width": 8, "height": 8} for i in (5, 2, 9, 4, 7)]
+    annotations = [{"id": 10 * i + k, "image_id": i, "category_id": 1} for i in (5, 2, 9, 4, 7) for k in range(2)]
+    layout.coco_instances.write_text(json.dumps({"images": images, "annotations": annotations, "categories": []}))
+    layout.coco_config.write_text("train_dataloader = dict(dataset=dict(ann_file='all.json', data_root=''))\n")
+    ids = [i["id"] for i in images]
+    assert half_items(ids, 0) == [5, 9, 7] and half_items(ids, 1) == [2, 4]
+    seen = []
+    for half in (0, 1):
+        out = write_half(labels, set(half_items(ids, half)), tmp_path / f"half{half}")
+        written = json.loads(RunLayout(out).coco_instances.read_text())
+        kept = [i["id"] for i in written["images"]]
+        assert kept == half_items(ids, half)
+        assert {a["image_id"] for a in written["annotations"]} == set(kept)
+        assert len(written["annotations"]) == 2 * len(kept)
+        config = Config.fromfile(RunLayout(out).coco_config)
+        assert config.train_dataloader.dataset.ann_file == str(RunLayout(out).coco_instances.resolve())
+        assert config.train_dataloader.dataset.data_root == ""  # the rest of bbam's config is kept
+        seen += kept
+    assert sorted(seen) == sorted(ids)
+    assert json.loads(layout.coco_instances.read_text())["images"] == images  # bbam's labels untouched
