@@ -184,7 +184,8 @@ def make_self_labels(out: Path, split: Split, teachers: dict[int | None, Path], 
     ``teachers`` maps a half (see :func:`half_items`) to the run whose model labels it, or None to
     the run that labels every image (``bbam_self``)."""
     stamp = out / "teacher.json"  # maps of other teachers are made anew
-    teacher = {"all" if half is None else str(half): {"run": run.name, "checkpoint": file_digest(_last_checkpoint(run))}
+    checkpoints = {half: _last_checkpoint(run) for half, run in teachers.items()}
+    teacher = {"all" if half is None else str(half): {"run": run.name, "checkpoint": file_digest(checkpoints[half])}
                for half, run in teachers.items()}
     if not stamp.is_file() or json.loads(stamp.read_text()) != teacher:
         shutil.rmtree(out, ignore_errors=True)
@@ -193,7 +194,7 @@ def make_self_labels(out: Path, split: Split, teachers: dict[int | None, Path], 
     write_json_atomic(stamp, teacher)
     start = time.perf_counter()
     for half, run in teachers.items():
-        adapter = MMDetTwoStageAdapter(load_detector(run / "config.py", _last_checkpoint(run)))
+        adapter = MMDetTwoStageAdapter(load_detector(run / "config.py", checkpoints[half]))
         items = coco.items if half is None else half_items(coco.items, half)
         model_maps(adapter, replace(coco, items=items), split.images, out)
     stats = {"maps_wall_seconds_this_run": round(time.perf_counter() - start, 1)}

@@ -59,8 +59,8 @@ ORIGINAL_FG_SHARE = 0.15
 FG_SHARES = (0.25, 0.35)
 _CRF = dict(crf=True, crf_fg_share=ORIGINAL_FG_SHARE)
 CHAINS: dict[str, LabelSettings] = {
-    "thresholds": LabelSettings(crf=False, refine=False, crf_fg_share=ORIGINAL_FG_SHARE),
-    "thresholds + Eq. 4": LabelSettings(crf=False, refine=True, crf_fg_share=ORIGINAL_FG_SHARE),
+    "thresholds": LabelSettings(crf=False, refine=False),
+    "thresholds + Eq. 4": LabelSettings(crf=False, refine=True),
     **{f"dense CRF, blur {b}": LabelSettings(**_CRF, refine=False, crf_blur=v) for b, v in CRF_BLURS.items()},
     **{f"dense CRF + Eq. 4, blur {b}": LabelSettings(**_CRF, refine=True, crf_blur=v) for b, v in CRF_BLURS.items()},
     **{f"dense CRF + Eq. 4, blur 1 cell, top {share:g}": LabelSettings(crf=True, refine=True, crf_blur=1.0,
