@@ -38,10 +38,14 @@ that world and its detector (``make detector WORLD=NAME``) explains the boxes. W
 and the rest, the splits are your COCO files (the val file with true masks) and your detector
 (``--config``/``--checkpoint``); the models are still the shipped slim configs.
 
+``--models seg`` (or ``inst``) trains one of the two models only; ``--seg-iters`` /
+``--inst-iters`` set each model's schedule, and a schedule other than the full scale's keeps runs
+of its own (``..._s0_i4000``).
+
 Writes ``DIR/pipeline_{NAME}.json`` (rows: ``label_source``, ``seed``, ``semantic_miou``,
-``mask_ap``, ``mask_ap50``, ``train_minutes``, ...), ``DIR/pipeline_{NAME}_meta.json`` and
-``DIR/pipeline_{NAME}.md`` (mean and spread over seeds per source); data, labels and training
-runs go to ``DIR/work/{NAME}``. Everything resumes: maps per image, each training run once its
+``semantic_class_iou``, ``mask_ap``, ``mask_ap50``, ``train_minutes``, ...),
+``DIR/pipeline_{NAME}_meta.json`` and ``DIR/pipeline_{NAME}.md`` (mean and spread over seeds per
+source, each class's semantic IoU); data, labels and training runs go to ``DIR/work/{NAME}``. Everything resumes: maps per image, each training run once its
 result file exists and its inputs (config, label files, detector weights) are unchanged, so
 invocations with other ``--seeds`` add to one table.
 """
@@ -50,6 +54,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -351,13 +356,32 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
     scalars = records[-1]
     if kind == "seg":
         result = {"semantic_miou": scalars["mIoU"] / 100, "seg_train_minutes": round(minutes, 2),
-                  "semantic_miou_curve": [[r.get("step"), r["mIoU"] / 100] for r in records]}
+                  "semantic_miou_curve": [[r.get("step"), r["mIoU"] / 100] for r in records],
+                  "semantic_class_iou": _class_ious(work_dir)}
     else:
         result = {"mask_ap": scalars["coco/segm_mAP"], "mask_ap50": scalars["coco/segm_mAP_50"],
                   "mask_ap50_curve": [[r.get("step"), r["coco/segm_mAP_50"]] for r in records],
                   "inst_train_minutes": round(minutes, 2)}
     write_json_atomic(result_file, {**result, "key": key})
     return result
+
+
+def _class_ious(work_dir: Path) -> dict[str, float]:
+    """Each class's IoU at the last validation: mmseg's ``IoUMetric`` logs it as a table only."""
+    logs = sorted(work_dir.glob("*/*.log"))
+    text = logs[-1].read_text() if logs else ""
+    table = text.rsplit("per class results:", 1)[-1] if "per class results:" in text else ""
+    ious = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) >= 2 and cells[0] != "Class":
+            try:
+                iou = float(cells[1]) / 100
+            except ValueError:
+                continue
+            if not math.isnan(iou):  # nan: the class is in neither the val masks nor the predictions
+                ious[cells[0]] = round(iou, 4)
+    return ious
 
 
 def training_key(kind: str, config_text: str, labels: Path, checkpoint: Path) -> str:
@@ -386,6 +410,8 @@ def summarise(rows: list[dict]) -> list[dict]:
         entry = {"label_source": source, "seeds": [r["seed"] for r in mine],
                  "label_instance_miou": mine[0]["label_instance_miou"]}
         for key in METRICS:
+            if any(key not in r for r in mine):  # that model was not trained (--models)
+                continue
             values = [r[key] for r in mine]
             entry[key], entry[f"{key}_spread"] = float(np.mean(values)), float(np.max(values) - np.min(values))
         out.append(entry)
@@ -404,22 +430,39 @@ def write_table(rows: list[dict], meta: dict, path: Path) -> str:
     lines += markdown_table(
         ["label source", "label mIoU (train)", "semantic mIoU", "mask AP", "mask AP50"],
         [[e["label_source"], f"{e['label_instance_miou']:.3f}",
-          *(f"{e[k]:.3f} ({e[k + '_spread']:.3f})" for k in METRICS)] for e in summary])
+          *(f"{e[k]:.3f} ({e[k + '_spread']:.3f})" if k in e else NOT_TRAINED for k in METRICS)]
+         for e in summary])
     gt = next((e for e in summary if e["label_source"] == "gt"), None)
     if gt:
+        shares = [(key, name) for key, name in (("semantic_miou", "mIoU"), ("mask_ap50", "AP50")) if key in gt]
         share = lambda value, reference: f"{value / reference:.0%}" if reference > 0 else "n/a"  # noqa: E731
         lines += ["", "Share of the true-mask models' mean scores: " + "; ".join(
-            f"{e['label_source']} {share(e['semantic_miou'], gt['semantic_miou'])} mIoU, "
-            f"{share(e['mask_ap50'], gt['mask_ap50'])} AP50" for e in summary if e is not gt)]
+            f"{e['label_source']} " + ", ".join(f"{share(e[key], gt[key])} {name}" for key, name in shares)
+            for e in summary if e is not gt)]
+    classes = list(dict.fromkeys(c for r in rows for c in r.get("semantic_class_iou", {})))
+    if classes:  # which classes the semantic models lose: recognition or the labels
+        lines += ["", "Semantic IoU per class at the end of training, mean over seeds:", ""]
+        lines += markdown_table(["label source", *classes], [
+            [source, *(_mean_class_iou(rows, source, c) for c in classes)]
+            for source in dict.fromkeys(r["label_source"] for r in rows)])
     curve = lambda points: " / ".join(f"{v:.3f}" for _, v in points)  # noqa: E731
     lines += ["", "Each run:", ""]
     lines += markdown_table(
         ["label source", "seed", "semantic mIoU", "mask AP", "mask AP50", "train minutes",
          "semantic mIoU during training", "mask AP50 during training"],
-        [[r["label_source"], r["seed"], f"{r['semantic_miou']:.3f}", f"{r['mask_ap']:.3f}", f"{r['mask_ap50']:.3f}",
+        [[r["label_source"], r["seed"], *(f"{r[k]:.3f}" if k in r else NOT_TRAINED for k in METRICS),
           f"{r['train_minutes']:.1f}", curve(r.get("semantic_miou_curve", [])), curve(r.get("mask_ap50_curve", []))]
          for r in rows])
     return write_markdown(path, lines)
+
+
+NOT_TRAINED = "-"
+
+
+def _mean_class_iou(rows: list[dict], source: str, name: str) -> str:
+    values = [r["semantic_class_iou"][name] for r in rows
+              if r["label_source"] == source and name in r.get("semantic_class_iou", {})]
+    return f"{np.mean(values):.3f}" if values else NOT_TRAINED
 
 
 def _label_quality(out: Path, ann_file: Path) -> float:
@@ -427,6 +470,16 @@ def _label_quality(out: Path, ann_file: Path) -> float:
     from bbam_captum.metrics.pseudo_labels import evaluate_pseudo_labels
 
     return float(evaluate_pseudo_labels(out, ann_file)["instance_miou"])
+
+
+MODELS = ("seg", "inst")
+
+
+def _parse_models(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models or set(models) - set(MODELS):
+        raise argparse.ArgumentTypeError(f"models must be some of {','.join(MODELS)}, got {text!r}")
+    return [m for m in MODELS if m in models]
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -460,6 +513,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-val", type=int)
     parser.add_argument("--iters", type=int, help="training iterations of both models (default: "
                         f"{FULL.seg_iters} Semantic FPN, {FULL.inst_iters} Mask R-CNN; quick: {QUICK.seg_iters})")
+    parser.add_argument("--seg-iters", type=_positive_int, help="Semantic FPN's iterations (over --iters)")
+    parser.add_argument("--inst-iters", type=_positive_int, help="Mask R-CNN's iterations (over --iters)")
+    parser.add_argument("--models", type=_parse_models, default=list(MODELS),
+                        help="comma-separated models to train: seg (Semantic FPN), inst (Mask R-CNN); default both")
     parser.add_argument("--bbam-steps", type=int, help="BBAM steps (default: BBAM's default)")
     parser.add_argument("--world", default="shapes", choices=sorted(WORLDS),
                         help="the world to draw the splits from; its detector explains them (default: shapes)")
@@ -493,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
         sources.insert(0, "bbam")
     base = QUICK if args.quick else FULL
     scale = Scale(args.num_train or base.num_train, args.num_val or base.num_val,
-                  args.iters or base.seg_iters, args.iters or base.inst_iters)
+                  args.seg_iters or args.iters or base.seg_iters, args.inst_iters or args.iters or base.inst_iters)
     out = Path(args.out)
     info = start_run("benchmarks.pipeline", argv)
     if given:
@@ -532,14 +589,21 @@ def main(argv: list[str] | None = None) -> None:
     runs = work / "runs"
     jobs = {}  # (source, seed, kind) -> the arguments of train()
 
+    # a schedule other than the full scale's keeps its own runs, so the two do not retrain each other
+    seg_suffix = "" if scale.seg_iters == FULL.seg_iters else f"_i{scale.seg_iters}"
+    inst_suffix = "" if scale.inst_iters == FULL.inst_iters else f"_i{scale.inst_iters}"
+
     def add_jobs(source: str, labels: Path, seeds: list[int]) -> None:
         for seed in seeds:
             seeded = source in REUSE_BBAM_LABELS
-            jobs[source, seed, "seg"] = ("seg", labels, val_split, val_labels, scale.seg_iters,
-                                         runs / f"{'bbam' if seeded else source}_seg_s{seed}", checkpoint, seed)
-            jobs[source, seed, "inst"] = ("inst", labels, val_split, val_labels, scale.inst_iters,
-                                          runs / f"{source}_inst_s{seed}", checkpoint, seed,
-                                          SEED_THRESHOLD if seeded else None)
+            if "seg" in args.models:
+                jobs[source, seed, "seg"] = ("seg", labels, val_split, val_labels, scale.seg_iters,
+                                             runs / f"{'bbam' if seeded else source}_seg_s{seed}{seg_suffix}",
+                                             checkpoint, seed)
+            if "inst" in args.models:
+                jobs[source, seed, "inst"] = ("inst", labels, val_split, val_labels, scale.inst_iters,
+                                              runs / f"{source}_inst_s{seed}{inst_suffix}", checkpoint, seed,
+                                              SEED_THRESHOLD if seeded else None)
 
     for source, (labels, _) in qualities.items():
         add_jobs(source, labels, args.seeds)
@@ -551,13 +615,14 @@ def main(argv: list[str] | None = None) -> None:
 
     teachers: dict[str, dict[int | None, tuple]] = {}  # source -> {half it labels (None: all): teacher job}
     if "bbam_self" in self_sources:
-        teachers["bbam_self"] = {None: teacher_job(bbam_labels, f"bbam_inst_s{TEACHER_SEED}")}
+        teachers["bbam_self"] = {None: teacher_job(bbam_labels, f"bbam_inst_s{TEACHER_SEED}{inst_suffix}")}
     if "bbam_cross" in self_sources:
         items = read_coco(train_split.ann, MMDetTwoStageAdapter(model).class_names).items
         trained = {half: write_half(bbam_labels, {i.image_id for i in half_items(items, half)},
                                     work / "labels" / f"bbam_half{half}") for half in HALVES}
-        teachers["bbam_cross"] = {half: teacher_job(trained[1 - half], f"bbam_half{1 - half}_inst_s{TEACHER_SEED}")
-                                  for half in HALVES}
+        teachers["bbam_cross"] = {
+            half: teacher_job(trained[1 - half], f"bbam_half{1 - half}_inst_s{TEACHER_SEED}{inst_suffix}")
+            for half in HALVES}
     unique = {job[5]: job for job in jobs.values()}  # bbam_seeded shares bbam's semantic runs
     for by_half in teachers.values():
         unique.update({job[5]: job for job in by_half.values()})
@@ -577,10 +642,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for source, (_, quality) in qualities.items():
         for seed in args.seeds:
-            row = {"label_source": source, "seed": seed, "label_instance_miou": quality,
-                   **results[jobs[source, seed, "seg"][5]], **results[jobs[source, seed, "inst"][5]]}
-            row["train_minutes"] = row["inst_train_minutes"] + (
-                0.0 if source in REUSE_BBAM_LABELS else row["seg_train_minutes"])
+            row = {"label_source": source, "seed": seed, "label_instance_miou": quality}
+            for kind in args.models:
+                row.update(results[jobs[source, seed, kind][5]])
+            row["train_minutes"] = row.get("inst_train_minutes", 0.0) + (
+                0.0 if source in REUSE_BBAM_LABELS else row.get("seg_train_minutes", 0.0))
             rows.append(row)
     meta = {**asdict(scale), "name": name, "seeds": args.seeds, **info.meta(), "wall_minutes": info.seconds() / 60,
             "bbam_settings": asdict(bbam_settings), "label_settings": asdict(LabelSettings())}

@@ -24,26 +24,38 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
         for key in ("semantic_miou", "mask_ap", "mask_ap50"):
             assert 0.0 <= row[key] <= 1.0, (key, row)
         assert row["train_minutes"] > 0
+        # each class's IoU, read from mmseg's table: background and the world's classes
+        assert {"background", "ring", "frame"} <= set(row["semantic_class_iou"])
+        assert all(0.0 <= v <= 1.0 for v in row["semantic_class_iou"].values())
     runs = tmp_path / "work" / "shapes" / "runs"
+    # a schedule other than the full scale's keeps runs of its own (suffix _i<iterations>)
     for run in ("bbam_seg_s0", "bbam_inst_s0", "gt_seg_s0", "gt_inst_s0", "bbam_self_seg_s0", "bbam_self_inst_s0"):
-        assert (runs / run / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
+        assert (runs / f"{run}_i2" / "work_dir" / "iter_2.pth").is_file()  # mim train really ran
     # the self-training round's labels are the masks of bbam's Mask R-CNN
     teacher = json.loads((tmp_path / "work" / "shapes" / "labels" / "bbam_self" / "teacher.json").read_text())
-    assert teacher["all"]["run"] == "bbam_inst_s0"
+    assert teacher["all"]["run"] == "bbam_inst_s0_i2"
     assert 0.0 <= rows["bbam_self"]["label_instance_miou"] < 0.99
     table = (tmp_path / "pipeline_shapes.md").read_text()
-    assert "| bbam |" in table and "| gt |" in table
+    assert "| bbam |" in table and "| gt |" in table and "Semantic IoU per class" in table
 
     # a rerun finds every result and trains nothing
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/shapes/runs/*/result.json")}
     main(args)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/shapes/runs/*/result.json")} == stamps
 
-    # other iterations in the same --out train anew instead of reusing the 2-iteration results
-    main([*args, "--sources", "gt", "--iters", "3"])
-    for run in ("gt_seg_s0", "gt_inst_s0"):
-        assert (runs / run / "work_dir" / "iter_3.pth").is_file()
-        assert (runs / run / "result.json").stat().st_mtime_ns != stamps[runs / run / "result.json"]
+    # another schedule of one model only: its own runs, the 2-iteration results untouched
+    main([*args, "--sources", "gt", "--seg-iters", "3", "--models", "seg", "--name", "seg3"])
+    assert (runs / "gt_seg_s0_i3" / "work_dir" / "iter_3.pth").is_file()
+    assert not (runs / "gt_inst_s0_i3").exists()
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("work/shapes/runs/*_i2/result.json")} == stamps
+    (row,) = json.loads((tmp_path / "pipeline_seg3.json").read_text())
+    assert "semantic_miou" in row and "mask_ap" not in row
+    assert "| gt | 1.000 |" in (tmp_path / "pipeline_seg3.md").read_text()
+
+    # the same schedule on other labels (one more train image) trains anew instead of reusing its result
+    before = (runs / "gt_seg_s0_i3" / "result.json").stat().st_mtime_ns
+    main([*args, "--sources", "gt", "--seg-iters", "3", "--models", "seg", "--name", "seg3", "--num-train", "4"])
+    assert (runs / "gt_seg_s0_i3" / "result.json").stat().st_mtime_ns != before
 
 
 def test_unknown_label_source_is_refused(tmp_path):
