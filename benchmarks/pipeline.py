@@ -45,9 +45,10 @@ of its own (``..._s0_i4000``).
 Writes ``DIR/pipeline_{NAME}.json`` (rows: ``label_source``, ``seed``, ``semantic_miou``,
 ``semantic_class_iou``, ``mask_ap``, ``mask_ap50``, ``train_minutes``, ...),
 ``DIR/pipeline_{NAME}_meta.json`` and ``DIR/pipeline_{NAME}.md`` (mean and spread over seeds per
-source, each class's semantic IoU); data, labels and training runs go to ``DIR/work/{NAME}``. Everything resumes: maps per image, each training run once its
-result file exists and its inputs (config, label files, detector weights) are unchanged, so
-invocations with other ``--seeds`` add to one table.
+source, each class's semantic IoU); data, labels and training runs go to ``DIR/work/{NAME}``.
+Everything resumes: maps per image, each training run once its result file exists and its inputs
+(config, label files, detector weights) are unchanged, so invocations with other ``--seeds`` add
+to one table.
 """
 from __future__ import annotations
 
