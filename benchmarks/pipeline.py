@@ -403,7 +403,8 @@ METRICS = ("semantic_miou", "mask_ap", "mask_ap50")
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Per label source: each metric's mean over seeds and its spread (max - min), in rows' order."""
+    """Per label source: each metric's mean over seeds and its spread (max - min), and each class's
+    semantic IoU's mean, in rows' order."""
     sources = list(dict.fromkeys(r["label_source"] for r in rows))
     out = []
     for source in sources:
@@ -415,6 +416,9 @@ def summarise(rows: list[dict]) -> list[dict]:
                 continue
             values = [r[key] for r in mine]
             entry[key], entry[f"{key}_spread"] = float(np.mean(values)), float(np.max(values) - np.min(values))
+        by_class = [r.get("semantic_class_iou", {}) for r in mine]
+        entry["semantic_class_iou"] = {name: float(np.mean([c[name] for c in by_class if name in c]))
+                                       for name in dict.fromkeys(n for c in by_class for n in c)}
         out.append(entry)
     return out
 
@@ -440,12 +444,12 @@ def write_table(rows: list[dict], meta: dict, path: Path) -> str:
         lines += ["", "Share of the true-mask models' mean scores: " + "; ".join(
             f"{e['label_source']} " + ", ".join(f"{share(e[key], gt[key])} {name}" for key, name in shares)
             for e in summary if e is not gt)]
-    classes = list(dict.fromkeys(c for r in rows for c in r.get("semantic_class_iou", {})))
+    classes = list(dict.fromkeys(c for e in summary for c in e["semantic_class_iou"]))
     if classes:  # which classes the semantic models lose: recognition or the labels
         lines += ["", "Semantic IoU per class at the end of training, mean over seeds:", ""]
         lines += markdown_table(["label source", *classes], [
-            [source, *(_mean_class_iou(rows, source, c) for c in classes)]
-            for source in dict.fromkeys(r["label_source"] for r in rows)])
+            [e["label_source"], *(f"{e['semantic_class_iou'][c]:.3f}" if c in e["semantic_class_iou"] else NOT_TRAINED
+                                  for c in classes)] for e in summary])
     curve = lambda points: " / ".join(f"{v:.3f}" for _, v in points)  # noqa: E731
     lines += ["", "Each run:", ""]
     lines += markdown_table(
@@ -458,12 +462,6 @@ def write_table(rows: list[dict], meta: dict, path: Path) -> str:
 
 
 NOT_TRAINED = "-"
-
-
-def _mean_class_iou(rows: list[dict], source: str, name: str) -> str:
-    values = [r["semantic_class_iou"][name] for r in rows
-              if r["label_source"] == source and name in r.get("semantic_class_iou", {})]
-    return f"{np.mean(values):.3f}" if values else NOT_TRAINED
 
 
 def _label_quality(out: Path, ann_file: Path) -> float:
