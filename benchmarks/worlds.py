@@ -57,14 +57,18 @@ CRF_BLURS = {"1/3 cell": 1 / 3, "2/3 cell": 2 / 3, "1 cell": 1.0}
 # solid object a small part of it, so larger shares are compared too).
 ORIGINAL_FG_SHARE = 0.15
 FG_SHARES = (0.25, 0.35)
-_CRF = dict(crf=True, crf_fg_share=ORIGINAL_FG_SHARE)
+# Chains whose name does not say "open holes" leave the masks' holes as the chain made them.
+_CRF = dict(crf=True, crf_fg_share=ORIGINAL_FG_SHARE, open_holes=False)
 CHAINS: dict[str, LabelSettings] = {
-    "thresholds": LabelSettings(crf=False, refine=False),
-    "thresholds + Eq. 4": LabelSettings(crf=False, refine=True),
+    "thresholds": LabelSettings(crf=False, refine=False, open_holes=False),
+    "thresholds + Eq. 4": LabelSettings(crf=False, refine=True, open_holes=False),
     **{f"dense CRF, blur {b}": LabelSettings(**_CRF, refine=False, crf_blur=v) for b, v in CRF_BLURS.items()},
     **{f"dense CRF + Eq. 4, blur {b}": LabelSettings(**_CRF, refine=True, crf_blur=v) for b, v in CRF_BLURS.items()},
-    **{f"dense CRF + Eq. 4, blur 1 cell, top {share:g}": LabelSettings(crf=True, refine=True, crf_blur=1.0,
-                                                                       crf_fg_share=share) for share in FG_SHARES},
+    **{f"dense CRF + Eq. 4, blur 1 cell, top {share:g}": LabelSettings(**{**_CRF, "crf_fg_share": share},
+                                                                       refine=True) for share in FG_SHARES},
+    **{f"dense CRF + Eq. 4, blur 1 cell{top}, open holes": LabelSettings(
+        **{**_CRF, "crf_fg_share": share, "open_holes": True}, refine=True)
+       for top, share in (("", ORIGINAL_FG_SHARE), (", top 0.25", FG_SHARES[0]))},
 }
 # BBAM settings compared on every world: the adaptive stride's range, i.e. how wide the mask
 # cells are (the original's rule, 1.5 and 2 times it).
@@ -273,7 +277,9 @@ def write_report(path: Path, results: dict[str, dict], rows: list[dict], picks: 
     scores by class; returns the text."""
     lines = [header, "", "Instance / semantic mIoU of BBAM's labels and of the filled box through the same chain "
              f"(default chain in bold; the CRF takes a box's most-attributed pixels as certain foreground, the share "
-             f"{ORIGINAL_FG_SHARE:g} (the original's) where the chain names no other as \"top\"):", ""]
+             f"{ORIGINAL_FG_SHARE:g} (the original's) where the chain names no other as \"top\"; \"open holes\": the "
+             "inner segments of a mask whose colours are likelier under its surroundings' than under its rim's are "
+             "taken out):", ""]
     lines += markdown_table(
         ["world", "map variant", "chain", "BBAM instance", "BBAM semantic", "box instance", "box semantic", "margin"],
         [[r["world"], *((f"**{r['map_variant']}**", f"**{r['chain']}** (default)") if r["default"]

@@ -209,6 +209,8 @@ def test_label_settings_are_frozen_and_replaced():
     assert dataclasses.replace(settings, crf=False).crf is False and settings.crf is True
     with pytest.raises(SettingsError, match="crf_blur must lie in"):
         dataclasses.replace(settings, crf_blur=-1.0)
+    with pytest.raises(SettingsError, match="hole_rim must lie in"):
+        dataclasses.replace(settings, hole_rim=0.0)
 
 
 def test_cli_turns_a_settings_error_into_exit_code_2(tmp_path, capsys):

@@ -147,6 +147,12 @@ def add_label_args(parser: argparse.ArgumentParser) -> None:
                              f"(default: {d.crf_fg_share})")
     parser.add_argument("--crf-bg-share", type=float, default=d.crf_bg_share,
                         help=f"with --crf: the same for the outer edge of the ignore band (default: {d.crf_bg_share})")
+    parser.add_argument("--open-holes", action=argparse.BooleanOptionalAction, default=d.open_holes,
+                        help="take out of each mask the inner segments whose colours look like its surroundings, "
+                             f"not like its rim: the holes of rings and frames (default: {d.open_holes})")
+    parser.add_argument("--hole-rim", type=float, default=d.hole_rim,
+                        help="with --open-holes: the mask's rim, never cut into, as a share of the box's longer "
+                             f"side (default: {d.hole_rim})")
     parser.add_argument("--label-workers", type=int, default=1, metavar="N",
                         help="processes that make the labels from the maps, one core each; the files are the same "
                              "for any N (default: 1)")
@@ -168,7 +174,7 @@ def label_settings(args: argparse.Namespace) -> LabelSettings:
     return LabelSettings(theta_fg=args.theta_fg, theta_bg=args.theta_bg, instance_threshold=args.instance_thr,
                          refine=args.refine, blur_sigma=args.blur, crf=args.crf, crf_fg_share=args.crf_fg_share,
                          crf_bg_share=args.crf_bg_share, crf_max_pixels=args.crf_max_pixels,
-                         crf_window=args.crf_window)
+                         crf_window=args.crf_window, open_holes=args.open_holes, hole_rim=args.hole_rim)
 
 
 def add_gt_img_dir_arg(parser: argparse.ArgumentParser) -> None:
