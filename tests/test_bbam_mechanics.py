@@ -177,3 +177,20 @@ def test_map_marks_the_region_the_detector_reads():
     outside[y1 - 4:y2 + 4, x1 - 4:x2 + 4] = float("nan")
     assert inside > 0.7
     assert outside.nanmean() < 0.2
+
+
+@pytest.mark.parametrize("context", [0.25, 1e308])
+def test_context_window_is_cut_to_the_image(context):
+    from bbam_captum.attr.bbam import context_window
+    from bbam_captum.attr.proposals import PositiveProposals
+
+    box = torch.tensor([20.0, 30.0, 40.0, 50.0])
+    positives = PositiveProposals(rois=torch.tensor([[18.0, 28.0, 42.0, 52.0]]), regressed=box[None].clone(),
+                                  target=0, probs=torch.tensor([0.9]), deltas=torch.zeros(1, 4), iou_threshold=0.5,
+                                  fallback=False)
+    window = context_window(positives, box, context, height=96, width=64)
+    assert torch.isfinite(window).all()
+    if context > 1:  # a huge context is the whole image, not an infinite window
+        assert window.tolist() == [0.0, 0.0, 64.0, 96.0]
+    else:  # the proposals' union grown by a quarter of the box's side
+        assert window.tolist() == [13.0, 23.0, 47.0, 57.0]

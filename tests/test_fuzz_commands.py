@@ -204,6 +204,7 @@ def _case(command: str, option: str | None = None, value: str = "1", target: str
 @example(case=_case("labels", "--theta-fg", "0.5", output="maps_zeroed"))
 @example(case=_case("report", "--full-fill", "0.9", output="instances_list"))
 @example(case=_case("evaluate", coco=[("annotations", 0, "area", float("nan"))]))
+@example(case=_case("generate", "--context", "1e308"))  # a window grown past every float: the whole image
 def test_fuzz_commands(base, case):
     _run_case(case, base)
 

@@ -389,7 +389,7 @@ class BBAM(PerturbationAttribution):
         problem.masks = [initial_mask(p.regressed, s, height, width).requires_grad_(True)
                          for p, s in zip(problem.positives, problem.strides)]
         problem.crops = None if settings.context is None else [
-            self.adapter.crop(context_window(p, b, settings.context), height, width)
+            self.adapter.crop(context_window(p, b, settings.context, height, width), height, width)
             for p, b in zip(problem.positives, boxes)]
 
     def _optimise(self, problems: list[_ImageProblem], settings: BBAMSettings, budget_mb: float | None,
@@ -522,11 +522,13 @@ def group_windows(boxes: list[int], crops: Sequence[Crop] | None, padding: float
     return sorted((sorted(group, key=position.get) for group in groups), key=lambda group: position[group[0]])
 
 
-def context_window(positives: PositiveProposals, box: Tensor, context: float) -> Tensor:
+def context_window(positives: PositiveProposals, box: Tensor, context: float, height: int, width: int) -> Tensor:
     """Tensor[4]: the union of a box's positive proposals and their regressed boxes, grown
-    on each side by ``context`` times the box's width (x) or height (y)."""
+    on each side by ``context`` times the box's width (x) or height (y), cut to the image
+    (so that a huge ``context`` gives the whole image, not an infinite window)."""
     corners = torch.cat([positives.rois, positives.regressed, box[None]])
     lo, hi = corners[:, :2].min(0).values, corners[:, 2:].max(0).values
     margin = context * (box[2:] - box[:2])
-    return torch.cat([lo - margin, hi + margin])
+    size = torch.tensor([width, height], dtype=lo.dtype, device=lo.device)
+    return torch.cat([torch.minimum((lo - margin).clamp(min=0), size), torch.minimum((hi + margin).clamp(min=0), size)])
 
