@@ -12,13 +12,13 @@ whose colours are its own, which is what keeps the rule from cutting into solid 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
 from skimage.color import rgb2lab
 
-from .refine import CROP_MARGIN, DEFAULT_OVERLAP, Segments
+from .refine import DEFAULT_OVERLAP, Segments, grown_box
 
 MIN_MASK_PIXELS = 30  # a smaller mask has no interior to judge
 MIN_REFERENCE_PIXELS = 10  # fewer rim or surrounding pixels fit no colour model
@@ -59,11 +59,8 @@ def open_holes(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]],
 def _open(mask: np.ndarray, box: np.ndarray, lab: np.ndarray, segments: Segments, rim: float) -> np.ndarray:
     if mask.sum() < MIN_MASK_PIXELS:
         return mask.copy()
-    h, w = mask.shape
     side = max(box[2] - box[0], box[3] - box[1], 1.0)
-    grow = int(np.ceil(CROP_MARGIN * side))
-    y1, y2 = max(0, int(np.floor(box[1])) - grow), min(h, int(np.ceil(box[3])) + grow)
-    x1, x2 = max(0, int(np.floor(box[0])) - grow), min(w, int(np.ceil(box[2])) + grow)
+    y1, y2, x1, x2 = grown_box(box, *mask.shape)
     crop = mask[y1:y2, x1:x2]
     if crop.sum() < mask.sum():  # the mask runs out of its box's neighbourhood: not this rule's case
         return mask.copy()
@@ -95,7 +92,7 @@ def _open(mask: np.ndarray, box: np.ndarray, lab: np.ndarray, segments: Segments
     return out
 
 
-def _log_likelihood(samples: np.ndarray):
+def _log_likelihood(samples: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """log N(x; mean, cov) up to a constant, of a Gaussian fitted to ``samples`` (N, 3)."""
     mean = samples.mean(0)
     cov = np.cov(samples.T) + COLOUR_PRIOR * np.eye(3)

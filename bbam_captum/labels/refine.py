@@ -60,11 +60,11 @@ def box_segment_pools(image: np.ndarray, boxes: np.ndarray | Sequence[Sequence[f
     h, w = image.shape[:2]
     if max_pixels <= 0 or h * w <= max_pixels:
         return [_index(labels) for labels in segment_pools(image, scales)]
-    crops = _merged_crops([_grown(box, h, w, margin) for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4)])
+    crops = _merged_crops([grown_box(box, h, w, margin) for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4)])
     return [_crop_segments(image, crops, scale) for scale in scales]
 
 
-def _grown(box: np.ndarray, h: int, w: int, margin: float) -> tuple[int, int, int, int]:
+def grown_box(box: np.ndarray, h: int, w: int, margin: float = CROP_MARGIN) -> tuple[int, int, int, int]:
     """``(y1, y2, x1, x2)``: the box's pixels grown by ``margin`` of its longer side, cut to the image."""
     grow = int(np.ceil(margin * max(box[2] - box[0], box[3] - box[1], 0.0)))
     return (max(0, int(np.floor(box[1])) - grow), min(h, int(np.ceil(box[3])) + grow),
