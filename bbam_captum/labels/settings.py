@@ -107,7 +107,7 @@ class LabelSettings:
     crf_window: float = DenseCRFSettings().window
     # Chosen across worlds by leave-one-world-out (worlds.md): every fold picks it, rings +0.02-0.03 and
     # frames +0.00-0.04 instance mIoU, no solid class moved by more than 0.001; the models trained on the
-    # labels gain too (pipeline_{photo,camouflage}_holes.md).
+    # labels gain on photo and shapes and hold on camouflage (pipeline_*_holes.md).
     open_holes: bool = True
     hole_rim: float = 0.12
 
