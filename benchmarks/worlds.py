@@ -57,7 +57,11 @@ CRF_BLURS = {"1/3 cell": 1 / 3, "2/3 cell": 2 / 3, "1 cell": 1.0}
 # solid object a small part of it, so larger shares are compared too).
 ORIGINAL_FG_SHARE = 0.15
 FG_SHARES = (0.25, 0.35)
-# Chains whose name does not say "open holes" leave the masks' holes as the chain made them.
+# Chains whose name does not say "open holes" leave the masks' holes as the chain made them; those that
+# do read the object's colours from a rim of the default width unless they name another (a share of
+# the box's longer side: a narrower rim lets a hole close to the object's edge be opened).
+DEFAULT_HOLE_RIM = LabelSettings().hole_rim
+HOLE_RIMS = (0.06,)
 _CRF = dict(crf=True, crf_fg_share=ORIGINAL_FG_SHARE, open_holes=False)
 CHAINS: dict[str, LabelSettings] = {
     "thresholds": LabelSettings(crf=False, refine=False, open_holes=False),
@@ -66,9 +70,10 @@ CHAINS: dict[str, LabelSettings] = {
     **{f"dense CRF + Eq. 4, blur {b}": LabelSettings(**_CRF, refine=True, crf_blur=v) for b, v in CRF_BLURS.items()},
     **{f"dense CRF + Eq. 4, blur 1 cell, top {share:g}": LabelSettings(**{**_CRF, "crf_fg_share": share},
                                                                        refine=True) for share in FG_SHARES},
-    **{f"dense CRF + Eq. 4, blur 1 cell{top}, open holes": LabelSettings(
-        **{**_CRF, "crf_fg_share": share, "open_holes": True}, refine=True)
-       for top, share in (("", ORIGINAL_FG_SHARE), (", top 0.25", FG_SHARES[0]))},
+    **{f"dense CRF + Eq. 4, blur 1 cell{top}, open holes{rim_name}": LabelSettings(
+        **{**_CRF, "crf_fg_share": share, "open_holes": True, "hole_rim": rim}, refine=True)
+       for top, share in (("", ORIGINAL_FG_SHARE), (", top 0.25", FG_SHARES[0]))
+       for rim_name, rim in (("", DEFAULT_HOLE_RIM), *((f", rim {r:g}", r) for r in HOLE_RIMS))},
 }
 # BBAM settings compared on every world: the adaptive stride's range, i.e. how wide the mask
 # cells are (the original's rule, 1.5 and 2 times it).
