@@ -98,12 +98,15 @@ TRAIN_SEED, VAL_SEED = 0, 1  # the bundled detector's train and val splits
 # threads of --jobs ask at once: the runs' threads read configs one at a time
 _CONFIG_LOCK = threading.Lock()
 VAL_POINTS = 4  # validations per training run (the last one is the reported score)
-# Binary maps (true masks, filled boxes) need neither blur nor a low threshold.
-BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0, refine=False, crf=False)
+# Binary maps (true masks, filled boxes) need neither blur nor a low threshold, and are written as they are:
+# no rule of the chain reads the image (opening holes would cut into a true mask whose fill looks like its
+# surroundings).
+BINARY = LabelSettings(theta_fg=0.5, theta_bg=0.5, instance_threshold=0.5, blur_sigma=0.0, refine=False, crf=False,
+                       open_holes=False)
 # The box refined: blurred 3 px and cut at 0.6 (the threshold the attribution benchmark's calibration
 # chose for the refined box when segments were cut to the box; the committed run keeps it).
 BOX_REFINED = LabelSettings(theta_fg=0.6, theta_bg=0.6, instance_threshold=0.6, blur_sigma=3.0, refine=True,
-                            crf=False)
+                            crf=False, open_holes=False)
 
 
 @dataclass(frozen=True)

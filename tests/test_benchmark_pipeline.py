@@ -5,8 +5,14 @@ import json
 
 import pytest
 
-from benchmarks.pipeline import half_items, main, write_half
+from benchmarks.pipeline import BINARY, half_items, main, write_half
 from bbam_captum.io.layout import RunLayout
+
+
+def test_true_masks_and_filled_boxes_are_written_as_they_are():
+    # no rule that reads the image may touch the true masks (opening holes would cut a fill that
+    # looks like its surroundings out of them)
+    assert not BINARY.needs_image
 
 
 @pytest.mark.slow

@@ -18,15 +18,15 @@ def _disc(radius: float) -> np.ndarray:
     return (yy - 47.5) ** 2 + (xx - 47.5) ** 2 <= radius ** 2
 
 
-def _scene(hole_colour: tuple[int, int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A noisy blue background with a red ring (outer radius 27, inner 13) whose hole shows
-    ``hole_colour``; returns the image and the ring's true mask."""
+def _scene(hole_colour: tuple[int, int, int], seed: int = 0, inner: float = 13) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy blue background with a red ring (outer radius 27, inner radius ``inner``) whose
+    hole shows ``hole_colour``; returns the image and the ring's true mask."""
     rng = np.random.default_rng(seed)
     image = np.empty((SIZE, SIZE, 3), np.float64)
     image[:] = (40, 60, 170)
-    ring = _disc(27) & ~_disc(13)
+    ring = _disc(27) & ~_disc(inner)
     image[ring] = (200, 40, 40)
-    image[_disc(13)] = hole_colour
+    image[_disc(inner)] = hole_colour
     image += rng.normal(0, 6, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), ring
 
@@ -43,6 +43,17 @@ def test_a_hole_that_shows_the_surroundings_is_opened():
     assert not (opened & ~filled).any(), "opening only takes pixels out"
     assert _iou(filled[0], ring) < 0.8 < _iou(opened[0], ring)
     assert filled.sum() == _disc(27).sum(), "the input is left as it was"
+
+
+def test_a_thin_ring_is_opened_past_its_rim_and_the_rim_stays():
+    # a ring 5 px thick in a 56 px box: the rim (12 % of the side, 6.7 px) reaches into the hole,
+    # so the hole's segment runs into the rim; its part clear of the rim is opened all the same
+    image, ring = _scene(hole_colour=(40, 60, 170), inner=22)
+    filled = _disc(27)[None]
+    opened = open_holes(filled, BOX, image, box_segment_pools(image, BOX)[0], rim=0.12)
+    assert opened[0][_disc(27) & ~_disc(21)].all(), "the rim is never cut"
+    assert not opened[0][_disc(19)].any()
+    assert _iou(filled[0], ring) < 0.4 < 0.6 < _iou(opened[0], ring)
 
 
 def test_an_inner_part_that_looks_like_the_object_stays():

@@ -2,10 +2,13 @@
 
 BBAM's maps are made of mask cells, and a ring's or a frame's hole is often a cell or two wide,
 so the map, and the CRF and Eq. 4 after it, tend to claim the hole as object. The image tells
-it apart: what shows through a hole is the surroundings. A segment that lies inside the mask,
-away from its rim, is taken out when its colours are likelier under the surroundings' colours
-than under the rim's (two Gaussians in CIELAB, fitted per mask): the rim of a mask is the
-object's own most certain part, the surroundings the box's neighbourhood outside the mask.
+it apart: what shows through a hole is the surroundings. The part of a segment inside the mask
+that lies clear of the mask's rim is taken out when its colours are likelier under the
+surroundings' colours than under the rim's (two Gaussians in CIELAB, fitted per mask): the rim of
+a mask is the object's own most certain part, the surroundings the box's neighbourhood outside
+the mask. The rim itself is never cut; a segment that reaches into it is judged by its part
+clear of it, since the hole of a thin ring or frame often lies closer to the object's outer edge
+than the rim is wide, and on textured images its segments then run into the rim.
 
 A segment whose colours are like the object's stays; so does everything of a solid object
 whose colours are its own, which is what keeps the rule from cutting into solid shapes.
@@ -36,8 +39,9 @@ def open_holes(masks: np.ndarray, boxes: np.ndarray | Sequence[Sequence[float]],
         segments (Segments): one segmentation of the image (labels (H, W), sizes), as
             :func:`~bbam_captum.labels.refine.box_segment_pools` gives.
         rim: width of a mask's rim (its pixels this close to the outside of the mask with its
-            holes filled), as a share of the box's longer side (at least 2 px). Segments that
-            reach into the rim are never taken out.
+            holes filled), as a share of the box's longer side (at least 2 px). The rim is never
+            taken out; a segment that reaches into it is judged, and taken out, by its part
+            clear of it.
 
     Returns:
         np.ndarray[K, H, W] bool: each mask without the segments taken out (a subset of it).
@@ -78,12 +82,11 @@ def _open(mask: np.ndarray, box: np.ndarray, lab: np.ndarray, segments: Segments
     inner = crop & ~rim_pixels
     ids = np.unique(labels[inner])
     in_mask = np.bincount(labels[crop], minlength=len(segments.sizes))[ids]
-    touches_rim = np.bincount(labels[rim_pixels], minlength=len(segments.sizes))[ids] > 0
-    # a segment wholly inside the mask (as Eq. 4 counts it) and clear of the rim is a candidate
-    candidates = ids[(in_mask > DEFAULT_OVERLAP * segments.sizes[ids] - 1e-9) & ~touches_rim]
+    # a segment wholly inside the mask (as Eq. 4 counts it) is a candidate, judged by its part clear of the rim
+    candidates = ids[in_mask > DEFAULT_OVERLAP * segments.sizes[ids] - 1e-9]
     opened = crop.copy()
     for i in candidates:
-        pixels = labels == i
+        pixels = (labels == i) & inner
         x = colours[pixels]
         if np.mean(surroundings_score(x) - object_score(x)) > 0.0:
             opened &= ~pixels
