@@ -39,7 +39,7 @@ from bbam_captum.metrics import box_masks, mask_iou
 from bbam_captum.metrics.pseudo_labels import box_fill_miou, confusion_miou
 from bbam_captum.pipeline import RunLayout, compute_maps, read_coco
 from bbam_captum.pipeline.coco_input import CocoInput
-from bbam_captum.pipeline.generate import map_cells
+from bbam_captum.pipeline.generate import map_cells, recorded_seconds
 from bbam_captum.synth import WORLDS, write_dataset
 from bbam_captum.utils.atomic import write_json_atomic
 
@@ -238,8 +238,8 @@ def run_world(world: str, out: Path, images: int, threads: int, variants: list[s
         compute_maps(bbam, coco, img_dir, work, settings)
         scores = score_chains(coco, gt, img_dir, work, CHAINS, class_of, class_names, with_box=variant == BOX_VARIANT)
         # each image's own time, as its maps were made: a rerun that reuses them does not count as their cost
-        times = [RunLayout(work).time_file(item.image_id) for item in coco.items]
-        scores["map_seconds"] = round(sum(json.loads(t.read_text())["seconds"] for t in times if t.is_file()), 1)
+        times = [recorded_seconds(work, item.image_id) for item in coco.items]
+        scores["map_seconds"] = round(sum(t for t in times if t is not None), 1)
         write_json_atomic(cache, {"key": key, "scores": scores})
         result["variants"][variant] = scores
     return result

@@ -35,8 +35,8 @@ from ..ops import adaptive_stride
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
 
-__all__ = ["compute_maps", "map_cells", "maps_key", "npz_key", "read_maps_file", "recorded_image_digests", "save_maps",
-           "stored_image_digest", "stored_key"]
+__all__ = ["compute_maps", "map_cells", "maps_key", "npz_key", "read_maps_file", "recorded_image_digests",
+           "recorded_seconds", "save_maps", "stored_image_digest", "stored_key"]
 
 # part of every key: a change of the maps format, or of what the key holds, invalidates old files
 # (2: every BBAM setting's value, defaults included; 1 held the settings given explicitly)
@@ -155,6 +155,12 @@ def save_maps(out: Path, item: ImageItem, maps: np.ndarray, records_json: str, s
                     image_sha256=np.array(image_digest))
     if seconds is not None:
         write_json_atomic(layout.time_file(item.image_id), {"seconds": seconds})
+
+
+def recorded_seconds(out: Path, image_id: int) -> float | None:
+    """The time an image's maps took, as :func:`save_maps` recorded it; None where it recorded none."""
+    timing = RunLayout(out).time_file(image_id)
+    return json.loads(timing.read_text())["seconds"] if timing.exists() else None
 
 
 def record_failure(out: Path, item: ImageItem, reason: str) -> None:

@@ -35,7 +35,7 @@ from ..io.layout import RunLayout, label_name
 from ..labels import IGNORE, LabelSettings, pseudo_masks, semantic_label
 from ..utils.atomic import atomic_open, write_json_atomic
 from .coco_input import CocoInput, ImageItem
-from .generate import expected_key, image_path, map_cells, npz_key, read_maps_file
+from .generate import expected_key, image_path, map_cells, npz_key, read_maps_file, recorded_seconds
 from .outputs import check_inputs_outside_outputs
 
 # The training configs inside the package (mm_configs/ of the source tree, shipped as OpenMMLab
@@ -162,8 +162,9 @@ def _label_image(job: _LabelJob) -> _ImageLabels:
             data, reason = None, str(err)
     if data is None:
         return _failed(job, reason)
-    timing = layout.time_file(item.image_id)
-    seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else float(data.get("seconds", 0.0))
+    seconds = recorded_seconds(layout.root, item.image_id)
+    if seconds is None:
+        seconds = float(data.get("seconds", 0.0))
     unknown = sorted({int(c) for c in data["classes"]} - job.category_of_class.keys())
     if unknown:
         return _failed(job, f"maps file of image {item.image_id} holds classes {unknown} that no category "
