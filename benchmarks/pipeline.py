@@ -325,15 +325,19 @@ def _val_records(work_dir: Path) -> list[dict]:
     val = [r for r in records if any(k in r for k in ("mIoU", "coco/segm_mAP"))]
     if not val:
         raise RuntimeError(f"no validation result under {work_dir}: see its log")
-    return sorted(val, key=lambda r: r.get("step", 0))
+    by_step = {r.get("step", 0): r for r in val}  # a resumed run may validate a step again: the later one counts
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run_dir: Path,
           checkpoint: Path, seed: int, seed_threshold: float | None = None) -> dict:
     """One ``mim train`` run; returns its metrics and minutes. A finished run is reused only when
     its inputs are the same (:func:`training_key`): other labels, iterations or a retrained
-    detector in the same ``--out`` train anew."""
+    detector in the same ``--out`` train anew. An interrupted run with the same inputs resumes
+    from its last checkpoint (saved at every validation), so a stopped benchmark loses at most a
+    quarter of a run."""
     result_file = run_dir / "result.json"
+    key_file = run_dir / "key"
     work_dir = run_dir / "work_dir"
     config_text = _train_config(kind, labels.resolve(), Split(val.ann.resolve(), val.images.resolve()),
                                 val_labels.resolve(), iters, work_dir.resolve(), checkpoint.resolve(), seed,
@@ -344,16 +348,25 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
         if result.get("key") == key:
             print(f"[{run_dir.name}] reused (same config, labels and detector)", flush=True)
             return result
-    shutil.rmtree(work_dir, ignore_errors=True)  # an interrupted or outdated run restarts from scratch
-    work_dir.mkdir(parents=True)
-    config = run_dir / "config.py"
-    config.write_text(config_text)
-    command = [str(Path(sys.executable).parent / "mim"), "train", "mmseg" if kind == "seg" else "mmdet", str(config)]
-    print(f"[{run_dir.name}] {' '.join(command[1:3])} ({iters} iterations)", flush=True)
+    resume = key_file.is_file() and key_file.read_text() == key and (work_dir / "last_checkpoint").is_file()
+    if not resume:  # an outdated run, or one stopped before its first checkpoint, restarts from scratch
+        result_file.unlink(missing_ok=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True)
+        (run_dir / "config.py").write_text(config_text)
+        key_file.write_text(key)
+    earlier_minutes = _logged_minutes(work_dir)
+    command = [str(Path(sys.executable).parent / "mim"), "train", "mmseg" if kind == "seg" else "mmdet",
+               str(run_dir / "config.py"),
+               # how often the run is saved does not change what it learns, so it stays out of the key
+               "--cfg-options", f"default_hooks.checkpoint.interval={_val_interval(iters)}",
+               *(["--resume"] if resume else [])]
+    print(f"[{run_dir.name}] {' '.join(command[1:3])} ({iters} iterations"
+          f"{', resumed from ' + (work_dir / 'last_checkpoint').read_text().strip() if resume else ''})", flush=True)
     start = time.perf_counter()
-    with open(run_dir / "train.log", "w") as log:
+    with open(run_dir / "train.log", "a" if resume else "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
-    minutes = (time.perf_counter() - start) / 60
+    minutes = earlier_minutes + (time.perf_counter() - start) / 60
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {run_dir / 'train.log'}")
     records = _val_records(work_dir)
@@ -366,8 +379,23 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
         result = {"mask_ap": scalars["coco/segm_mAP"], "mask_ap50": scalars["coco/segm_mAP_50"],
                   "mask_ap50_curve": [[r.get("step"), r["coco/segm_mAP_50"]] for r in records],
                   "inst_train_minutes": round(minutes, 2)}
+    if resume:
+        result["resumed"] = True
     write_json_atomic(result_file, {**result, "key": key})
     return result
+
+
+def _logged_minutes(work_dir: Path) -> float:
+    """Minutes that earlier, interrupted invocations of a run trained: from each log's start (its
+    folder's name, mmengine's local timestamp) to its last write."""
+    minutes = 0.0
+    for log in work_dir.glob("*/*.log"):
+        try:
+            started = time.mktime(time.strptime(log.parent.name, "%Y%m%d_%H%M%S"))
+        except ValueError:  # not a folder mmengine made
+            continue
+        minutes += max(0.0, log.stat().st_mtime - started) / 60
+    return minutes
 
 
 def _class_ious(work_dir: Path) -> dict[str, float]:

@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +68,33 @@ def test_quick_pipeline_smallest_case_trains_evaluates_and_resumes(tmp_path):
     before = (runs / "gt_seg_s0_i3" / "result.json").stat().st_mtime_ns
     main([*args, "--sources", "gt", "--seg-iters", "3", "--models", "seg", "--name", "seg3", "--num-train", "4"])
     assert (runs / "gt_seg_s0_i3" / "result.json").stat().st_mtime_ns != before
+
+
+@pytest.mark.slow
+def test_a_stopped_training_resumes_from_its_last_checkpoint(tmp_path):
+    args = ["--out", str(tmp_path), "--sources", "gt", "--num-train", "3", "--num-val", "2", "--seg-iters", "40",
+            "--models", "seg", "--seeds", "0"]
+    run = tmp_path / "work" / "shapes" / "runs" / "gt_seg_s0_i40"
+    saved = run / "work_dir" / "last_checkpoint"
+    benchmark = subprocess.Popen([sys.executable, "-m", "benchmarks.pipeline", *args], start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not saved.is_file():  # the first checkpoint (at the first validation, iteration 10)
+        assert benchmark.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.2)
+    os.killpg(benchmark.pid, signal.SIGKILL)  # the benchmark and its mim train, as a stopped session ends them
+    benchmark.wait()
+    assert not (run / "result.json").exists()
+    at = int(Path(saved.read_text().strip()).stem.split("_")[1])
+    assert 0 < at < 40
+
+    main(args)
+    (row,) = json.loads((tmp_path / "pipeline_shapes.json").read_text())
+    assert row["resumed"] and row["train_minutes"] > 0
+    assert f"resumed epoch: 0, iter: {at}" in (run / "train.log").read_text()
+    # each validation step once, the last one at the end of the schedule
+    steps = [step for step, _ in row["semantic_miou_curve"]]
+    assert steps == sorted(set(steps)) and steps[-1] == 40
 
 
 def test_unknown_label_source_is_refused(tmp_path):
