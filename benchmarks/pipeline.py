@@ -330,12 +330,13 @@ def _val_records(work_dir: Path) -> list[dict]:
 
 
 def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run_dir: Path,
-          checkpoint: Path, seed: int, seed_threshold: float | None = None) -> dict:
+          checkpoint: Path, seed: int, seed_threshold: float | None = None, threads: int | None = None) -> dict:
     """One ``mim train`` run; returns its metrics and minutes. A finished run is reused only when
     its inputs are the same (:func:`training_key`): other labels, iterations or a retrained
     detector in the same ``--out`` train anew. An interrupted run with the same inputs resumes
     from its last checkpoint (saved at every validation), so a stopped benchmark loses at most a
-    quarter of a run."""
+    quarter of a run. ``threads``: the run's CPU threads (``OMP_NUM_THREADS``; default: as the
+    environment sets them)."""
     result_file = run_dir / "result.json"
     key_file = run_dir / "key"
     work_dir = run_dir / "work_dir"
@@ -365,7 +366,8 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
           f"{', resumed from ' + (work_dir / 'last_checkpoint').read_text().strip() if resume else ''})", flush=True)
     start = time.perf_counter()
     with open(run_dir / "train.log", "a" if resume else "w") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        env = os.environ if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     minutes = earlier_minutes + (time.perf_counter() - start) / 60
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed (exit {done.returncode}); see {run_dir / 'train.log'}")
@@ -653,12 +655,15 @@ def main(argv: list[str] | None = None) -> None:
         teachers["bbam_cross"] = {
             half: teacher_job(trained[1 - half], f"bbam_half{1 - half}_inst_s{TEACHER_SEED}{inst_suffix}")
             for half in HALVES}
+    # the runs at once share the cores: each with a thread per core, two runs on 2 cores trained
+    # about 4 times slower than with one thread each (their threads wait on each other's)
+    threads = None if "OMP_NUM_THREADS" in os.environ else max(1, len(os.sched_getaffinity(0)) // args.jobs)
     unique = {job[5]: job for job in jobs.values()}  # bbam_seeded shares bbam's semantic runs
     for by_half in teachers.values():
         unique.update({job[5]: job for job in by_half.values()})
     results = {}
     with ThreadPoolExecutor(args.jobs) as pool:  # each run is a mim subprocess
-        results.update(zip(unique, pool.map(lambda job: train(*job), unique.values())))
+        results.update(zip(unique, pool.map(lambda job: train(*job, threads=threads), unique.values())))
         for source in self_sources:  # the teachers have trained: their masks are the labels
             labels = work / "labels" / source
             runs_by_half = {half: job[5] for half, job in teachers[source].items()}
@@ -668,7 +673,7 @@ def main(argv: list[str] | None = None) -> None:
             qualities[source] = (labels, _label_quality(labels, train_split.ann))
             add_jobs(source, labels, args.seeds)
         later = {job[5]: job for job in jobs.values() if job[5] not in results}
-        results.update(zip(later, pool.map(lambda job: train(*job), later.values())))
+        results.update(zip(later, pool.map(lambda job: train(*job, threads=threads), later.values())))
     rows = []
     for source, (_, quality) in qualities.items():
         for seed in args.seeds:
@@ -679,6 +684,7 @@ def main(argv: list[str] | None = None) -> None:
                 0.0 if source in REUSE_BBAM_LABELS else row.get("seg_train_minutes", 0.0))
             rows.append(row)
     meta = {**asdict(scale), "name": name, "seeds": args.seeds, **info.meta(), "wall_minutes": info.seconds() / 60,
+            "runs_at_once": args.jobs, "threads_per_run": os.environ.get("OMP_NUM_THREADS", str(threads)),
             "bbam_settings": asdict(bbam_settings), "label_settings": asdict(LabelSettings())}
     stem = f"pipeline_{name}"
     write_json_atomic(out / f"{stem}.json", [dict(r, device=info.device) for r in rows], indent=1)
