@@ -349,7 +349,7 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
         if result.get("key") == key:
             print(f"[{run_dir.name}] reused (same config, labels and detector)", flush=True)
             return result
-    resume = key_file.is_file() and key_file.read_text() == key and (work_dir / "last_checkpoint").is_file()
+    resume = key_file.is_file() and key_file.read_text() == key and _resumable(work_dir, iters)
     if not resume:  # an outdated run, or one stopped before its first checkpoint, restarts from scratch
         result_file.unlink(missing_ok=True)
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -361,6 +361,7 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
                str(run_dir / "config.py"),
                # how often the run is saved does not change what it learns, so it stays out of the key
                "--cfg-options", f"default_hooks.checkpoint.interval={_val_interval(iters)}",
+               "default_hooks.checkpoint.max_keep_ckpts=2",
                *(["--resume"] if resume else [])]
     print(f"[{run_dir.name}] {' '.join(command[1:3])} ({iters} iterations"
           f"{', resumed from ' + (work_dir / 'last_checkpoint').read_text().strip() if resume else ''})", flush=True)
@@ -385,6 +386,22 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
         result["resumed"] = True
     write_json_atomic(result_file, {**result, "key": key})
     return result
+
+
+def _resumable(work_dir: Path, iters: int) -> bool:
+    """Whether a stopped run has a checkpoint to resume from. One saved at the last iteration
+    is not enough (a run stopped during its last validation would resume into no training and
+    no validation): then the one before it is resumed, and the last validation runs again."""
+    pointer = work_dir / "last_checkpoint"
+    if not pointer.is_file():
+        return False
+    saved = sorted(work_dir.glob("iter_*.pth"), key=lambda f: int(f.stem.split("_")[1]))
+    earlier = [f for f in saved if int(f.stem.split("_")[1]) < iters]
+    if Path(pointer.read_text().strip()).name == f"iter_{iters}.pth":
+        if not earlier:
+            return False
+        pointer.write_text(str(earlier[-1].resolve()))
+    return Path(pointer.read_text().strip()).is_file()
 
 
 def _logged_minutes(work_dir: Path) -> float:

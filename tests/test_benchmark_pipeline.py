@@ -96,6 +96,14 @@ def test_a_stopped_training_resumes_from_its_last_checkpoint(tmp_path):
     steps = [step for step, _ in row["semantic_miou_curve"]]
     assert steps == sorted(set(steps)) and steps[-1] == 40
 
+    # stopped during its last validation, after the last checkpoint: the one before is resumed,
+    # so the last validation runs again
+    (run / "result.json").unlink()
+    main(args)
+    assert "resumed epoch: 0, iter: 30" in (run / "train.log").read_text()
+    (row,) = json.loads((tmp_path / "pipeline_shapes.json").read_text())
+    assert [step for step, _ in row["semantic_miou_curve"]] == steps
+
 
 def test_unknown_label_source_is_refused(tmp_path):
     with pytest.raises(SystemExit):
