@@ -180,11 +180,17 @@ def _write_gradcam_maps(out: Path, coco: CocoInput, img_dir: Path, adapter: MMDe
         save_maps(out, item, maps[:, 0].numpy(), "[]", time.perf_counter() - start)
 
 
+def _checkpoints(work_dir: Path) -> dict[int, Path]:
+    """A run's saved checkpoints by their iteration, in order."""
+    saved = {int(f.stem.split("_")[1]): f for f in work_dir.glob("iter_*.pth")}
+    return dict(sorted(saved.items()))
+
+
 def _last_checkpoint(run: Path) -> Path:
-    checkpoints = sorted((run / "work_dir").glob("iter_*.pth"), key=lambda f: int(f.stem.split("_")[1]))
+    checkpoints = _checkpoints(run / "work_dir")
     if not checkpoints:
         raise RuntimeError(f"no checkpoint under {run / 'work_dir'}")
-    return checkpoints[-1]
+    return checkpoints[max(checkpoints)]
 
 
 def make_self_labels(out: Path, split: Split, teachers: dict[int | None, Path], class_names: tuple[str, ...],
@@ -349,7 +355,7 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
         if result.get("key") == key:
             print(f"[{run_dir.name}] reused (same config, labels and detector)", flush=True)
             return result
-    resume = key_file.is_file() and key_file.read_text() == key and _resumable(work_dir, iters)
+    resume = key_file.is_file() and key_file.read_text() == key and _ready_to_resume(work_dir, iters)
     if not resume:  # an outdated run, or one stopped before its first checkpoint, restarts from scratch
         result_file.unlink(missing_ok=True)
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -388,16 +394,16 @@ def train(kind: str, labels: Path, val: Split, val_labels: Path, iters: int, run
     return result
 
 
-def _resumable(work_dir: Path, iters: int) -> bool:
-    """Whether a stopped run has a checkpoint to resume from. One saved at the last iteration
-    is not enough (a run stopped during its last validation would resume into no training and
-    no validation): then the one before it is resumed, and the last validation runs again."""
+def _ready_to_resume(work_dir: Path, iters: int) -> bool:
+    """Whether a stopped run has a checkpoint to resume from, with mmengine's ``last_checkpoint``
+    pointing at it. One saved at the last iteration is not enough (a run stopped during its last
+    validation would resume into no training and no validation): the pointer is moved to the one
+    before it, so the last validation runs again."""
     pointer = work_dir / "last_checkpoint"
     if not pointer.is_file():
         return False
-    saved = sorted(work_dir.glob("iter_*.pth"), key=lambda f: int(f.stem.split("_")[1]))
-    earlier = [f for f in saved if int(f.stem.split("_")[1]) < iters]
     if Path(pointer.read_text().strip()).name == f"iter_{iters}.pth":
+        earlier = [f for it, f in _checkpoints(work_dir).items() if it < iters]
         if not earlier:
             return False
         pointer.write_text(str(earlier[-1].resolve()))
