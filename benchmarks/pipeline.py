@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> None:
             half: teacher_job(trained[1 - half], f"bbam_half{1 - half}_inst_s{TEACHER_SEED}{inst_suffix}")
             for half in HALVES}
     # the runs at once share the cores: each with a thread per core, two runs on 2 cores trained
-    # about 10 times slower than with one thread each (Semantic FPN 2.6 s an iteration against
+    # 6-10 times slower than with one thread each (Semantic FPN 2.6 s an iteration against
     # 0.26 s, Mask R-CNN 4.3 s against 0.68 s): their threads wait on each other's
     threads = None if "OMP_NUM_THREADS" in os.environ else max(1, len(os.sched_getaffinity(0)) // args.jobs)
     unique = {job[5]: job for job in jobs.values()}  # bbam_seeded shares bbam's semantic runs
